@@ -6,9 +6,9 @@
  * created; the driver allocates its context, fills the reader's vendor attributes and capabilities,
  * and reports the initial card state. Afterwards libsmc validates every IOCTL (buffer sizes, reader
  * state, parameters), answers what it can by itself (GET_STATE, GET_LAST_ERROR, GET_PERF_CNTR,
- * standard attributes, already-satisfied card tracking), and calls a slot only for what the hardware
- * must do. Slots of one reader never run concurrently (libsmc holds the reader's operation lock);
- * the card-tracking slot only arms detection and returns STATUS_PENDING.
+ * standard attributes, already-satisfied card tracking), and calls a slot only for what the
+ * hardware must do. Slots of one reader never run concurrently (libsmc holds the reader's operation
+ * lock); the card-tracking slot only arms detection and returns STATUS_PENDING.
  *
  * The driver's event path (an interrupt, poll or worker thread) reports insertion and removal with
  * smc_card_inserted() / smc_card_removed(), which update the state and complete the pending
@@ -38,33 +38,33 @@ struct smc_vendor_attr {
 
 /* Reader capabilities (SCARD_READER_CAPABILITIES), maintained by the driver. */
 struct smc_reader_caps {
-    uint32_t protocols;        /* SCARD_PROTOCOL_T0 | T1 | RAW the reader supports */
-    uint32_t reader_type;      /* SCARD_READER_TYPE_* */
-    uint32_t channel;          /* low word of SCARD_ATTR_CHANNEL_ID */
-    uint32_t mech;             /* SCARD_READER_SWALLOWS | EJECTS | CONFISCATES | CONTACTLESS */
+    uint32_t protocols;   /* SCARD_PROTOCOL_T0 | T1 | RAW the reader supports */
+    uint32_t reader_type; /* SCARD_READER_TYPE_* */
+    uint32_t channel;     /* low word of SCARD_ATTR_CHANNEL_ID */
+    uint32_t mech;        /* SCARD_READER_SWALLOWS | EJECTS | CONFISCATES | CONTACTLESS */
     uint32_t clk_default_khz, clk_max_khz;
     uint32_t rate_default, rate_max;
-    const uint32_t *clk_list;  /* optional lists of selectable values (for PPS) */
+    const uint32_t *clk_list; /* optional lists of selectable values (for PPS) */
     size_t n_clk;
     const uint32_t *rate_list;
     size_t n_rate;
-    uint32_t max_ifsd;         /* announced to T=1 cards */
-    uint32_t power_mgmt;       /* SCARD_ATTR_POWER_MGMT_SUPPORT */
+    uint32_t max_ifsd;   /* announced to T=1 cards */
+    uint32_t power_mgmt; /* SCARD_ATTR_POWER_MGMT_SUPPORT */
 };
 
 /* The request a slot works on (smclib's IoRequest + Major/MinorIoControlCode). */
 struct smc_io {
-    uint32_t code;       /* IOCTL code */
-    uint32_t minor;      /* POWER: power command; SET_PROTOCOL: protocol mask */
-    const uint8_t *in;   /* caller input (TRANSMIT: 8-byte header + APDU) */
+    uint32_t code;     /* IOCTL code */
+    uint32_t minor;    /* POWER: power command; SET_PROTOCOL: protocol mask */
+    const uint8_t *in; /* caller input (TRANSMIT: 8-byte header + APDU) */
     size_t in_len;
-    uint8_t *out;        /* caller output; may alias `in` — read all input before writing */
+    uint8_t *out; /* caller output; may alias `in` — read all input before writing */
     size_t out_len;
-    size_t info;         /* bytes written to out (the slot sets it) */
+    size_t info; /* bytes written to out (the slot sets it) */
 };
 
 struct smc_driver_ops {
-    const char *name;   /* device-string prefix: "sim" for "sim:0" */
+    const char *name; /* device-string prefix: "sim" for "sim:0" */
 
     /* ---- discovery and lifetime ---- */
     /* Optional. Report each device the driver can find by calling add(ctx, "name:address"). */
@@ -79,9 +79,10 @@ struct smc_driver_ops {
     bool exclusive;
 
     /* ---- RDF slots (NULL optional slot → STATUS_NOT_SUPPORTED, answered by libsmc) ---- */
-    /* RDF_CARD_POWER (mandatory). COLD/WARM reset: store the ATR with smc_reader_set_atr() and
-     * copy it to io->out; libsmc then parses it and sets NEGOTIABLE / SPECIFIC. POWER_DOWN: set the
-     * state (SWALLOWED or PRESENT). */
+    /* RDF_CARD_POWER (mandatory). io->minor is the command (a warm reset of an unpowered card
+     * arrives as a cold reset). Reset: store the ATR with smc_reader_set_atr() (io->out is not
+     * given to the driver); libsmc parses it, sets NEGOTIABLE / SPECIFIC and returns it to the
+     * caller. POWER_DOWN: deactivate; libsmc sets SWALLOWED unless the driver set PRESENT. */
     smc_status (*power)(struct smc_reader *r, struct smc_io *io);
     /* RDF_TRANSMIT (mandatory). Usually: return smc_transmit(r, io, &link). */
     smc_status (*transmit)(struct smc_reader *r, struct smc_io *io);
@@ -122,7 +123,8 @@ SMC_API void smc_reader_card_caps(struct smc_reader *r, struct smc_card_caps *ou
 /* ---- The event path (safe from any thread) --------------------------------------------------- */
 
 /* A card arrived: state → `state` (PRESENT, or SWALLOWED for a reader that positions cards itself;
- * SPECIFIC for a contactless reader that activates it) and the pending tracking request completes. */
+ * SPECIFIC for a contactless reader that activates it) and the pending tracking request completes.
+ */
 SMC_API void smc_card_inserted(struct smc_reader *r, uint32_t state);
 /* The card left: state → ABSENT, card capabilities cleared, pending tracking request completes. */
 SMC_API void smc_card_removed(struct smc_reader *r);
@@ -131,10 +133,12 @@ SMC_API void smc_reader_lost(struct smc_reader *r);
 /* Complete the pending IS_PRESENT / IS_ABSENT with STATUS_SUCCESS, if there is one (smclib's
  * SmartcardCompleteCardTracking). Returns true if a request was completed. */
 SMC_API bool smc_complete_card_tracking(struct smc_reader *r);
-/* Complete a request a non-tracking slot left STATUS_PENDING (library was answering DEVICE_BUSY). */
+/* Complete a request a non-tracking slot left STATUS_PENDING (library was answering DEVICE_BUSY).
+ */
 SMC_API void smc_complete_pending(struct smc_reader *r, smc_status status, size_t info);
 
-/* ---- Protocol helpers for the transmit and set_protocol slots --------------------------------- */
+/* ---- Protocol helpers for the transmit and set_protocol slots ---------------------------------
+ */
 
 /* TRANSMIT through the T=0 / T=1 / raw engine selected by SET_PROTOCOL, over `link`. Checks the
  * SCARD_IO_REQUEST header, writes header + response to io->out, and re-checks for removal. */

@@ -11,9 +11,10 @@
  *   - a request is one IOCTL. Most complete at once; IS_PRESENT / IS_ABSENT may pend until the
  *     driver's event path completes them, or until they are cancelled.
  *
- * Thread safety: every function may be called from any thread. Completion callbacks run on the thread
- * that completes the request (the driver's event thread, the cancelling thread or the closing thread),
- * with no libsmc lock held, so a callback may issue the next IOCTL on the same handle.
+ * Thread safety: every function may be called from any thread. Completion callbacks run on the
+ * thread that completes the request (the driver's event thread, the cancelling thread or the
+ * closing thread), with no libsmc lock held, so a callback may issue the next IOCTL on the same
+ * handle.
  */
 #ifndef SMC_SMC_H
 #define SMC_SMC_H
@@ -28,7 +29,8 @@ struct smc_ctx;
 struct smc_handle;
 struct smc_driver_ops;
 
-/* ---- Context, drivers, devices ---------------------------------------------------------------- */
+/* ---- Context, drivers, devices ----------------------------------------------------------------
+ */
 
 /* A new context with the built-in drivers registered (sim, and the others compiled in). */
 SMC_API struct smc_ctx *smc_ctx_new(void);
@@ -47,14 +49,15 @@ SMC_API void smc_set_pnp_listener(struct smc_ctx *ctx, smc_pnp_fn fn, void *user
 
 /*
  * Create the device named by a uniform device string through its driver's open slot (a configured
- * reader). The device string is normalised to "driver:address" as its name; options after the second
+ * reader). The device string is normalised to "driver:address" as its name; options after the
+ * second
  * ':' configure it. Reports SMC_DEVICE_ARRIVED. Errors: STATUS_NO_SUCH_DEVICE (no such driver),
  * STATUS_INVALID_PARAMETER (bad options; the driver logs why), STATUS_DEVICE_BUSY (name exists).
  */
 SMC_API smc_status smc_add_device(struct smc_ctx *ctx, const char *device);
 
-/* Ask every driver to enumerate what it can discover; each found device is added. Returns the number
- * of devices added. */
+/* Ask every driver to enumerate what it can discover; each found device is added. Returns the
+ * number of devices added. */
 SMC_API int smc_discover(struct smc_ctx *ctx);
 
 /* Remove a device (surprise removal): pending requests of every handle complete CANCELLED, further
@@ -91,8 +94,8 @@ typedef void (*smc_completion_fn)(void *user, smc_status status, size_t returned
 
 /*
  * Asynchronous IOCTL. If the request completes at once its final status is returned and `done` is
- * NOT called. If it returns STATUS_PENDING, `done` is called exactly once later, and *req_id (if not
- * NULL) identifies the request for smc_cancel(). `in`/`out` must stay valid until completion.
+ * NOT called. If it returns STATUS_PENDING, `done` is called exactly once later, and *req_id (if
+ * not NULL) identifies the request for smc_cancel(). `in`/`out` must stay valid until completion.
  */
 SMC_API smc_status smc_ioctl_async(struct smc_handle *h, uint32_t code, const void *in,
                                    size_t in_len, void *out, size_t out_len, smc_completion_fn done,
@@ -104,6 +107,11 @@ SMC_API bool smc_cancel(struct smc_handle *h, uint64_t req_id);
 
 /* Cancel everything pending on the handle (CancelIo) without closing it. Returns how many. */
 SMC_API int smc_cancel_all(struct smc_handle *h);
+
+/* Output of IOCTL_SMARTCARD_GET_PERF_CNTR: five little-endian u32 counters, in this order:
+ * transmissions, APDU bytes sent, response bytes received, failed transmissions, total
+ * transmission time in µs. */
+#define SMC_PERF_SIZE 20u
 
 /* Helpers for the common DWORD-in / DWORD-out requests. */
 SMC_API smc_status smc_get_state(struct smc_handle *h, uint32_t *state);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/hex.h"
 #include "common/log.h"
 
 void test_assert_bytes_equal(const uint8_t *got, size_t got_len, const uint8_t *want,

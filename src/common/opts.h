@@ -1,0 +1,24 @@
+/*
+ * Option lists of uniform device strings: "key=value,key=value,flag". Iterate with
+ * scrm_opts_next(); parse numbers with scrm_parse_u32() (strict: whole text, in range).
+ */
+#ifndef SCRM_COMMON_OPTS_H
+#define SCRM_COMMON_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct scrm_opt {
+    char key[32];
+    char value[96];
+};
+
+/* Take the next option from *cursor into opt. Returns false at the end, or when an entry is too
+ * long (then opt->key is "" and *cursor moves past it so the caller can report and stop). */
+bool scrm_opts_next(const char **cursor, struct scrm_opt *opt);
+
+/* Parse a decimal (or 0x hex) unsigned number that fills the whole text and is <= max. */
+bool scrm_parse_u32(const char *text, uint32_t max, uint32_t *out);
+
+#endif

@@ -1,0 +1,493 @@
+/*
+ * Context, devices and handles: driver registration, device creation from uniform device strings
+ * ("sim:0:vendor=ACME"), discovery, removal, open/close with cleanup, cancellation, and the
+ * synchronous IOCTL built on the asynchronous path.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "smc/internal.h"
+
+struct smc_ctx *smc_ctx_new(void)
+{
+    struct smc_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return NULL;
+    pthread_mutex_init(&ctx->lock, NULL);
+    smc__register_builtin_drivers(ctx);
+    return ctx;
+}
+
+void smc_ctx_free(struct smc_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    for (;;) {
+        pthread_mutex_lock(&ctx->lock);
+        struct smc_reader *r = ctx->devices;
+        char *name = r ? strdup(r->device) : NULL;
+        pthread_mutex_unlock(&ctx->lock);
+        if (!r)
+            break;
+        if (!name || smc_remove_device(ctx, name) != STATUS_SUCCESS) {
+            free(name);
+            break; /* out of memory: leak the rest rather than loop */
+        }
+        free(name);
+    }
+    free(ctx->drivers);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+smc_status smc_register_driver(struct smc_ctx *ctx, const struct smc_driver_ops *ops)
+{
+    if (!ops || !ops->name || !ops->open || !ops->close || !ops->power || !ops->transmit ||
+        !ops->set_protocol || !ops->card_tracking)
+        return STATUS_INVALID_PARAMETER;
+    pthread_mutex_lock(&ctx->lock);
+    smc_status st = STATUS_SUCCESS;
+    for (size_t i = 0; i < ctx->n_drivers; i++)
+        if (strcmp(ctx->drivers[i]->name, ops->name) == 0)
+            st = STATUS_INVALID_PARAMETER;
+    if (st == STATUS_SUCCESS) {
+        /* an array of pointers to ops tables: the element is a pointer on purpose */
+        const struct smc_driver_ops **d =
+            realloc(ctx->drivers, (ctx->n_drivers + 1) *
+                                      sizeof(*ctx->drivers)); // NOLINT(bugprone-sizeof-expression)
+        if (!d) {
+            st = STATUS_INSUFFICIENT_RESOURCES;
+        } else {
+            d[ctx->n_drivers++] = ops;
+            ctx->drivers = d;
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return st;
+}
+
+void smc_set_pnp_listener(struct smc_ctx *ctx, smc_pnp_fn fn, void *user)
+{
+    pthread_mutex_lock(&ctx->lock);
+    ctx->pnp = fn;
+    ctx->pnp_user = user;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static void notify(struct smc_ctx *ctx, enum smc_pnp_event ev, const char *device)
+{
+    pthread_mutex_lock(&ctx->lock);
+    smc_pnp_fn fn = ctx->pnp;
+    void *user = ctx->pnp_user;
+    pthread_mutex_unlock(&ctx->lock);
+    if (fn)
+        fn(user, ev, device);
+}
+
+static const struct smc_driver_ops *find_driver(struct smc_ctx *ctx, const char *name, size_t n)
+{
+    const struct smc_driver_ops *ops = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->n_drivers && !ops; i++)
+        if (strlen(ctx->drivers[i]->name) == n && strncmp(ctx->drivers[i]->name, name, n) == 0)
+            ops = ctx->drivers[i];
+    pthread_mutex_unlock(&ctx->lock);
+    return ops;
+}
+
+/* Look up a device by name; ctx->lock held. */
+static struct smc_reader *find_device_locked(struct smc_ctx *ctx, const char *name)
+{
+    for (struct smc_reader *r = ctx->devices; r; r = r->next)
+        if (strcmp(r->device, name) == 0)
+            return r;
+    return NULL;
+}
+
+static struct smc_reader *reader_new(struct smc_ctx *ctx, const struct smc_driver_ops *ops,
+                                     const char *name, size_t name_len)
+{
+    struct smc_reader *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->device = strndup(name, name_len);
+    r->xfer_buf = malloc(SMC_XFER_BUF);
+    if (!r->device || !r->xfer_buf) {
+        free(r->device);
+        free(r->xfer_buf);
+        free(r);
+        return NULL;
+    }
+    r->ctx = ctx;
+    r->ops = ops;
+    r->state = SCARD_UNKNOWN;
+    r->next_req_id = 1;
+    atomic_init(&r->refs, 1);
+    pthread_mutex_init(&r->op_lock, NULL);
+    pthread_mutex_init(&r->lock, NULL);
+    return r;
+}
+
+/* Split "driver:address[:options]" into its parts. Returns false if malformed. */
+static bool split_device(const char *device, size_t *drv_len, const char **addr, size_t *addr_len,
+                         const char **options)
+{
+    const char *c1 = strchr(device, ':');
+    if (!c1 || c1 == device || c1[1] == '\0')
+        return false;
+    *drv_len = (size_t)(c1 - device);
+    *addr = c1 + 1;
+    const char *c2 = strchr(*addr, ':');
+    *addr_len = c2 ? (size_t)(c2 - *addr) : strlen(*addr);
+    *options = c2 ? c2 + 1 : "";
+    return *addr_len > 0;
+}
+
+smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
+{
+    size_t drv_len, addr_len;
+    const char *addr, *options;
+    if (!device || !split_device(device, &drv_len, &addr, &addr_len, &options)) {
+        log_error(smc, "bad device string '%s' (expected driver:address[:options])",
+                  device ? device : "(null)");
+        return STATUS_INVALID_PARAMETER;
+    }
+    const struct smc_driver_ops *ops = find_driver(ctx, device, drv_len);
+    if (!ops) {
+        log_error(smc, "device '%s': no driver '%.*s'", device, (int)drv_len, device);
+        return STATUS_NO_SUCH_DEVICE;
+    }
+    struct smc_reader *r = reader_new(ctx, ops, device, drv_len + 1 + addr_len);
+    if (!r)
+        return STATUS_INSUFFICIENT_RESOURCES;
+
+    pthread_mutex_lock(&ctx->lock);
+    bool exists = find_device_locked(ctx, r->device) != NULL;
+    pthread_mutex_unlock(&ctx->lock);
+    if (exists) {
+        log_error(smc, "device '%s' exists already", r->device);
+        smc__reader_unref(r);
+        return STATUS_DEVICE_BUSY;
+    }
+
+    char *address = strndup(addr, addr_len);
+    smc_status st = address ? ops->open(r, address, options) : STATUS_INSUFFICIENT_RESOURCES;
+    free(address);
+    if (st != STATUS_SUCCESS) {
+        log_error(smc, "device '%s': driver %s refused to open it: %s", device, ops->name,
+                  smc_status_name(st));
+        smc__reader_unref(r);
+        return st;
+    }
+
+    pthread_mutex_lock(&ctx->lock);
+    struct smc_reader **pp = &ctx->devices;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = r;
+    pthread_mutex_unlock(&ctx->lock);
+    log_info(smc, "device %s arrived (%s %s %u)", r->device, r->vendor.vendor_name,
+             r->vendor.ifd_type, r->vendor.unit);
+    notify(ctx, SMC_DEVICE_ARRIVED, r->device);
+    return STATUS_SUCCESS;
+}
+
+static void discover_add(struct smc_ctx *ctx, const char *device)
+{
+    (void)smc_add_device(ctx, device);
+}
+
+int smc_discover(struct smc_ctx *ctx)
+{
+    int before = 0, after = 0;
+    pthread_mutex_lock(&ctx->lock);
+    for (struct smc_reader *r = ctx->devices; r; r = r->next)
+        before++;
+    size_t n = ctx->n_drivers;
+    pthread_mutex_unlock(&ctx->lock);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&ctx->lock);
+        const struct smc_driver_ops *ops = ctx->drivers[i];
+        pthread_mutex_unlock(&ctx->lock);
+        if (ops->enumerate)
+            ops->enumerate(ctx, discover_add);
+    }
+    pthread_mutex_lock(&ctx->lock);
+    for (struct smc_reader *r = ctx->devices; r; r = r->next)
+        after++;
+    pthread_mutex_unlock(&ctx->lock);
+    return after - before;
+}
+
+/* Unlink every pending request of every handle of r; r->lock held. Returns them as a list. */
+static struct smc_request *take_all_pending_locked(struct smc_reader *r)
+{
+    struct smc_request *all = NULL;
+    for (struct smc_handle *h = r->handles; h; h = h->next) {
+        while (h->pending) {
+            struct smc_request *req = h->pending;
+            smc__unlink_locked(req);
+            req->next = all;
+            all = req;
+        }
+    }
+    return all;
+}
+
+static void finish_list(struct smc_request *list, smc_status st)
+{
+    while (list) {
+        struct smc_request *next = list->next;
+        smc__finish(list, st, 0);
+        list = next;
+    }
+}
+
+smc_status smc_remove_device(struct smc_ctx *ctx, const char *device)
+{
+    pthread_mutex_lock(&ctx->lock);
+    struct smc_reader **pp = &ctx->devices;
+    while (*pp && strcmp((*pp)->device, device) != 0)
+        pp = &(*pp)->next;
+    struct smc_reader *r = *pp;
+    if (r)
+        *pp = r->next;
+    pthread_mutex_unlock(&ctx->lock);
+    if (!r)
+        return STATUS_NO_SUCH_DEVICE;
+
+    pthread_mutex_lock(&r->op_lock);
+    pthread_mutex_lock(&r->lock);
+    r->gone = true;
+    struct smc_request *pending = take_all_pending_locked(r);
+    pthread_mutex_unlock(&r->lock);
+    r->ops->close(r);
+    pthread_mutex_unlock(&r->op_lock);
+    finish_list(pending, STATUS_CANCELLED);
+
+    log_info(smc, "device %s left", r->device);
+    notify(ctx, SMC_DEVICE_LEFT, r->device);
+    smc__reader_unref(r);
+    return STATUS_SUCCESS;
+}
+
+void smc_list_devices(struct smc_ctx *ctx, void (*fn)(void *user, const char *device), void *user)
+{
+    /* Copy the names first so fn runs without the lock (it may add or remove devices). */
+    pthread_mutex_lock(&ctx->lock);
+    size_t n = 0;
+    for (struct smc_reader *r = ctx->devices; r; r = r->next)
+        n++;
+    char **names = calloc(n ? n : 1, sizeof(*names));
+    size_t i = 0;
+    for (struct smc_reader *r = ctx->devices; r && names; r = r->next)
+        names[i++] = strdup(r->device);
+    pthread_mutex_unlock(&ctx->lock);
+    if (!names)
+        return;
+    for (i = 0; i < n; i++) {
+        if (names[i])
+            fn(user, names[i]);
+        free(names[i]);
+    }
+    free(names);
+}
+
+smc_status smc_open(struct smc_ctx *ctx, const char *device, struct smc_handle **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    struct smc_reader *r = find_device_locked(ctx, device);
+    if (r)
+        smc__reader_ref(r);
+    pthread_mutex_unlock(&ctx->lock);
+    if (!r)
+        return STATUS_NO_SUCH_DEVICE;
+
+    struct smc_handle *h = calloc(1, sizeof(*h));
+    if (!h) {
+        smc__reader_unref(r);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    h->r = r;
+    smc_status st = STATUS_SUCCESS;
+    pthread_mutex_lock(&r->lock);
+    if (r->gone)
+        st = STATUS_NO_SUCH_DEVICE;
+    else if (r->ops->exclusive && r->n_handles > 0)
+        st = STATUS_ACCESS_DENIED;
+    if (st == STATUS_SUCCESS) {
+        h->next = r->handles;
+        r->handles = h;
+        r->n_handles++;
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (st != STATUS_SUCCESS) {
+        free(h);
+        smc__reader_unref(r);
+        return st;
+    }
+    *out = h;
+    return STATUS_SUCCESS;
+}
+
+void smc_close(struct smc_handle *h)
+{
+    if (!h)
+        return;
+    struct smc_reader *r = h->r;
+    (void)smc_cancel_all(h);
+    pthread_mutex_lock(&r->lock);
+    for (struct smc_handle **pp = &r->handles; *pp; pp = &(*pp)->next) {
+        if (*pp == h) {
+            *pp = h->next;
+            r->n_handles--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    free(h);
+    smc__reader_unref(r);
+}
+
+const char *smc_handle_device(const struct smc_handle *h)
+{
+    return h->r->device;
+}
+
+bool smc_cancel(struct smc_handle *h, uint64_t req_id)
+{
+    struct smc_reader *r = h->r;
+    pthread_mutex_lock(&r->lock);
+    struct smc_request *req = h->pending;
+    while (req && req->id != req_id)
+        req = req->next;
+    if (req)
+        smc__unlink_locked(req);
+    pthread_mutex_unlock(&r->lock);
+    if (req)
+        smc__finish(req, STATUS_CANCELLED, 0);
+    return req != NULL;
+}
+
+int smc_cancel_all(struct smc_handle *h)
+{
+    struct smc_reader *r = h->r;
+    struct smc_request *all = NULL;
+    int n = 0;
+    pthread_mutex_lock(&r->lock);
+    while (h->pending) {
+        struct smc_request *req = h->pending;
+        smc__unlink_locked(req);
+        req->next = all;
+        all = req;
+        n++;
+    }
+    pthread_mutex_unlock(&r->lock);
+    finish_list(all, STATUS_CANCELLED);
+    return n;
+}
+
+smc_status smc_ioctl_async(struct smc_handle *h, uint32_t code, const void *in, size_t in_len,
+                           void *out, size_t out_len, smc_completion_fn done, void *user,
+                           uint64_t *req_id)
+{
+    struct smc_io io = {
+        .code = code, .in = in, .in_len = in_len, .out = out, .out_len = out_len, .info = 0};
+    if (req_id)
+        *req_id = 0;
+    if (!h)
+        return STATUS_INVALID_PARAMETER;
+    return smc__dispatch(h, &io, done, user, req_id);
+}
+
+/* The synchronous call waits on this for a request that pended. */
+struct waiter {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    bool done;
+    smc_status status;
+    size_t info;
+};
+
+static void wake(void *user, smc_status status, size_t info)
+{
+    struct waiter *w = user;
+    pthread_mutex_lock(&w->m);
+    w->done = true;
+    w->status = status;
+    w->info = info;
+    pthread_cond_signal(&w->c);
+    pthread_mutex_unlock(&w->m);
+}
+
+smc_status smc_ioctl(struct smc_handle *h, uint32_t code, const void *in, size_t in_len, void *out,
+                     size_t out_len, size_t *returned)
+{
+    struct waiter w = {.done = false};
+    pthread_mutex_init(&w.m, NULL);
+    pthread_cond_init(&w.c, NULL);
+    struct smc_io io = {
+        .code = code, .in = in, .in_len = in_len, .out = out, .out_len = out_len, .info = 0};
+    smc_status st = h ? smc__dispatch(h, &io, wake, &w, NULL) : STATUS_INVALID_PARAMETER;
+    size_t info = io.info;
+    if (st == STATUS_PENDING) {
+        pthread_mutex_lock(&w.m);
+        while (!w.done)
+            pthread_cond_wait(&w.c, &w.m);
+        pthread_mutex_unlock(&w.m);
+        st = w.status;
+        info = w.info;
+    }
+    pthread_cond_destroy(&w.c);
+    pthread_mutex_destroy(&w.m);
+    if (returned)
+        *returned = info;
+    return st;
+}
+
+smc_status smc_get_state(struct smc_handle *h, uint32_t *state)
+{
+    uint8_t b[4] = {0};
+    size_t n = 0;
+    smc_status st = smc_ioctl(h, IOCTL_SMARTCARD_GET_STATE, NULL, 0, b, sizeof(b), &n);
+    *state = st == STATUS_SUCCESS ? smc__get_u32(b) : SCARD_UNKNOWN;
+    return st;
+}
+
+smc_status smc_get_attr_dword(struct smc_handle *h, uint32_t attr, uint32_t *value)
+{
+    uint8_t in[4], out[4] = {0};
+    size_t n = 0;
+    smc__put_u32(in, attr);
+    smc_status st = smc_ioctl(h, IOCTL_SMARTCARD_GET_ATTRIBUTE, in, 4, out, 4, &n);
+    if (st == STATUS_SUCCESS && n != 4)
+        st = STATUS_INVALID_DEVICE_REQUEST;
+    *value = st == STATUS_SUCCESS ? smc__get_u32(out) : 0;
+    return st;
+}
+
+smc_status smc_power(struct smc_handle *h, uint32_t command, uint8_t *atr, size_t atr_cap,
+                     size_t *atr_len)
+{
+    uint8_t in[4];
+    size_t n = 0;
+    smc__put_u32(in, command);
+    smc_status st = smc_ioctl(h, IOCTL_SMARTCARD_POWER, in, 4, atr, atr ? atr_cap : 0, &n);
+    if (atr_len)
+        *atr_len = n;
+    return st;
+}
+
+smc_status smc_set_protocol(struct smc_handle *h, uint32_t mask, uint32_t *selected)
+{
+    uint8_t in[4], out[4] = {0};
+    size_t n = 0;
+    smc__put_u32(in, mask);
+    smc_status st = smc_ioctl(h, IOCTL_SMARTCARD_SET_PROTOCOL, in, 4, out, 4, &n);
+    if (selected)
+        *selected = st == STATUS_SUCCESS ? smc__get_u32(out) : SCARD_PROTOCOL_UNDEFINED;
+    return st;
+}

@@ -1,0 +1,149 @@
+/*
+ * libsmc internals shared by its source files: the reader object (smclib's SMARTCARD_EXTENSION),
+ * handles, requests and the context. Nothing here is visible to drivers or callers, which use the
+ * accessor functions of <smc/driver.h> and <smc/smc.h>.
+ *
+ * Locking (see docs/libsmc.md):
+ *   ctx->lock          the device list and driver table;
+ *   reader->op_lock    serialises driver slots: no two slots of one reader run at once;
+ *   reader->lock       state, card capabilities, the tracking slot, the busy request, every pending
+ *                      request list of the reader's handles, counters. Never held while calling a
+ *                      driver slot or a completion callback.
+ * Order: op_lock before lock; ctx->lock is never held together with a reader lock.
+ */
+#ifndef SMC_INTERNAL_H
+#define SMC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "smc/driver.h"
+#include "smc/smc.h"
+
+struct smc_request {
+    uint64_t id;
+    uint32_t code;
+    struct smc_handle *h;
+    smc_completion_fn done;
+    void *user;
+    struct smc_request *next; /* in the handle's pending list */
+};
+
+struct smc_handle {
+    struct smc_reader *r;
+    struct smc_request *pending; /* under r->lock */
+    struct smc_handle *next;     /* in the reader's handle list, under r->lock */
+};
+
+struct smc_perf_counters {
+    uint32_t transmissions;
+    uint32_t bytes_sent;
+    uint32_t bytes_received;
+    uint32_t errors;
+    uint64_t time_ns;
+};
+
+struct smc_reader {
+    struct smc_ctx *ctx;
+    char *device; /* "driver:address" */
+    const struct smc_driver_ops *ops;
+    void *priv;
+    struct smc_vendor_attr vendor;
+    struct smc_reader_caps caps;
+
+    pthread_mutex_t op_lock;
+    pthread_mutex_t lock;
+    atomic_int refs; /* the context's reference plus one per handle */
+
+    /* under lock */
+    uint32_t state;
+    struct smc_card_caps card;
+    uint8_t atr[MAXIMUM_ATR_LENGTH]; /* as the last reset returned it */
+    size_t atr_len;
+    struct smc_request *tracking; /* the one IS_PRESENT / IS_ABSENT slot */
+    struct smc_request *busy;     /* a non-tracking slot that returned PENDING */
+    bool early_done;              /* smc_complete_pending() came before the request was parked */
+    smc_status early_status;
+    size_t early_info;
+    struct smc_handle *handles;
+    unsigned n_handles;
+    bool gone;
+    bool confiscated;
+    uint32_t last_error;
+    uint32_t device_in_use;
+    uint32_t suppress_ifs;
+    struct smc_perf_counters perf;
+    uint64_t next_req_id;
+
+    /* under op_lock: protocol engine state and the bounce buffers */
+    struct smc_t1 t1;
+    uint8_t *xfer_buf; /* request copy + response, SMC_XFER_BUF bytes */
+
+    struct smc_reader *next; /* in ctx->devices */
+};
+
+#define SMC_MAX_APDU  65544u /* 4 header + 3 Lc + 65535 data + 2 Le */
+#define SMC_MAX_RAPDU 65538u /* 65536 data + SW1 SW2 */
+#define SMC_XFER_BUF  (SMC_MAX_APDU + SMC_MAX_RAPDU + 16u)
+
+struct smc_ctx {
+    pthread_mutex_t lock;
+    const struct smc_driver_ops **drivers;
+    size_t n_drivers;
+    struct smc_reader *devices;
+    smc_pnp_fn pnp;
+    void *pnp_user;
+};
+
+/* reader.c */
+void smc__reader_ref(struct smc_reader *r);
+void smc__reader_unref(struct smc_reader *r);
+/* Set state under r->lock (held); ABSENT/UNKNOWN clear the card. */
+void smc__set_state_locked(struct smc_reader *r, uint32_t state);
+
+/* request.c: completion discipline. A request completes exactly once: whoever unlinks it under
+ * r->lock (event path, cancel, cleanup) owns the completion and calls smc__finish() after dropping
+ * the lock. Inside a driver slot on this thread, completions are deferred until the slot returns.
+ */
+struct smc_request *smc__request_new(struct smc_handle *h, uint32_t code, smc_completion_fn done,
+                                     void *user);
+void smc__unlink_locked(struct smc_request *req);
+void smc__finish(struct smc_request *req, smc_status status, size_t info);
+void smc__slot_enter(void);
+void smc__slot_leave(void);
+
+/* dispatch.c */
+smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,
+                         void *user, uint64_t *req_id);
+
+/* tracking.c */
+smc_status smc__card_tracking(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,
+                              void *user, uint64_t *req_id);
+
+/* attr.c */
+smc_status smc__get_attribute(struct smc_reader *r, struct smc_io *io);
+smc_status smc__set_attribute(struct smc_reader *r, struct smc_io *io);
+
+/* power.c */
+smc_status smc__power(struct smc_reader *r, struct smc_io *io);
+/* Power command `cmd` through the driver plus ATR parsing; io->out receives the ATR if given. */
+smc_status smc__do_power(struct smc_reader *r, uint32_t cmd, struct smc_io *io);
+
+/* builtin drivers (src/drivers/builtin.c) */
+void smc__register_builtin_drivers(struct smc_ctx *ctx);
+
+/* Little-endian DWORD helpers for IOCTL buffers. */
+static inline uint32_t smc__get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void smc__put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * The reader object: accessors for drivers, state changes, and the event path
+ * (smc_card_inserted / smc_card_removed / smc_reader_lost / smc_complete_card_tracking).
+ *
+ * The event path follows the card-tracking rules of the driver library: under the reader lock it
+ * updates the state and takes the pending tracking request out of its slot; after dropping the lock
+ * it completes that request with STATUS_SUCCESS. Every insertion or removal completes the request,
+ * whichever of IS_PRESENT / IS_ABSENT it was; the caller re-reads the state.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "smc/internal.h"
+
+void smc__reader_ref(struct smc_reader *r)
+{
+    atomic_fetch_add(&r->refs, 1);
+}
+
+void smc__reader_unref(struct smc_reader *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&r->op_lock);
+    pthread_mutex_destroy(&r->lock);
+    free(r->xfer_buf);
+    free(r->device);
+    free(r);
+}
+
+void *smc_reader_priv(const struct smc_reader *r)
+{
+    return r->priv;
+}
+
+void smc_reader_set_priv(struct smc_reader *r, void *priv)
+{
+    r->priv = priv;
+}
+
+struct smc_vendor_attr *smc_reader_vendor(struct smc_reader *r)
+{
+    return &r->vendor;
+}
+
+struct smc_reader_caps *smc_reader_caps(struct smc_reader *r)
+{
+    return &r->caps;
+}
+
+const char *smc_reader_device(const struct smc_reader *r)
+{
+    return r->device;
+}
+
+uint32_t smc_reader_state(struct smc_reader *r)
+{
+    pthread_mutex_lock(&r->lock);
+    uint32_t s = r->state;
+    pthread_mutex_unlock(&r->lock);
+    return s;
+}
+
+void smc__set_state_locked(struct smc_reader *r, uint32_t state)
+{
+    if (state != r->state)
+        log_debug(smc, "%s: state %s -> %s", r->device, smc_state_name(r->state),
+                  smc_state_name(state));
+    r->state = state;
+    if (state <= SCARD_ABSENT) {
+        smc_caps_clear(&r->card);
+        r->atr_len = 0;
+    }
+    if (state < SCARD_NEGOTIABLE)
+        r->card.protocol_selected = SCARD_PROTOCOL_UNDEFINED;
+}
+
+void smc_reader_set_state(struct smc_reader *r, uint32_t state)
+{
+    pthread_mutex_lock(&r->lock);
+    smc__set_state_locked(r, state);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void smc_reader_set_atr(struct smc_reader *r, const uint8_t *atr, size_t len)
+{
+    if (len > sizeof(r->atr))
+        len = sizeof(r->atr);
+    pthread_mutex_lock(&r->lock);
+    memcpy(r->atr, atr, len);
+    r->atr_len = len;
+    pthread_mutex_unlock(&r->lock);
+}
+
+void smc_reader_card_caps(struct smc_reader *r, struct smc_card_caps *out)
+{
+    pthread_mutex_lock(&r->lock);
+    *out = r->card;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Set a state and take the tracking request out of its slot in one critical section. */
+static void event(struct smc_reader *r, bool set, uint32_t state)
+{
+    pthread_mutex_lock(&r->lock);
+    if (set)
+        smc__set_state_locked(r, state);
+    struct smc_request *req = r->tracking;
+    if (req)
+        smc__unlink_locked(req);
+    pthread_mutex_unlock(&r->lock);
+    if (req)
+        smc__finish(req, STATUS_SUCCESS, 0);
+}
+
+void smc_card_inserted(struct smc_reader *r, uint32_t state)
+{
+    if (state <= SCARD_ABSENT)
+        state = SCARD_PRESENT;
+    log_info(smc, "%s: card inserted (%s)", r->device, smc_state_name(state));
+    pthread_mutex_lock(&r->lock);
+    r->confiscated = false;
+    pthread_mutex_unlock(&r->lock);
+    event(r, true, state);
+}
+
+void smc_card_removed(struct smc_reader *r)
+{
+    log_info(smc, "%s: card removed", r->device);
+    event(r, true, SCARD_ABSENT);
+}
+
+void smc_reader_lost(struct smc_reader *r)
+{
+    log_warn(smc, "%s: reader stopped answering (state unknown)", r->device);
+    event(r, true, SCARD_UNKNOWN);
+}
+
+bool smc_complete_card_tracking(struct smc_reader *r)
+{
+    pthread_mutex_lock(&r->lock);
+    struct smc_request *req = r->tracking;
+    if (req)
+        smc__unlink_locked(req);
+    pthread_mutex_unlock(&r->lock);
+    if (req)
+        smc__finish(req, STATUS_SUCCESS, 0);
+    return req != NULL;
+}
+
+void smc_complete_pending(struct smc_reader *r, smc_status status, size_t info)
+{
+    pthread_mutex_lock(&r->lock);
+    struct smc_request *req = r->busy;
+    if (req) {
+        smc__unlink_locked(req);
+    } else {
+        /* The slot has not returned yet: the dispatcher completes the request when it parks it. */
+        r->early_done = true;
+        r->early_status = status;
+        r->early_info = info;
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (req)
+        smc__finish(req, status, info);
+}

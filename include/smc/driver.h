@@ -99,6 +99,22 @@ struct smc_driver_ops {
     smc_status (*ioctl_vendor)(struct smc_reader *r, struct smc_io *io);
     /* RDF_ATR_PARSE: called when libsmc cannot parse the ATR; fill caps yourself or fail. */
     smc_status (*atr_parse)(struct smc_reader *r, struct smc_card_caps *caps);
+
+    /* ---- drivers that implement the IOCTL contract themselves ---- */
+    /* Optional. When set, libsmc applies none of its IOCTL rules to this driver (no rule table,
+     * buffer minimums, state checks, library-answered requests or attributes): once the device
+     * is known to exist and the buffer pointers match their lengths, EVERY IOCTL comes here,
+     * under the op lock, and its status and io->info are returned as they are. IS_PRESENT /
+     * IS_ABSENT: return STATUS_PENDING to hand the request to libsmc's card tracking (satisfied
+     * test, slot, card_tracking slot, event path, cancel, cleanup); any other status is final.
+     * The NFC reader (spec §7) uses it: the NFC class extension does not use smclib. */
+    smc_status (*dispatch)(struct smc_reader *r, struct smc_io *io);
+    /* Optional: IS_PRESENT and IS_ABSENT each have their own one-request slot (spec §5.5)
+     * instead of sharing one; a second request of the same kind gets STATUS_DEVICE_BUSY. */
+    bool split_tracking;
+    /* Optional: a handle on the device was closed (after its pending requests were cancelled);
+     * runs under the op lock. Not called when the device itself is being removed. */
+    void (*handle_closed)(struct smc_reader *r);
 };
 
 /* ---- Reader object accessors for drivers ---------------------------------------------------- */

@@ -348,6 +348,18 @@ void smc_close(struct smc_handle *h)
         }
     }
     pthread_mutex_unlock(&r->lock);
+    if (r->ops->handle_closed) {
+        /* Under the op lock, where the device cannot be closed under the driver's feet. */
+        pthread_mutex_lock(&r->op_lock);
+        smc__slot_enter();
+        pthread_mutex_lock(&r->lock);
+        bool gone = r->gone;
+        pthread_mutex_unlock(&r->lock);
+        if (!gone)
+            r->ops->handle_closed(r);
+        pthread_mutex_unlock(&r->op_lock);
+        smc__slot_leave();
+    }
     free(h);
     smc__reader_unref(r);
 }

@@ -74,6 +74,9 @@ static const struct rule rules[] = {
 };
 /* clang-format on */
 static const struct rule vendor_rule = {0, ALL, 0, 0, SLOT_VENDOR, true, h_vendor};
+static smc_status h_driver(struct smc_reader *r, struct smc_io *io);
+/* A driver with its own IOCTL contract (ops->dispatch): only "the device exists" is checked. */
+static const struct rule driver_rule = {0, ALL, 0, 0, SLOT_NONE, true, h_driver};
 
 static const struct rule *find_rule(uint32_t code)
 {
@@ -170,12 +173,31 @@ static smc_status park_busy(struct smc_handle *h, struct smc_io *io, smc_complet
     return STATUS_PENDING;
 }
 
+/* Every IOCTL to a driver that implements the contract itself. STATUS_PENDING from it means
+ * "track the card" for IS_PRESENT / IS_ABSENT, and "completes later" for anything else. */
+static smc_status driver_dispatch(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,
+                                  void *user, uint64_t *req_id)
+{
+    struct smc_reader *r = h->r;
+    smc_status st = run_locked(r, &driver_rule, io);
+    if (st == STATUS_PENDING &&
+        (io->code == IOCTL_SMARTCARD_IS_PRESENT || io->code == IOCTL_SMARTCARD_IS_ABSENT))
+        return smc__card_tracking(h, io, done, user, req_id);
+    if (st == STATUS_PENDING)
+        return park_busy(h, io, done, user, req_id);
+    log_debug(smc, "%s: %s -> %s (%zu bytes)", r->device, smc_ioctl_name(io->code),
+              smc_status_name(st), io->info);
+    return st;
+}
+
 smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,
                          void *user, uint64_t *req_id)
 {
     struct smc_reader *r = h->r;
     if ((!io->in && io->in_len) || (!io->out && io->out_len))
         return STATUS_INVALID_PARAMETER;
+    if (r->ops->dispatch)
+        return driver_dispatch(h, io, done, user, req_id);
     if (io->code == IOCTL_SMARTCARD_IS_PRESENT || io->code == IOCTL_SMARTCARD_IS_ABSENT)
         return smc__card_tracking(h, io, done, user, req_id);
 
@@ -334,6 +356,14 @@ static smc_status h_confiscate(struct smc_reader *r, struct smc_io *io)
     smc_status st = r->ops->confiscate(r);
     if (st == STATUS_SUCCESS)
         card_left(r, true);
+    return st;
+}
+
+static smc_status h_driver(struct smc_reader *r, struct smc_io *io)
+{
+    smc_status st = r->ops->dispatch(r, io);
+    if (st == STATUS_SUCCESS && io->info > io->out_len)
+        st = STATUS_BUFFER_TOO_SMALL; /* a driver overstated its output */
     return st;
 }
 

@@ -65,6 +65,8 @@ struct smc_reader {
     bool early_done;              /* smc_complete_pending() came before the request was parked */
     smc_status early_status;
     size_t early_info;
+    /* IS_ABSENT's own slot when ops->split_tracking (`tracking` then holds IS_PRESENT only). */
+    struct smc_request *tracking_absent;
     struct smc_handle *handles;
     unsigned n_handles;
     bool gone;

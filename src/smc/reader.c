@@ -100,18 +100,30 @@ void smc_reader_card_caps(struct smc_reader *r, struct smc_card_caps *out)
     pthread_mutex_unlock(&r->lock);
 }
 
-/* Set a state and take the tracking request out of its slot in one critical section. */
+/* Take the pending tracking requests out of their slots; r->lock held. Returns how many (0-2). */
+static int take_tracking_locked(struct smc_reader *r, struct smc_request *out[2])
+{
+    int n = 0;
+    if (r->tracking)
+        out[n++] = r->tracking;
+    if (r->tracking_absent)
+        out[n++] = r->tracking_absent;
+    for (int i = 0; i < n; i++)
+        smc__unlink_locked(out[i]);
+    return n;
+}
+
+/* Set a state and take the tracking requests out of their slots in one critical section. */
 static void event(struct smc_reader *r, bool set, uint32_t state)
 {
+    struct smc_request *req[2];
     pthread_mutex_lock(&r->lock);
     if (set)
         smc__set_state_locked(r, state);
-    struct smc_request *req = r->tracking;
-    if (req)
-        smc__unlink_locked(req);
+    int n = take_tracking_locked(r, req);
     pthread_mutex_unlock(&r->lock);
-    if (req)
-        smc__finish(req, STATUS_SUCCESS, 0);
+    for (int i = 0; i < n; i++)
+        smc__finish(req[i], STATUS_SUCCESS, 0);
 }
 
 void smc_card_inserted(struct smc_reader *r, uint32_t state)
@@ -139,14 +151,13 @@ void smc_reader_lost(struct smc_reader *r)
 
 bool smc_complete_card_tracking(struct smc_reader *r)
 {
+    struct smc_request *req[2];
     pthread_mutex_lock(&r->lock);
-    struct smc_request *req = r->tracking;
-    if (req)
-        smc__unlink_locked(req);
+    int n = take_tracking_locked(r, req);
     pthread_mutex_unlock(&r->lock);
-    if (req)
-        smc__finish(req, STATUS_SUCCESS, 0);
-    return req != NULL;
+    for (int i = 0; i < n; i++)
+        smc__finish(req[i], STATUS_SUCCESS, 0);
+    return n > 0;
 }
 
 void smc_complete_pending(struct smc_reader *r, smc_status status, size_t info)

@@ -53,6 +53,8 @@ void smc__unlink_locked(struct smc_request *req)
     req->next = NULL;
     if (r->tracking == req)
         r->tracking = NULL;
+    if (r->tracking_absent == req)
+        r->tracking_absent = NULL;
     if (r->busy == req)
         r->busy = NULL;
 }

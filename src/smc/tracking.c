@@ -26,6 +26,14 @@ static bool satisfied(uint32_t code, uint32_t state)
     return state == SCARD_ABSENT;
 }
 
+/* The slot a tracking request takes: one shared slot, or one per code with split_tracking. */
+static struct smc_request **tracking_slot(struct smc_reader *r, uint32_t code)
+{
+    if (r->ops->split_tracking && code == IOCTL_SMARTCARD_IS_ABSENT)
+        return &r->tracking_absent;
+    return &r->tracking;
+}
+
 /* Test the state and take the slot; r->lock held. *queued tells whether req is now in the slot. */
 static smc_status take_slot_locked(struct smc_reader *r, struct smc_request *req, bool *queued)
 {
@@ -36,10 +44,11 @@ static smc_status take_slot_locked(struct smc_reader *r, struct smc_request *req
         return STATUS_DEVICE_BUSY;
     if (satisfied(req->code, r->state))
         return STATUS_SUCCESS;
-    if (r->tracking)
+    struct smc_request **slot = tracking_slot(r, req->code);
+    if (*slot)
         return STATUS_DEVICE_BUSY;
     req->id = r->next_req_id++;
-    r->tracking = req;
+    *slot = req;
     req->next = req->h->pending;
     req->h->pending = req;
     *queued = true;
@@ -57,7 +66,8 @@ static smc_status arm_driver(struct smc_reader *r, struct smc_request *req, uint
     if (st != STATUS_PENDING) {
         /* req may have completed and been freed meanwhile: compare ids, not pointers. */
         pthread_mutex_lock(&r->lock);
-        bool still_mine = r->tracking && r->tracking->id == id;
+        const struct smc_request *cur = *tracking_slot(r, code);
+        bool still_mine = cur && cur->id == id;
         if (still_mine)
             smc__unlink_locked(req);
         pthread_mutex_unlock(&r->lock);

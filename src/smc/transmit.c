@@ -183,6 +183,8 @@ smc_status smc_select_protocol(struct smc_reader *r, struct smc_io *io,
         smc_t1_init(&r->t1, &caps);
         t1_start(r, link);
     }
+    if (smc_reader_state(r) <= SCARD_ABSENT)
+        return STATUS_NO_MEDIA; /* the card left during PPS or the S(IFS) exchange */
     smc__put_u32(io->out, caps.protocol_selected);
     io->info = 4;
     return STATUS_SUCCESS;

@@ -461,6 +461,12 @@ static void test_removed_during_power_and_set_protocol(void **state)
     uint32_t sel;
     assert_int_equal(smc_set_protocol(f->h, SCARD_PROTOCOL_T1, &sel), STATUS_NO_MEDIA);
     assert_int_equal(state_of(f->h), SCARD_ABSENT);
+    /* no PPS for this card: pulled during the S(IFS) exchange that starts T=1 */
+    assert_int_equal(insert(f->h, "t1"), STATUS_SUCCESS);
+    assert_int_equal(smc_power(f->h, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
+    assert_int_equal(fault(f->h, SIM_FAULT_REMOVE_AFTER, 1), STATUS_SUCCESS);
+    assert_int_equal(smc_set_protocol(f->h, SCARD_PROTOCOL_T1, &sel), STATUS_NO_MEDIA);
+    assert_int_equal(state_of(f->h), SCARD_ABSENT);
 }
 
 static uint32_t dword_attr(struct smc_handle *h, uint32_t id)

@@ -173,7 +173,8 @@ static size_t put(const struct sc_apdu *a, uint8_t *resp, const uint8_t *d, size
         return 0;
     if (n > a->ne)
         n = a->ne;
-    memcpy(resp, d, n);
+    if (n)
+        memcpy(resp, d, n);
     return n;
 }
 

@@ -1,0 +1,281 @@
+/*
+ * scrmd configuration: defaults, the "key = value" file, single settings shared with the command
+ * line, and systemd socket activation without libsystemd. See config.h for the precedence and
+ * docs/scrmd.8 for the file format.
+ *
+ * The file is read line by line: blank lines and lines whose first non-blank character is '#'
+ * are skipped; other lines must be "key = value" (spaces around both optional). An unknown key or
+ * a bad value is an error that names the file and line, so a typo never passes silently.
+ */
+#include "daemon/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/opts.h"
+
+#define MAX_LINE 1024
+
+int scrmd_config_defaults(struct scrmd_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->discover = true;
+    cfg->power_down_ms = 5000;
+    cfg->workers = 2;
+    cfg->defect_threshold = 3;
+    cfg->power_on_insert = true;
+    cfg->socket_mode = 0666;
+    cfg->socket_gid = (gid_t)-1;
+    cfg->listen_fd = -1;
+    cfg->socket_path = strdup(SCRMD_DEFAULT_SOCKET);
+    return cfg->socket_path ? 0 : -1;
+}
+
+void scrmd_config_free(struct scrmd_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_readers; i++)
+        free(cfg->readers[i]);
+    free(cfg->readers);
+    free(cfg->log_spec);
+    free(cfg->socket_path);
+    free(cfg->socket_group);
+    free(cfg->config_file);
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen_fd = -1;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"1", "yes", "true", "on"};
+    static const char *const no[] = {"0", "no", "false", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool parse_mode(const char *v, uint32_t *out)
+{
+    if (!*v)
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long m = strtoul(v, &end, 8);
+    if (errno || *end || m > 07777)
+        return false;
+    *out = (uint32_t)m;
+    return true;
+}
+
+/* Resolve a group name or number. */
+static bool parse_group(const char *v, gid_t *out)
+{
+    uint32_t n;
+    if (scrm_parse_u32(v, 0x7FFFFFFF, &n)) {
+        *out = (gid_t)n;
+        return true;
+    }
+    char buf[4096];
+    struct group gr, *res = NULL;
+    if (getgrnam_r(v, &gr, buf, sizeof(buf), &res) != 0 || !res)
+        return false;
+    *out = res->gr_gid;
+    return true;
+}
+
+static int replace_string(char **slot, const char *v)
+{
+    char *s = strdup(v);
+    if (!s)
+        return -1;
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+static int add_reader(struct scrmd_config *cfg, const char *v)
+{
+    char **grown = realloc(cfg->readers, (cfg->n_readers + 1) * sizeof(*grown));
+    if (!grown)
+        return -1;
+    cfg->readers = grown;
+    if (!(cfg->readers[cfg->n_readers] = strdup(v)))
+        return -1;
+    cfg->n_readers++;
+    return 0;
+}
+
+/* Numeric keys: name, field, maximum. */
+static int set_number(struct scrmd_config *cfg, const char *key, const char *v, bool *known)
+{
+    uint32_t n;
+    *known = true;
+    if (strcmp(key, "power_down_ms") == 0) {
+        if (!scrm_parse_u32(v, 3600000, &n))
+            return -1;
+        cfg->power_down_ms = n;
+    } else if (strcmp(key, "workers") == 0) {
+        if (!scrm_parse_u32(v, 64, &n) || n == 0)
+            return -1;
+        cfg->workers = n;
+    } else if (strcmp(key, "defect_threshold") == 0) {
+        if (!scrm_parse_u32(v, 1000, &n) || n == 0)
+            return -1;
+        cfg->defect_threshold = n;
+    } else {
+        *known = false;
+    }
+    return 0;
+}
+
+/* Boolean keys. */
+static int set_flag(struct scrmd_config *cfg, const char *key, const char *v, bool *known)
+{
+    bool *field = NULL;
+    if (strcmp(key, "discover") == 0)
+        field = &cfg->discover;
+    else if (strcmp(key, "power_on_insert") == 0)
+        field = &cfg->power_on_insert;
+    else if (strcmp(key, "trace_ioctl") == 0)
+        field = &cfg->trace_ioctl;
+    *known = field != NULL;
+    return field && !parse_bool(v, field) ? -1 : 0;
+}
+
+/* String keys. */
+static int set_text(struct scrmd_config *cfg, const char *key, const char *v, bool *known)
+{
+    *known = true;
+    if (strcmp(key, "reader") == 0)
+        return *v ? add_reader(cfg, v) : -1;
+    if (strcmp(key, "log") == 0)
+        return replace_string(&cfg->log_spec, v);
+    if (strcmp(key, "socket") == 0)
+        return *v == '/' ? replace_string(&cfg->socket_path, v) : -1;
+    if (strcmp(key, "socket_mode") == 0)
+        return parse_mode(v, &cfg->socket_mode) ? 0 : -1;
+    if (strcmp(key, "socket_group") == 0) {
+        if (!*v) {
+            free(cfg->socket_group);
+            cfg->socket_group = NULL;
+            cfg->socket_gid = (gid_t)-1;
+            return 0;
+        }
+        if (!parse_group(v, &cfg->socket_gid))
+            return -1;
+        return replace_string(&cfg->socket_group, v);
+    }
+    *known = false;
+    return 0;
+}
+
+int scrmd_config_set(struct scrmd_config *cfg, const char *key, const char *value, char *err,
+                     size_t err_len)
+{
+    bool known = false;
+    int rc = set_number(cfg, key, value, &known);
+    if (!known)
+        rc = set_flag(cfg, key, value, &known);
+    if (!known)
+        rc = set_text(cfg, key, value, &known);
+    if (!known)
+        snprintf(err, err_len, "unknown setting '%s'", key);
+    else if (rc < 0)
+        snprintf(err, err_len, "bad value '%s' for '%s'", value, key);
+    return known && rc == 0 ? 0 : -1;
+}
+
+/* Strip leading and trailing blanks in place; returns the new start. */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* One line of the file. 0, or -1 with err set. */
+static int load_line(struct scrmd_config *cfg, char *line, char *err, size_t err_len)
+{
+    char *s = trim(line);
+    if (!*s || *s == '#')
+        return 0;
+    char *eq = strchr(s, '=');
+    if (!eq) {
+        snprintf(err, err_len, "expected 'key = value'");
+        return -1;
+    }
+    *eq = '\0';
+    return scrmd_config_set(cfg, trim(s), trim(eq + 1), err, err_len);
+}
+
+int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[MAX_LINE];
+    char why[256];
+    unsigned no = 0;
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        no++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(err, err_len, "%s:%u: line longer than %d characters", path, no, MAX_LINE - 2);
+            rc = -1;
+        } else if (load_line(cfg, line, why, sizeof(why)) < 0) {
+            snprintf(err, err_len, "%s:%u: %s", path, no, why);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    if (rc == 0 && replace_string(&cfg->config_file, path) < 0) {
+        snprintf(err, err_len, "out of memory");
+        rc = -1;
+    }
+    return rc;
+}
+
+int scrmd_config_socket_activation(struct scrmd_config *cfg)
+{
+    const char *pid = getenv("LISTEN_PID");
+    const char *fds = getenv("LISTEN_FDS");
+    uint32_t p, n;
+    if (!pid || !fds || !scrm_parse_u32(pid, 0x7FFFFFFF, &p) || (pid_t)p != getpid() ||
+        !scrm_parse_u32(fds, 1024, &n))
+        return 0;
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    if (n == 0)
+        return 0;
+    if (n > 1) {
+        log_error(core, "socket activation passed %u sockets; scrmd takes exactly one", n);
+        return -1;
+    }
+    int fd = 3; /* SD_LISTEN_FDS_START */
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+        log_error(core, "socket activation: fd 3 is not usable: %s", strerror(errno));
+        return -1;
+    }
+    cfg->listen_fd = fd;
+    return 1;
+}

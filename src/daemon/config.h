@@ -1,0 +1,63 @@
+/*
+ * scrmd configuration: defaults, the configuration file (simple "key = value" lines, documented in
+ * scrmd(8)), command-line options and the environment, merged into one struct scrmd_config that
+ * main.c hands to the resource manager and to the socket server (scrm_server_run).
+ *
+ * Precedence, lowest first: built-in defaults, the file (--config FILE, else
+ * /etc/scrmd.conf if it exists), $SCRM_SOCKET, command-line options. Systemd socket activation
+ * (LISTEN_PID = our pid and LISTEN_FDS = 1) gives the listening socket on fd 3 as listen_fd.
+ */
+#ifndef SCRM_DAEMON_CONFIG_H
+#define SCRM_DAEMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SCRMD_DEFAULT_SOCKET "/run/scrm/scrm.sock" /* = IPC_DEFAULT_SOCKET (src/ipc/ipc.h) */
+#define SCRMD_DEFAULT_CONFIG "/etc/scrmd.conf"
+
+struct scrmd_config {
+    char **readers; /* device strings to add ("sim:0:swallows=1"), n_readers entries */
+    size_t n_readers;
+    bool discover;             /* also ask every driver to enumerate its devices (default true) */
+    uint32_t power_down_ms;    /* power-down timeout (default 5000) */
+    unsigned workers;          /* rm pool threads (default 2) */
+    unsigned defect_threshold; /* tracking failures before a reader is defective (default 3) */
+    bool power_on_insert;      /* read the ATR at insertion (default true) */
+    bool trace_ioctl;          /* log every IOCTL (default false) */
+    char *log_spec;            /* SCRM_LOG-style levels, e.g. "rm:debug,ipc:info" (NULL = env) */
+    char *socket_path;         /* Unix socket (default SCRMD_DEFAULT_SOCKET) */
+    uint32_t socket_mode;      /* permissions of the socket file (default 0666) */
+    char *socket_group;        /* group allowed to connect (NULL = anyone the mode allows) */
+    gid_t socket_gid;          /* resolved socket_group; (gid_t)-1 when none */
+    int listen_fd;             /* inherited listening socket (socket activation), -1 if none */
+    bool foreground;           /* -f: stay in the foreground, log to stderr */
+    char *config_file;         /* file that was read, NULL if none */
+};
+
+/* Defaults (no file read). Returns 0, or -1 if out of memory. */
+int scrmd_config_defaults(struct scrmd_config *cfg);
+
+/*
+ * Read a configuration file into cfg. Lines: "key = value", '#' comments, blank lines. Keys:
+ * reader (repeatable), discover, power_down_ms, workers, defect_threshold, power_on_insert,
+ * trace_ioctl, log, socket, socket_mode (octal), socket_group. Unknown keys and bad values are
+ * errors naming file and line. Returns 0 or -1 (message in err).
+ */
+int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, size_t err_len);
+
+/* Set one key from text (shared by the file reader and the command line). 0 or -1. */
+int scrmd_config_set(struct scrmd_config *cfg, const char *key, const char *value, char *err,
+                     size_t err_len);
+
+/* sd_listen_fds semantics without libsystemd: if LISTEN_PID is our pid and LISTEN_FDS is 1, set
+ * listen_fd to 3 (close-on-exec) and unset the variables. Returns the number of fds taken (0/1);
+ * more than one fd is refused (-1, logged). */
+int scrmd_config_socket_activation(struct scrmd_config *cfg);
+
+/* Free every string in cfg. */
+void scrmd_config_free(struct scrmd_config *cfg);
+
+#endif

@@ -1,0 +1,297 @@
+/*
+ * scrmd, the smart card resource manager daemon.
+ *
+ * main() gathers the configuration (config.c: defaults, file, $SCRM_SOCKET, options, socket
+ * activation), blocks SIGTERM and SIGINT and receives them through a signalfd, detaches unless
+ * -f, creates the libsmc context and the resource manager (src/rm), adds the configured readers,
+ * lets drivers enumerate theirs, then hands the rm to the socket server (scrm_server_run in
+ * server.c) with the signalfd as its stop descriptor: the server returns once a signal is
+ * pending. With --no-socket the rm runs alone (monitoring, power management, IOCTL trace) until
+ * a signal arrives. Shutdown is the reverse order: server, rm, context.
+ *
+ * Logging: stderr in the foreground, syslog (ident "scrmd") as a daemon.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "daemon/config.h"
+#include "daemon/server.h"
+#include "rm/rm.h"
+#include "smc/smc.h"
+
+#ifndef SCRM_VERSION
+#define SCRM_VERSION "unknown"
+#endif
+
+enum { OPT_TRACE = 256, OPT_POWER_DOWN, OPT_NO_DISCOVER, OPT_NO_SOCKET };
+
+static const struct option long_opts[] = {
+    {"foreground", no_argument, NULL, 'f'},
+    {"config", required_argument, NULL, 'c'},
+    {"reader", required_argument, NULL, 'r'},
+    {"socket", required_argument, NULL, 's'},
+    {"log", required_argument, NULL, 'l'},
+    {"trace-ioctl", no_argument, NULL, OPT_TRACE},
+    {"power-down-ms", required_argument, NULL, OPT_POWER_DOWN},
+    {"no-discover", no_argument, NULL, OPT_NO_DISCOVER},
+    {"no-socket", no_argument, NULL, OPT_NO_SOCKET},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+static const char short_opts[] = "fc:r:s:l:hV";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: scrmd [options]\n"
+            "The scrm smart card resource manager: serves PC/SC applications on a Unix socket.\n"
+            "\n"
+            "  -f, --foreground        stay in the foreground, log to stderr\n"
+            "  -c, --config FILE       configuration file (default %s if it exists)\n"
+            "  -r, --reader DEVICE     add a reader, e.g. sim:0:swallows=1 (repeatable)\n"
+            "      --no-discover       do not ask the drivers to enumerate their devices\n"
+            "  -s, --socket PATH       socket path (default $SCRM_SOCKET, else %s)\n"
+            "      --no-socket         run the resource manager without serving clients\n"
+            "      --trace-ioctl       log every IOCTL the resource manager sends\n"
+            "      --power-down-ms N   power-down timeout in milliseconds (default 5000)\n"
+            "  -l, --log SPEC          log levels, e.g. rm:debug,ipc:info (default $SCRM_LOG)\n"
+            "  -h, --help              this help\n"
+            "  -V, --version           print the version\n"
+            "\n"
+            "See scrmd(8) for the configuration file.\n",
+            SCRMD_DEFAULT_CONFIG, SCRMD_DEFAULT_SOCKET);
+}
+
+struct run_opts {
+    bool no_socket;
+};
+
+/* First pass: only --config, --help, --version. Returns 1 to exit 0, -1 to exit 1, 0 to go on. */
+static int first_pass(int argc, char **argv, const char **config)
+{
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
+        if (c == 'c')
+            *config = optarg;
+        else if (c == 'h') {
+            usage(stdout);
+            return 1;
+        } else if (c == 'V') {
+            printf("scrmd %s\n", SCRM_VERSION);
+            return 1;
+        }
+    }
+    optind = 1;
+    opterr = 1;
+    return 0;
+}
+
+/* One option of the second pass. 0, or -1 after printing why. */
+static int apply_option(struct scrmd_config *cfg, struct run_opts *ro, int c, const char *arg)
+{
+    char err[256] = "";
+    int rc = 0;
+    switch (c) {
+    case 'f': cfg->foreground = true; break;
+    case 'c': break; /* read in the first pass */
+    case 'r': rc = scrmd_config_set(cfg, "reader", arg, err, sizeof(err)); break;
+    case 's': rc = scrmd_config_set(cfg, "socket", arg, err, sizeof(err)); break;
+    case 'l': rc = scrmd_config_set(cfg, "log", arg, err, sizeof(err)); break;
+    case OPT_TRACE: cfg->trace_ioctl = true; break;
+    case OPT_POWER_DOWN: rc = scrmd_config_set(cfg, "power_down_ms", arg, err, sizeof(err)); break;
+    case OPT_NO_DISCOVER: cfg->discover = false; break;
+    case OPT_NO_SOCKET: ro->no_socket = true; break;
+    default: usage(stderr); return -1;
+    }
+    if (rc < 0)
+        fprintf(stderr, "scrmd: %s\n", err);
+    return rc;
+}
+
+/* Defaults, file, environment, options. 0, 1 (exit 0) or -1 (exit 1). */
+static int configure(int argc, char **argv, struct scrmd_config *cfg, struct run_opts *ro)
+{
+    const char *config = NULL;
+    int rc = first_pass(argc, argv, &config);
+    if (rc)
+        return rc;
+    if (scrmd_config_defaults(cfg) < 0)
+        return -1;
+    char err[512];
+    if (!config && access(SCRMD_DEFAULT_CONFIG, F_OK) == 0)
+        config = SCRMD_DEFAULT_CONFIG;
+    if (config && scrmd_config_load(cfg, config, err, sizeof(err)) < 0) {
+        fprintf(stderr, "scrmd: %s\n", err);
+        return -1;
+    }
+    const char *env = getenv("SCRM_SOCKET");
+    if (env && *env && scrmd_config_set(cfg, "socket", env, err, sizeof(err)) < 0) {
+        fprintf(stderr, "scrmd: SCRM_SOCKET: %s\n", err);
+        return -1;
+    }
+    int c;
+    while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1)
+        if (apply_option(cfg, ro, c, optarg) < 0)
+            return -1;
+    if (optind < argc) {
+        fprintf(stderr, "scrmd: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Detach from the terminal: fork twice, new session, stdio on /dev/null. */
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -1;
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (chdir("/") < 0)
+        return -1;
+    umask(022);
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ? -1 : 0;
+    close(fd);
+    return rc;
+}
+
+/* Block SIGTERM / SIGINT in every thread and return a signalfd that becomes readable on them. */
+static int stop_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* Register the configured readers, then let the drivers enumerate. Returns how many work. */
+static size_t add_readers(struct rm *rm, const struct scrmd_config *cfg)
+{
+    size_t ok = 0;
+    for (size_t i = 0; i < cfg->n_readers; i++) {
+        uint32_t rc = rm_add_reader(rm, cfg->readers[i]);
+        if (rc == SCARD_S_SUCCESS)
+            ok++;
+        else
+            log_error(core, "reader %s not added: %s", cfg->readers[i], scard_code_name(rc));
+    }
+    if (cfg->discover) {
+        int n = rm_discover(rm);
+        if (n > 0)
+            ok += (size_t)n;
+    }
+    return ok;
+}
+
+/* Wait for SIGTERM / SIGINT without a socket server. */
+static void wait_for_signal(int sfd)
+{
+    struct pollfd p = {.fd = sfd, .events = POLLIN};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+}
+
+static void log_stop_reason(int sfd)
+{
+    struct signalfd_siginfo si;
+    if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        log_info(core, "%s received, stopping", strsignal((int)si.ssi_signo));
+}
+
+/* Everything after the configuration: returns the exit status. */
+static int serve(struct scrmd_config *cfg, const struct run_opts *ro, int sfd)
+{
+    struct rm_config rc;
+    rm_config_init(&rc);
+    rc.power_down_ms = cfg->power_down_ms;
+    rc.workers = cfg->workers;
+    rc.trace = cfg->trace_ioctl;
+    rc.defect_threshold = cfg->defect_threshold;
+    rc.power_on_insert = cfg->power_on_insert;
+    struct smc_ctx *ctx = smc_ctx_new();
+    struct rm *rm = ctx ? rm_new(&rc, ctx) : NULL;
+    int status = 1;
+    if (!rm) {
+        log_error(core, "cannot start the resource manager");
+        goto out;
+    }
+    size_t n = add_readers(rm, cfg);
+    log_info(core, "scrmd %s: %zu reader(s)%s%s", SCRM_VERSION, n,
+             cfg->config_file ? ", configuration " : "", cfg->config_file ? cfg->config_file : "");
+    if (ro->no_socket) {
+        wait_for_signal(sfd);
+        status = 0;
+    } else {
+        status = scrm_server_run(rm, cfg, sfd) == 0 ? 0 : 1;
+    }
+    log_stop_reason(sfd);
+out:
+    rm_free(rm);
+    smc_ctx_free(ctx);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    scrm_log_init_from_env();
+    struct scrmd_config cfg = {0};
+    struct run_opts ro = {false};
+    int rc = configure(argc, argv, &cfg, &ro);
+    if (rc != 0) {
+        scrmd_config_free(&cfg);
+        return rc < 0 ? 1 : 0;
+    }
+    if (cfg.log_spec && scrm_log_configure(cfg.log_spec) != 0)
+        fprintf(stderr, "scrmd: some log settings in '%s' were ignored\n", cfg.log_spec);
+    int status = 1;
+    int sfd = -1;
+    if (scrmd_config_socket_activation(&cfg) < 0)
+        goto out;
+    sfd = stop_signals();
+    if (sfd < 0) {
+        fprintf(stderr, "scrmd: cannot set up signal handling: %s\n", strerror(errno));
+        goto out;
+    }
+    if (!cfg.foreground) {
+        if (daemonize() < 0) {
+            fprintf(stderr, "scrmd: cannot detach: %s\n", strerror(errno));
+            goto out;
+        }
+        scrm_log_set_output(SCRM_LOG_TO_SYSLOG, "scrmd");
+    }
+    status = serve(&cfg, &ro, sfd);
+    log_info(core, "scrmd stopped");
+out:
+    if (sfd >= 0)
+        close(sfd);
+    scrmd_config_free(&cfg);
+    return status;
+}

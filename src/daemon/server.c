@@ -1,0 +1,339 @@
+/*
+ * scrmd's socket server: the listening socket, the epoll loop and the orderly stop (see
+ * server_internal.h for the threads and server_session.c for one connection).
+ *
+ * The epoll set holds the listening socket, stop_fd (from main), wake_fd (an eventfd the watch
+ * callbacks write) and every client socket; every entry is level-triggered. Each client's peer
+ * credentials (SO_PEERCRED) are recorded at accept and name it in the log. Access control is the
+ * socket file's mode and group; when a group is configured, a peer that is neither root nor in
+ * that group (primary or supplementary, read from /proc) is refused as well, in case the socket
+ * was passed on by other means.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "daemon/server.h"
+#include "daemon/server_internal.h"
+#include "rm/rm.h"
+
+/* Tags for the non-session epoll entries (sessions use their pointer). */
+static char tag_listen, tag_stop, tag_wake;
+
+/* ---- Listening socket -------------------------------------------------------------------------
+ */
+
+/* Is a daemon answering on path? */
+static bool socket_alive(const struct sockaddr_un *sa)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool alive;
+    if (fd < 0)
+        return false;
+    alive = connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0;
+    close(fd);
+    return alive;
+}
+
+/* Create the socket file's directory (one level) if it is missing. */
+static void make_parent(const char *path)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char *slash;
+    snprintf(dir, sizeof dir, "%s", path);
+    slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        log_warn(ipc, "cannot create %s: %s", dir, strerror(errno));
+}
+
+static int set_permissions(const char *path, const struct scrmd_config *cfg)
+{
+    if (chmod(path, cfg->socket_mode & 07777) < 0) {
+        log_error(ipc, "chmod %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (cfg->socket_gid != (gid_t)-1 && chown(path, (uid_t)-1, cfg->socket_gid) < 0) {
+        log_error(ipc, "chown %s to group %ld: %s", path, (long)cfg->socket_gid, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int open_listener(const struct scrmd_config *cfg, bool *created)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *path = cfg->socket_path ? cfg->socket_path : IPC_DEFAULT_SOCKET;
+    struct stat st;
+    int fd;
+
+    *created = false;
+    if (cfg->listen_fd >= 0)
+        return cfg->listen_fd;
+    if (strlen(path) >= sizeof sa.sun_path) {
+        log_error(ipc, "socket path too long: %s", path);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    make_parent(path);
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode) || socket_alive(&sa)) {
+            log_error(ipc, "%s is in use (another scrmd?)", path);
+            return -1;
+        }
+        unlink(path); /* stale socket of a daemon that died */
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        log_error(ipc, "cannot bind %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *created = true;
+    if (set_permissions(path, cfg) < 0 || listen(fd, SRV_LISTEN_BACKLOG) < 0) {
+        unlink(path);
+        close(fd);
+        return -1;
+    }
+    log_info(ipc, "listening on %s (mode %04o)", path, (unsigned)(cfg->socket_mode & 07777));
+    return fd;
+}
+
+/* ---- Accepting --------------------------------------------------------------------------------
+ */
+
+/* Is gid among the supplementary groups of pid? -1 if /proc cannot tell. */
+static int proc_in_group(pid_t pid, gid_t gid)
+{
+    char path[64], line[512];
+    FILE *f;
+    int found = -1;
+
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    f = fopen(path, "re");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line + 7, *end;
+        if (strncmp(line, "Groups:", 7) != 0)
+            continue;
+        found = 0;
+        for (;;) {
+            unsigned long g = strtoul(p, &end, 10);
+            if (end == p)
+                break;
+            if ((gid_t)g == gid)
+                found = 1;
+            p = end;
+        }
+        break;
+    }
+    fclose(f);
+    return found;
+}
+
+static bool peer_allowed(const struct srv *srv, const struct session *s)
+{
+    if (srv->group == (gid_t)-1 || s->uid == 0 || s->gid == srv->group)
+        return true;
+    return proc_in_group(s->pid, srv->group) != 0; /* unknown: the file mode decided already */
+}
+
+static void accept_one(struct srv *srv, int fd)
+{
+    struct ucred cred = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
+    socklen_t len = sizeof cred;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+    struct session *s;
+
+    if (srv->n_sessions >= SRV_MAX_CLIENTS || !(s = session_new(srv, fd))) {
+        log_warn(ipc, "refusing a client: %s",
+                 srv->n_sessions >= SRV_MAX_CLIENTS ? "too many clients" : "out of memory");
+        close(fd);
+        return;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        log_warn(ipc, "client %llu: no peer credentials: %s", (unsigned long long)s->id,
+                 strerror(errno));
+    s->pid = cred.pid;
+    s->uid = cred.uid;
+    s->gid = cred.gid;
+    if (!peer_allowed(srv, s)) {
+        log_warn(ipc, "client %llu (pid %ld, uid %ld): not in the allowed group; refused",
+                 (unsigned long long)s->id, (long)s->pid, (long)s->uid);
+        session_unref(s);
+        return;
+    }
+    ev.data.ptr = s;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        log_error(ipc, "epoll_ctl: %s", strerror(errno));
+        session_unref(s);
+        return;
+    }
+    s->next = srv->sessions;
+    if (s->next)
+        s->next->prev = s;
+    srv->sessions = s;
+    srv->n_sessions++;
+    log_info(ipc, "client %llu connected (pid %ld, uid %ld, gid %ld)", (unsigned long long)s->id,
+             (long)s->pid, (long)s->uid, (long)s->gid);
+}
+
+static void accept_all(struct srv *srv)
+{
+    for (;;) {
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            accept_one(srv, fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            log_warn(ipc, "accept: %s", strerror(errno));
+        return;
+    }
+}
+
+/* ---- Loop -------------------------------------------------------------------------------------
+ */
+
+/* Re-evaluate the waits of every session a watch callback queued. */
+static void run_ready(struct srv *srv)
+{
+    uint64_t v;
+    struct session *list;
+
+    if (read(srv->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+        log_debug(ipc, "wake read: %s", strerror(errno));
+    pthread_mutex_lock(&srv->ready_lock);
+    list = srv->ready;
+    srv->ready = NULL;
+    for (struct session *s = list; s; s = s->ready_next)
+        s->in_ready = false;
+    pthread_mutex_unlock(&srv->ready_lock);
+    while (list) {
+        struct session *s = list;
+        list = s->ready_next;
+        session_wait_fired(s);
+        session_unref(s); /* the ready list's reference */
+    }
+}
+
+static void loop(struct srv *srv)
+{
+    struct epoll_event evs[64];
+
+    for (;;) {
+        int n = epoll_wait(srv->epfd, evs, 64, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            log_error(ipc, "epoll_wait: %s", strerror(errno));
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &tag_stop)
+                return;
+            if (p == &tag_listen) {
+                accept_all(srv);
+            } else if (p == &tag_wake) {
+                run_ready(srv);
+            } else {
+                struct session *s = p;
+                session_ref(s); /* closing inside the handler must not free it under us */
+                session_event(s, evs[i].events);
+                session_unref(s);
+            }
+        }
+    }
+}
+
+/* Disconnect every client and wait for their teardown. */
+static void close_all(struct srv *srv)
+{
+    while (srv->sessions) {
+        struct session *s = srv->sessions;
+        session_ref(s);
+        session_close(s, "server stopping", false);
+        session_unref(s);
+    }
+    srv_pool_drain(&srv->pool);
+    run_ready(srv); /* drop the references of sessions still queued */
+}
+
+static int add_tag(struct srv *srv, int fd, void *tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+    return epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *cfg, int stop_fd)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->rm = rm;
+    srv->stop_fd = stop_fd;
+    srv->group = cfg->socket_gid;
+    srv->pid = getpid();
+    srv->listen_fd = srv->epfd = srv->wake_fd = -1;
+    pthread_mutex_init(&srv->ready_lock, NULL);
+    srv_pool_init(&srv->pool, SRV_MAX_WORKERS);
+    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (srv->epfd < 0 || srv->wake_fd < 0)
+        return -1;
+    if (add_tag(srv, stop_fd, &tag_stop) < 0 || add_tag(srv, srv->wake_fd, &tag_wake) < 0)
+        return -1;
+    return 0;
+}
+
+int scrm_server_run(struct rm *rm, const struct scrmd_config *cfg, int stop_fd)
+{
+    struct srv srv;
+    bool created = false;
+    int rc = -1;
+
+    if (srv_setup(&srv, rm, cfg, stop_fd) < 0) {
+        log_error(ipc, "server setup: %s", strerror(errno));
+        goto out;
+    }
+    srv.listen_fd = open_listener(cfg, &created);
+    if (srv.listen_fd < 0)
+        goto out;
+    if (cfg->listen_fd >= 0) /* inherited: accept must not block the loop */
+        fcntl(srv.listen_fd, F_SETFL, fcntl(srv.listen_fd, F_GETFL) | O_NONBLOCK);
+    srv.socket_path = created ? (cfg->socket_path ? cfg->socket_path : IPC_DEFAULT_SOCKET) : NULL;
+    if (add_tag(&srv, srv.listen_fd, &tag_listen) < 0) {
+        log_error(ipc, "epoll_ctl: %s", strerror(errno));
+        goto out;
+    }
+    loop(&srv);
+    log_info(ipc, "stopping: %u client(s) connected", srv.n_sessions);
+    close_all(&srv);
+    rc = 0;
+out:
+    srv_pool_destroy(&srv.pool);
+    if (srv.socket_path)
+        unlink(srv.socket_path);
+    if (created)
+        close(srv.listen_fd);
+    if (srv.wake_fd >= 0)
+        close(srv.wake_fd);
+    if (srv.epfd >= 0)
+        close(srv.epfd);
+    pthread_mutex_destroy(&srv.ready_lock);
+    return rc;
+}

@@ -1,0 +1,170 @@
+/*
+ * Internals of scrmd's socket server (server.c, server_session.c, server_cmds.c, server_pool.c).
+ *
+ * Threads
+ *   - The loop thread (the caller of scrm_server_run) owns the epoll set: it accepts clients,
+ *     reads and checks every message, answers the quick commands itself (HELLO, LIST_READERS,
+ *     GET_STATUS_CHANGE, STOP_WAIT), keeps the status-change waits, and closes sessions.
+ *   - Requests that may block on a reader (CONNECT ... SET_ATTRIB) run on the worker pool. The pool
+ *     grows on demand (a new thread when a job arrives and none is idle, up to SRV_MAX_WORKERS), so
+ *     a slow card or a long transaction wait on one reader does not hold up clients of other
+ *     readers. The worker writes the reply to the socket itself.
+ *   - Reader events arrive on rm threads through watch callbacks, which only queue the session on
+ *     the ready list and poke an eventfd; the loop thread re-evaluates the wait.
+ *
+ * A session processes one request at a time. While a worker runs one (`busy`), the loop does not
+ * read from that client (its epoll interest drops EPOLLIN), which also gives back-pressure against
+ * a client that sends without reading. Pending output works the same way. The epoll interest is
+ * always recomputed from the session state by session_rearm(), under the session lock.
+ *
+ * Lifetime: a session is reference-counted (the server's list, a queued job, a ready-list entry).
+ * Closing is done by the loop thread: the fd leaves the epoll set, the owner's blocked rm calls
+ * are cancelled, its waits unwatched; once no worker runs for it, a pool job calls
+ * rm_owner_gone() (which resets its cards and ends its transactions) and drops the last
+ * reference, which closes the fd and frees the session.
+ */
+#ifndef SCRM_DAEMON_SERVER_INTERNAL_H
+#define SCRM_DAEMON_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ipc/idmap.h"
+#include "ipc/ipc.h"
+
+struct rm;
+
+#define SRV_MAX_WORKERS    128u  /* worker threads, created on demand */
+#define SRV_MAX_CLIENTS    4096u /* connections; more are refused with a log line */
+#define SRV_MAX_CARDS      1024u /* card handles per connection (SCARD_E_NO_MEMORY beyond) */
+#define SRV_LISTEN_BACKLOG SOMAXCONN
+
+/* ---- Worker pool (server_pool.c) --------------------------------------------------------------
+ */
+struct srv_job {
+    void (*fn)(struct srv_job *job);
+    struct srv_job *next;
+};
+
+struct srv_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work;    /* a job was queued, or stop */
+    pthread_cond_t drained; /* a thread finished its job or exited */
+    struct srv_job *head, *tail;
+    unsigned threads, idle, running, max;
+    bool stop;
+    pthread_t tids[SRV_MAX_WORKERS];
+};
+
+int srv_pool_init(struct srv_pool *p, unsigned max_threads);
+/* Queue a job; starts a thread if none is idle and the limit allows. */
+void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
+/* Wait until no job is queued or running. */
+void srv_pool_drain(struct srv_pool *p);
+/* Drain, stop and join every thread. */
+void srv_pool_destroy(struct srv_pool *p);
+
+/* ---- Sessions ---------------------------------------------------------------------------------
+ */
+
+/* A GET_STATUS_CHANGE wait kept by the loop thread. */
+struct srv_wait {
+    uint32_t seq;
+    uint32_t count;
+    bool pnp;
+    uint32_t pnp_known;
+    struct ipc_gsc_entry *entries;
+    uint64_t *watches; /* count (+1 with pnp) watch ids, 0 where none */
+    size_t n_watches;
+};
+
+struct srv;
+
+struct session {
+    struct srv *srv;
+    uint64_t id; /* client id; also the owner id given to the rm */
+    int fd;
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+    atomic_uint refs;
+
+    pthread_mutex_t lock; /* busy, closing, output, epoll interest */
+    bool busy;            /* a worker executes a request */
+    bool closing;         /* session_close ran (loop thread) */
+    uint8_t *out;         /* unsent reply bytes */
+    size_t out_len, out_off;
+
+    /* Loop thread only. */
+    struct ipc_rx rx;
+    bool hello_done;
+    struct srv_wait *wait;
+    struct session *next, *prev; /* the server's list */
+
+    /* The worker executing a request only (serialised by `busy`). */
+    struct idmap cards; /* random handle -> rm card id */
+    uint8_t *job_msg;   /* request being executed */
+    size_t job_len;
+    uint8_t *reply; /* reply buffer, grown on demand */
+    size_t reply_cap;
+    struct srv_job job;  /* request job */
+    struct srv_job gone; /* teardown job */
+
+    bool in_ready; /* on the ready list (srv->ready_lock) */
+    struct session *ready_next;
+};
+
+struct srv {
+    struct rm *rm;
+    int epfd, listen_fd, stop_fd, wake_fd;
+    const char *socket_path; /* file to remove at the end, NULL if inherited */
+    gid_t group;             /* allowed group, (gid_t)-1 for any */
+    pid_t pid;
+    uint64_t next_id;
+    unsigned n_sessions;
+    struct session *sessions;
+    pthread_mutex_t ready_lock;
+    struct session *ready; /* sessions whose watched readers changed */
+    struct srv_pool pool;
+};
+
+/* server_session.c */
+struct session *session_new(struct srv *srv, int fd);
+void session_ref(struct session *s);
+void session_unref(struct session *s);
+/* An epoll event for the session's fd (loop thread). */
+void session_event(struct session *s, uint32_t events);
+/* Close with a reason for the log (loop thread); idempotent. */
+void session_close(struct session *s, const char *why, bool violation);
+/* Re-evaluate the session's wait after a watch fired (loop thread). */
+void session_wait_fired(struct session *s);
+/* Queue a reply (any thread): sends what the socket takes, keeps the rest. */
+void session_send(struct session *s, const uint8_t *msg, size_t len);
+/* Recompute the epoll interest from the state; s->lock held. */
+void session_rearm(struct session *s);
+/* End the wait (if any) with an empty reply of status rc (loop thread). */
+void session_end_wait(struct session *s, uint32_t rc);
+/* Start a status-change wait on the decoded entries (which it takes over); it may answer at
+ * once. 0, or -1 if out of memory (entries not taken). Loop thread. */
+int session_start_wait(struct session *s, const struct ipc_hdr *h, const struct ipc_gsc_req *req,
+                       struct ipc_gsc_entry *entries);
+
+/* server_cmds.c: one handler per command, generated dispatch. */
+enum srv_run { SRV_LOOP, SRV_POOL };
+/* How a command runs, or -1 for a code the protocol does not have. */
+int srv_cmd_run(uint16_t cmd);
+/* Execute a request (validated by ipc_check_request) on the calling thread. */
+void srv_cmd_exec(struct session *s, const uint8_t *msg, size_t len);
+/* The session's reply buffer, at least n bytes (NULL if out of memory). Used by the thread that
+ * executes the session's current request or wait. */
+uint8_t *srv_reply_buf(struct session *s, size_t n);
+/* Build and send a reply: header + fixed + var (copied into the reply buffer). */
+void srv_reply(struct session *s, const struct ipc_hdr *req, uint32_t status, const void *fixed,
+               size_t fixed_len, const void *var, size_t var_len);
+/* Snapshot of one reader for a status-change reply. */
+void srv_reader_state(struct srv *srv, const char *name, struct ipc_reader_state *st);
+
+#endif

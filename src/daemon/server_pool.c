@@ -1,0 +1,102 @@
+/*
+ * The server's worker pool: a FIFO of jobs served by threads that are started on demand. A job
+ * that finds no idle thread starts one, up to the limit, so jobs blocked for a long time on one
+ * reader (a slow card, a transaction held elsewhere) never keep another reader's clients waiting
+ * for a thread. Threads stay until the pool is destroyed, which joins them.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "daemon/server_internal.h"
+
+static void *worker_main(void *arg)
+{
+    struct srv_pool *p = arg;
+
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        struct srv_job *job;
+        while (!p->head && !p->stop) {
+            p->idle++;
+            pthread_cond_wait(&p->work, &p->lock);
+            p->idle--;
+        }
+        if (!p->head) /* stop, and nothing left */
+            break;
+        job = p->head;
+        p->head = job->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->running++;
+        pthread_mutex_unlock(&p->lock);
+        job->fn(job);
+        pthread_mutex_lock(&p->lock);
+        p->running--;
+        pthread_cond_broadcast(&p->drained);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int srv_pool_init(struct srv_pool *p, unsigned max_threads)
+{
+    memset(p, 0, sizeof *p);
+    p->max = max_threads == 0 ? 1 : max_threads > SRV_MAX_WORKERS ? SRV_MAX_WORKERS : max_threads;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->drained, NULL);
+    return 0;
+}
+
+/* Start one worker; p->lock held. */
+static void start_thread(struct srv_pool *p)
+{
+    int rc = pthread_create(&p->tids[p->threads], NULL, worker_main, p);
+    if (rc == 0)
+        p->threads++;
+    else if (p->threads == 0)
+        scrm_assert(!"cannot start the first server worker");
+    else
+        log_warn(ipc, "cannot start another worker thread: %s", strerror(rc));
+}
+
+void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->tail)
+        p->tail->next = job;
+    else
+        p->head = job;
+    p->tail = job;
+    if (p->idle == 0 && p->threads < p->max)
+        start_thread(p);
+    else
+        pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void srv_pool_drain(struct srv_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    while (p->head || p->running)
+        pthread_cond_wait(&p->drained, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void srv_pool_destroy(struct srv_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    while (p->head || p->running)
+        pthread_cond_wait(&p->drained, &p->lock);
+    p->stop = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < p->threads; i++)
+        pthread_join(p->tids[i], NULL);
+    p->threads = 0;
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->drained);
+    pthread_mutex_destroy(&p->lock);
+}

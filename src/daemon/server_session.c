@@ -1,0 +1,448 @@
+/*
+ * One client connection of scrmd: reading and checking messages, handing requests to the pool,
+ * writing replies, status-change waits, and the orderly end (see server_internal.h for the
+ * threading rules).
+ *
+ * Reading: the loop thread reads at most up to the end of the current message (the receiver asks
+ * for exactly the missing bytes), so after a message nothing of the next one sits in user space;
+ * a session that becomes busy simply stops being polled for input. A message that fails the
+ * header check, the per-command size check, or the conversation rules (HELLO first, nothing but
+ * STOP_WAIT during a wait) disconnects the client with a warning naming it; a connection that
+ * ends in the middle of a message is logged as truncated.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "daemon/server_internal.h"
+#include "rm/rm.h"
+
+/* ---- Lifetime ---------------------------------------------------------------------------------
+ */
+
+struct session *session_new(struct srv *srv, int fd)
+{
+    struct session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->srv = srv;
+    s->fd = fd;
+    s->id = ++srv->next_id;
+    atomic_init(&s->refs, 1);
+    pthread_mutex_init(&s->lock, NULL);
+    ipc_rx_init(&s->rx, false);
+    idmap_init(&s->cards);
+    return s;
+}
+
+void session_ref(struct session *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void session_unref(struct session *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    ipc_rx_free(&s->rx);
+    idmap_free(&s->cards);
+    pthread_mutex_destroy(&s->lock);
+    free(s->out);
+    free(s->job_msg);
+    free(s->reply);
+    free(s);
+}
+
+/* ---- Output -----------------------------------------------------------------------------------
+ */
+
+void session_rearm(struct session *s)
+{
+    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = s};
+    if (s->closing)
+        return; /* no longer in the epoll set */
+    if (s->out_len > s->out_off)
+        ev.events |= EPOLLOUT;
+    else if (!s->busy)
+        ev.events |= EPOLLIN;
+    if (epoll_ctl(s->srv->epfd, EPOLL_CTL_MOD, s->fd, &ev) < 0)
+        log_error(ipc, "client %llu: epoll_ctl: %s", (unsigned long long)s->id, strerror(errno));
+}
+
+/* Write pending output; s->lock held. A dead peer shuts the socket down so that the loop
+ * thread sees the hang-up and closes the session. */
+static void flush_out(struct session *s)
+{
+    while (s->out_off < s->out_len) {
+        ssize_t n =
+            send(s->fd, s->out + s->out_off, s->out_len - s->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            shutdown(s->fd, SHUT_RDWR);
+            s->out_off = s->out_len;
+            break;
+        }
+        s->out_off += (size_t)n;
+    }
+    free(s->out);
+    s->out = NULL;
+    s->out_len = s->out_off = 0;
+}
+
+void session_send(struct session *s, const uint8_t *msg, size_t len)
+{
+    size_t off = 0;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->closing)
+        goto out;
+    if (s->out_len != s->out_off) {
+        /* Only a client breaking the one-request rule can get here; drop it. */
+        shutdown(s->fd, SHUT_RDWR);
+        goto out;
+    }
+    while (off < len) {
+        ssize_t n = send(s->fd, msg + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            shutdown(s->fd, SHUT_RDWR);
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    if (off < len) { /* keep the rest for EPOLLOUT */
+        s->out = malloc(len - off);
+        if (!s->out) {
+            shutdown(s->fd, SHUT_RDWR);
+            goto out;
+        }
+        memcpy(s->out, msg + off, len - off);
+        s->out_len = len - off;
+        s->out_off = 0;
+    }
+out:
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- Closing ----------------------------------------------------------------------------------
+ */
+
+/* Pool job: tell the rm the owner is gone, then drop the session. */
+static void gone_job(struct srv_job *job)
+{
+    struct session *s = (struct session *)((char *)job - offsetof(struct session, gone));
+    int n = rm_owner_gone(s->srv->rm, s->id);
+    if (n > 0)
+        log_debug(ipc, "client %llu: %d card handle(s) reset and closed", (unsigned long long)s->id,
+                  n);
+    session_unref(s);
+}
+
+static void free_wait(struct session *s)
+{
+    struct srv_wait *w = s->wait;
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n_watches; i++)
+        if (w->watches[i])
+            rm_unwatch(s->srv->rm, w->watches[i]);
+    free(w->watches);
+    free(w->entries);
+    free(w);
+    s->wait = NULL;
+}
+
+void session_close(struct session *s, const char *why, bool violation)
+{
+    struct srv *srv = s->srv;
+    bool busy;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    s->closing = true;
+    busy = s->busy;
+    pthread_mutex_unlock(&s->lock);
+
+    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    if (violation)
+        log_warn(ipc, "client %llu (pid %ld, uid %ld): %s; disconnecting",
+                 (unsigned long long)s->id, (long)s->pid, (long)s->uid, why);
+    else
+        log_info(ipc, "client %llu (pid %ld): %s", (unsigned long long)s->id, (long)s->pid, why);
+    free_wait(s);
+    rm_cancel_waits(srv->rm, s->id); /* a worker blocked for this client returns now */
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->n_sessions--;
+    /* The list's reference passes to the teardown job, queued now or by the worker that is
+     * still executing a request for this client. */
+    if (!busy) {
+        s->gone.fn = gone_job;
+        srv_pool_submit(&srv->pool, &s->gone);
+    }
+}
+
+/* ---- Status-change waits ----------------------------------------------------------------------
+ */
+
+/* Watch callback (rm thread, watch registry lock held): queue the session for the loop. */
+static void watch_fired(void *user, const char *name, uint32_t counter)
+{
+    struct session *s = user;
+    struct srv *srv = s->srv;
+    uint64_t one = 1;
+    bool poke = false;
+    (void)name;
+    (void)counter;
+
+    pthread_mutex_lock(&srv->ready_lock);
+    if (!s->in_ready) {
+        s->in_ready = true;
+        session_ref(s);
+        s->ready_next = srv->ready;
+        srv->ready = s;
+        poke = true;
+    }
+    pthread_mutex_unlock(&srv->ready_lock);
+    if (poke && write(srv->wake_fd, &one, sizeof one) < 0)
+        log_debug(ipc, "wake: %s", strerror(errno));
+}
+
+/* Snapshot every reader of the wait; true if something differs from what the client knows. */
+static bool wait_snapshot(struct session *s, struct ipc_reader_state *st, uint32_t *pnp)
+{
+    struct srv_wait *w = s->wait;
+    bool changed = false;
+
+    *pnp = rm_reader_events(s->srv->rm);
+    if (w->pnp && *pnp != w->pnp_known)
+        changed = true;
+    for (uint32_t i = 0; i < w->count; i++) {
+        srv_reader_state(s->srv, w->entries[i].name, &st[i]);
+        if (st[i].flags != w->entries[i].known_flags ||
+            st[i].counter != w->entries[i].known_counter)
+            changed = true;
+    }
+    return changed;
+}
+
+void session_wait_fired(struct session *s)
+{
+    struct ipc_reader_state *st;
+    struct ipc_hdr req = {.cmd = IPC_CMD_GET_STATUS_CHANGE};
+    struct ipc_gsc_rep rep;
+    uint32_t pnp;
+
+    if (!s->wait || s->closing)
+        return;
+    st = calloc(s->wait->count ? s->wait->count : 1, sizeof *st);
+    if (!st) {
+        session_end_wait(s, SCARD_E_NO_MEMORY);
+        return;
+    }
+    if (wait_snapshot(s, st, &pnp)) {
+        req.seq = s->wait->seq;
+        rep.count = s->wait->count;
+        rep.pnp_counter = pnp;
+        srv_reply(s, &req, SCARD_S_SUCCESS, &rep, sizeof rep, st, rep.count * sizeof *st);
+        free_wait(s);
+        pthread_mutex_lock(&s->lock);
+        session_rearm(s);
+        pthread_mutex_unlock(&s->lock);
+    }
+    free(st);
+}
+
+void session_end_wait(struct session *s, uint32_t rc)
+{
+    struct ipc_hdr req = {.cmd = IPC_CMD_GET_STATUS_CHANGE};
+    struct ipc_gsc_rep rep = {0};
+    if (!s->wait)
+        return;
+    req.seq = s->wait->seq;
+    free_wait(s);
+    srv_reply(s, &req, rc, &rep, sizeof rep, NULL, 0);
+}
+
+/* Start a wait for the request's readers (loop thread); may answer at once. */
+int session_start_wait(struct session *s, const struct ipc_hdr *h, const struct ipc_gsc_req *req,
+                       struct ipc_gsc_entry *entries)
+{
+    struct srv_wait *w = calloc(1, sizeof *w);
+    size_t n = req->count + ((req->flags & IPC_GSC_PNP) ? 1u : 0u);
+
+    if (!w || !(w->watches = calloc(n ? n : 1, sizeof *w->watches))) {
+        free(w);
+        return -1;
+    }
+    w->seq = h->seq;
+    w->count = req->count;
+    w->pnp = (req->flags & IPC_GSC_PNP) != 0;
+    w->pnp_known = req->pnp_counter;
+    w->entries = entries;
+    s->wait = w;
+    /* Watch first, then compare: an event between the two cannot be missed. */
+    for (uint32_t i = 0; i < w->count; i++)
+        w->watches[w->n_watches++] = rm_watch(s->srv->rm, entries[i].name, watch_fired, s);
+    if (w->pnp)
+        w->watches[w->n_watches++] = rm_watch(s->srv->rm, NULL, watch_fired, s);
+    for (size_t i = 0; i < w->n_watches; i++)
+        if (w->watches[i] == 0) {
+            session_end_wait(s, SCARD_E_NO_MEMORY);
+            return 0;
+        }
+    session_wait_fired(s);
+    return 0;
+}
+
+/* ---- Input ------------------------------------------------------------------------------------
+ */
+
+/* Check the conversation rules for a validated request; NULL if it may run. */
+static const char *conversation_error(struct session *s, uint16_t cmd)
+{
+    if (!s->hello_done && cmd != IPC_CMD_HELLO)
+        return "request before HELLO";
+    if (s->hello_done && cmd == IPC_CMD_HELLO)
+        return "second HELLO";
+    if (s->wait && cmd != IPC_CMD_STOP_WAIT)
+        return "request while a status-change wait is pending";
+    return NULL;
+}
+
+/* Pool job: execute the request, then resume reading (or finish closing). */
+static void request_job(struct srv_job *job)
+{
+    struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
+    bool closing;
+
+    srv_cmd_exec(s, s->job_msg, s->job_len);
+    free(s->job_msg);
+    s->job_msg = NULL;
+    pthread_mutex_lock(&s->lock);
+    s->busy = false;
+    closing = s->closing;
+    session_rearm(s);
+    pthread_mutex_unlock(&s->lock);
+    if (closing) { /* session_close left the teardown to us */
+        s->gone.fn = gone_job;
+        gone_job(&s->gone);
+    }
+}
+
+/* Handle one complete message; false if the session must stop reading. */
+static bool dispatch(struct session *s, const uint8_t *msg, size_t len)
+{
+    struct ipc_hdr h;
+    const char *why = ipc_check_request(msg, len);
+
+    if (why) {
+        session_close(s, why, true);
+        return false;
+    }
+    memcpy(&h, msg, sizeof h);
+    why = conversation_error(s, h.cmd);
+    if (why) {
+        session_close(s, why, true);
+        return false;
+    }
+    if (srv_cmd_run(h.cmd) == SRV_LOOP) {
+        bool pending;
+        srv_cmd_exec(s, msg, len);
+        ipc_rx_next(&s->rx);
+        pthread_mutex_lock(&s->lock);
+        pending = s->out_len > s->out_off;
+        if (pending)
+            session_rearm(s);
+        pthread_mutex_unlock(&s->lock);
+        return !s->closing && !pending;
+    }
+    s->job_msg = ipc_rx_take(&s->rx);
+    s->job_len = len;
+    pthread_mutex_lock(&s->lock);
+    s->busy = true;
+    session_rearm(s);
+    pthread_mutex_unlock(&s->lock);
+    s->job.fn = request_job;
+    srv_pool_submit(&s->srv->pool, &s->job);
+    return false;
+}
+
+/* Read what the socket has, message by message (loop thread). */
+static void read_input(struct session *s)
+{
+    for (;;) {
+        const uint8_t *msg;
+        const char *why = NULL;
+        size_t want, len;
+        uint8_t *p;
+        ssize_t n;
+        enum ipc_rx_result r;
+
+        ipc_rx_space(&s->rx, &p, &want);
+        n = recv(s->fd, p, want, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            if (ipc_rx_partial(&s->rx))
+                session_close(s, "connection ended inside a message (truncated)", true);
+            else
+                session_close(s, n == 0 ? "disconnected" : strerror(errno), false);
+            return;
+        }
+        r = ipc_rx_advance(&s->rx, (size_t)n, &msg, &len, &why);
+        if (r == IPC_RX_ERROR) {
+            session_close(s, why, true);
+            return;
+        }
+        if (r == IPC_RX_MESSAGE && !dispatch(s, msg, len))
+            return;
+    }
+}
+
+void session_event(struct session *s, uint32_t events)
+{
+    bool busy, out_pending;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    if (events & EPOLLOUT) {
+        flush_out(s);
+        session_rearm(s);
+    }
+    busy = s->busy;
+    out_pending = s->out_len > s->out_off;
+    pthread_mutex_unlock(&s->lock);
+
+    if ((events & EPOLLIN) && !busy && !out_pending)
+        read_input(s);
+    else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        session_close(s,
+                      ipc_rx_partial(&s->rx) ? "connection ended inside a message (truncated)"
+                                             : "disconnected",
+                      ipc_rx_partial(&s->rx));
+}

@@ -1,0 +1,287 @@
+/*
+ * Private structures of the resource manager core, shared by the files of src/rm.
+ *
+ * Objects
+ *   struct rm         one per daemon: the smc context, the config, the device records, the
+ *                     registered readers, the connection table, the watch registry, the pool and
+ *                     the timer thread.
+ *   struct rm_reader  one per registered reader: its smc handle, name, snapshot (state, ATR,
+ *                     counter, flags), connections, transaction, monitor and power-down timer.
+ *   struct rm_conn    one per connection (card handle), found by id in a hash table.
+ *
+ * Locks, in the order they may be nested (outer first):
+ *   reader->seq_lock   one card sequence (connect, disposition, transmit, power-up, power-down) at
+ * a time per reader; never held while waiting for a transaction. rm->lock           device records,
+ * reader list, connection table, reference counts. reader->lock       the reader's snapshot,
+ * connections list, transaction and waiters; its condition variable `cond` carries the transaction
+ * waits. reader->mon_lock   posting a tracking request vs. stopping the monitor (leaf).
+ *   rm->watch_lock     the watch registry; held while watch callbacks run, with no other lock.
+ *   pool / timers / trace locks are leaves.
+ *
+ * Reference counts (under rm->lock): a reader is referenced by the reader list while registered,
+ * by each connection, by its monitor while it runs, and temporarily by callers. A connection is
+ * referenced by the table while open and by each call in progress. Timers and queued jobs refer to
+ * readers by id and look them up, so they need no reference.
+ */
+#ifndef SCRM_RM_INTERNAL_H
+#define SCRM_RM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rm/rm.h"
+#include "smc/smc.h"
+
+/* ---- pool.c: worker threads and the timer thread -----------------------------------------------
+ */
+
+/* A job; embed it in the object it works on. fn runs on a pool thread. */
+struct rm_job {
+    void (*fn)(struct rm_job *job);
+    struct rm_job *next;
+    bool queued;
+};
+
+struct rm_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct rm_job *head, *tail;
+    pthread_t *threads;
+    unsigned n_threads;
+    bool stop;
+};
+
+int rm_pool_start(struct rm_pool *p, unsigned n);
+/* Queue a job unless it is queued already or the pool is stopped. Returns true if queued. */
+bool rm_pool_submit(struct rm_pool *p, struct rm_job *job);
+/* Run every queued job, then join the threads. Later submits are refused. */
+void rm_pool_stop(struct rm_pool *p);
+
+/* A one-shot timer. When it expires fn(rm, id, token) runs on the timer thread with no lock held.
+ */
+struct rm_timer {
+    uint64_t deadline_ns;
+    void (*fn)(struct rm *rm, uint64_t id, uint64_t token);
+    uint64_t id, token;
+    bool armed;
+    struct rm_timer *next;
+};
+
+struct rm_timers {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;   /* CLOCK_MONOTONIC */
+    struct rm_timer *head; /* sorted by deadline */
+    pthread_t thread;
+    bool stop, started;
+    struct rm *rm;
+};
+
+int rm_timers_start(struct rm_timers *t, struct rm *rm);
+/* (Re)arm: fire `ms` from now with this id and token. False if the timers are stopped. */
+bool rm_timer_arm(struct rm_timers *t, struct rm_timer *tm, uint32_t ms, uint64_t id,
+                  uint64_t token);
+/* Disarm. True if it was armed (and will not fire); false if idle or already firing. */
+bool rm_timer_cancel(struct rm_timers *t, struct rm_timer *tm);
+/* Stop the thread; every timer is disarmed, later arms are refused, cancel still works. */
+void rm_timers_stop(struct rm_timers *t);
+/* Destroy the lock (after the last cancel). */
+void rm_timers_fini(struct rm_timers *t);
+
+/* ---- the objects ------------------------------------------------------------------------------
+ */
+
+struct rm_conn;
+
+/* A call waiting for another handle's transaction (on the stack of the waiting thread). */
+struct rm_waiter {
+    uint64_t owner;
+    bool cancelled;
+    struct rm_waiter *next;
+};
+
+struct rm_reader {
+    struct rm *rm;
+    uint64_t id;                   /* for timers and jobs */
+    unsigned refs;                 /* rm->lock */
+    char device[64];               /* "sim:0" */
+    char name[RM_READER_NAME_MAX]; /* set once during start-up, before the reader is visible */
+    struct smc_handle *h;
+    uint32_t characteristics;
+
+    pthread_mutex_t seq_lock;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+
+    /* snapshot (lock) */
+    uint32_t state;    /* last driver state seen */
+    uint32_t protocol; /* libsmc protocol bit of the card, 0 if none */
+    uint32_t event_counter;
+    uint8_t atr[RM_ATR_MAX];
+    size_t atr_len;
+    bool card_present, mute, lost, defective, gone;
+
+    /* connections and transaction (lock) */
+    struct rm_conn *conns;
+    unsigned n_conns;
+    bool exclusive;
+    struct rm_conn *tx_owner;
+    unsigned tx_depth;
+    struct rm_waiter *waiters;
+
+    /* power-down timer (token under lock; timer under the timers' lock) */
+    struct rm_timer pd_timer;
+    uint64_t pd_token;
+    bool pd_armed;
+
+    /* monitor */
+    pthread_mutex_t mon_lock;
+    bool mon_stopping; /* mon_lock */
+    struct rm_job mon_job;
+    smc_status mon_status; /* result handed to mon_job */
+    uint32_t mon_code;     /* IS_PRESENT / IS_ABSENT last posted */
+    uint64_t mon_posted_ns;
+    unsigned mon_failures;
+    struct rm_timer retry_timer;
+    bool mon_present; /* the monitor's own view: card present (monitor thread only) */
+
+    struct rm_reader *next;     /* rm->readers (registered) */
+    struct rm_reader *all_next; /* rm->all (every live object) */
+};
+
+struct rm_conn {
+    uint64_t id, owner;
+    struct rm_reader *r;   /* referenced */
+    unsigned refs;         /* rm->lock */
+    struct rm_conn *hnext; /* hash chain (rm->lock) */
+    /* under r->lock: */
+    struct rm_conn *rnext;
+    uint32_t share;
+    uint32_t protocol; /* libsmc protocol bit, 0 = none */
+    bool removed, reset, dead;
+};
+
+/* A device known to the rm (registered, refused, or starting). */
+enum rm_dev_state { RM_DEV_STARTING, RM_DEV_READY, RM_DEV_REFUSED };
+struct rm_dev {
+    char name[64];
+    enum rm_dev_state st;
+    uint32_t result;
+    bool left;
+    struct rm_reader *reader; /* READY: the registered reader (not referenced) */
+    struct rm_dev *next;
+};
+
+struct rm_watch {
+    uint64_t id;
+    char *name; /* NULL: PnP */
+    rm_watch_fn fn;
+    void *user;
+    struct rm_watch *next;
+};
+
+struct rm {
+    struct rm_config cfg;
+    struct smc_ctx *ctx;
+    atomic_bool closing;
+
+    pthread_mutex_t lock;
+    pthread_cond_t dev_cond; /* a device left RM_DEV_STARTING */
+    struct rm_dev *devs;
+    struct rm_reader *readers; /* registered, in registration order */
+    struct rm_reader *all;     /* every reader object still alive */
+    uint64_t next_reader_id;
+    uint32_t reader_events;
+    /* connection table */
+    struct rm_conn **conn_tab;
+    size_t conn_buckets, n_conns;
+    uint64_t next_conn_id;
+
+    pthread_mutex_t watch_lock;
+    struct rm_watch *watches;
+    uint64_t next_watch_id;
+
+    pthread_mutex_t trace_lock;
+    rm_trace_fn trace_fn;
+    void *trace_user;
+
+    struct rm_pool pool;
+    struct rm_timers timers;
+};
+
+/* ---- ioctl.c: the one IOCTL wrapper (trace) ---------------------------------------------------
+ */
+
+smc_status rm_ioctl(struct rm_reader *r, uint32_t code, const void *in, size_t in_len, void *out,
+                    size_t out_len, size_t *returned);
+/* Shorthands. */
+smc_status rm_get_state(struct rm_reader *r, uint32_t *state);
+smc_status rm_get_attr(struct rm_reader *r, uint32_t attr, void *out, size_t cap, size_t *len);
+smc_status rm_power(struct rm_reader *r, uint32_t cmd, uint8_t *atr, size_t cap, size_t *len);
+/* Post a tracking request; completions are traced by rm_trace_completion. */
+smc_status rm_ioctl_async(struct rm_reader *r, uint32_t code, smc_completion_fn done, void *user,
+                          uint64_t *req_id);
+void rm_trace_completion(struct rm_reader *r, uint32_t code, smc_status st, uint64_t posted_ns);
+
+/* ---- reader.c: registry, references, snapshot, notifications ----------------------------------
+ */
+
+void rm_reader_ref_locked(struct rm_reader *r);
+void rm_reader_unref(struct rm_reader *r);
+/* Free a reader object (close its handle). Only when unreferenced or at rm_free. */
+void rm_reader_destroy(struct rm_reader *r);
+/* A live reader object by id, referenced; NULL if gone. */
+struct rm_reader *rm_reader_by_id(struct rm *rm, uint64_t id);
+/* A registered reader by name, referenced; NULL if none. */
+struct rm_reader *rm_reader_by_name(struct rm *rm, const char *name);
+/* Flags of the snapshot; r->lock held. */
+uint32_t rm_reader_flags_locked(const struct rm_reader *r);
+/* Call the watches of r's name (and of the list when pnp). No lock held. */
+void rm_notify(struct rm *rm, const char *name, uint32_t counter, bool pnp);
+void rm_notify_reader(struct rm_reader *r);
+/* PnP listener installed on the context. */
+void rm_pnp_listener(void *user, enum smc_pnp_event ev, const char *device);
+/* Register a device (start-up sequence) unless known; returns its result. */
+uint32_t rm_reader_start(struct rm *rm, const char *device);
+
+/* ---- monitor.c --------------------------------------------------------------------------------
+ */
+
+/* Start the monitor of a registered reader (takes the monitor's reference). */
+void rm_monitor_start(struct rm_reader *r);
+/* Stop posting tracking requests and cancel the pending one (rm_free, departure). */
+void rm_monitor_stop(struct rm_reader *r);
+/* Arm the power-down timer (r->lock held). */
+void rm_power_down_arm_locked(struct rm_reader *r);
+/* Disarm it (r->lock held). */
+void rm_power_down_cancel_locked(struct rm_reader *r);
+
+/* ---- sequence.c: the IOCTL sequences (reader->seq_lock held) ----------------------------------
+ */
+
+/* Connect sequence: GET_STATE loop, then SET_PROTOCOL with `pref` (libsmc bits). */
+uint32_t rm_seq_connect(struct rm_reader *r, uint32_t pref, uint32_t *protocol);
+/* Disposition LEAVE / RESET / UNPOWER / EJECT; `by` gets no "reset" mark. */
+uint32_t rm_seq_disposition(struct rm_reader *r, struct rm_conn *by, uint32_t disposition);
+/* Power-down sequence: GET_STATE loop, POWER(POWER_DOWN) from POWERED / NEGOTIABLE / SPECIFIC. */
+void rm_seq_power_down(struct rm_reader *r);
+/* Insertion: read the ATR (SWALLOW if needed, cold reset), then GET_STATE. */
+void rm_seq_power_up(struct rm_reader *r, uint32_t state);
+
+/* ---- conn.c -----------------------------------------------------------------------------------
+ */
+
+/* Mark every connection of r removed (card left); r->lock held. */
+void rm_conns_mark_removed_locked(struct rm_reader *r);
+/* Free every connection (rm_free). */
+void rm_conns_free_all(struct rm *rm);
+
+/* ---- protocol numbering -----------------------------------------------------------------------
+ */
+
+uint32_t rm_proto_to_smc(uint32_t pcsc);
+uint32_t rm_proto_from_smc(uint32_t smc);
+
+#endif

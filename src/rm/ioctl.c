@@ -1,0 +1,188 @@
+/*
+ * The one wrapper through which the resource manager sends every IOCTL: it times the request, and
+ * reports it to the trace callback and, when category `ioctl` is at info, to the log as exactly
+ *
+ *     ioctl <reader name> <IOCTL_NAME> [<argument name>] -> <STATUS_NAME> (<µs> µs)
+ *
+ * e.g. "ioctl SimVendor SimReader 0 IOCTL_SMARTCARD_POWER SCARD_COLD_RESET -> STATUS_SUCCESS
+ * (41 µs)". The argument is the power command, the attribute id, the protocol mask (bit names
+ * joined by '|') or, for vendor IOCTLs, the code in hex. A tracking request that pends is reported
+ * once when posted (-> STATUS_PENDING) and once when it completes (time since it was posted).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "rm/internal.h"
+
+static uint32_t get_u32(const void *p)
+{
+    const uint8_t *b = p;
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* Protocol mask as "SCARD_PROTOCOL_T0|SCARD_PROTOCOL_T1". */
+static void mask_name(uint32_t mask, char *buf, size_t cap)
+{
+    static const uint32_t bits[] = {SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_PROTOCOL_RAW,
+                                    SCARD_PROTOCOL_DEFAULT};
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+        if (!(mask & bits[i]))
+            continue;
+        int w = snprintf(buf + n, cap - n, "%s%s", n ? "|" : "", smc_protocol_name(bits[i]));
+        if (w < 0 || (size_t)w >= cap - n)
+            return;
+        n += (size_t)w;
+        mask &= ~bits[i];
+    }
+    if (mask || n == 0)
+        snprintf(buf + n, cap - n, "%s0x%08X", n ? "|" : "", mask);
+}
+
+/* The argument name of a request, or NULL. */
+static const char *arg_name(uint32_t code, const void *in, size_t in_len, char *buf, size_t cap)
+{
+    if (SMC_IOCTL_IS_VENDOR(code)) {
+        snprintf(buf, cap, "0x%08X", code);
+        return buf;
+    }
+    if (in_len < 4 || !in)
+        return NULL;
+    uint32_t v = get_u32(in);
+    const char *name = NULL;
+    switch (code) {
+    case IOCTL_SMARTCARD_POWER: name = smc_power_name(v); break;
+    case IOCTL_SMARTCARD_GET_ATTRIBUTE:
+    case IOCTL_SMARTCARD_SET_ATTRIBUTE: name = smc_attr_name(v); break;
+    case IOCTL_SMARTCARD_SET_PROTOCOL: mask_name(v, buf, cap); return buf;
+    default: return NULL;
+    }
+    if (!name) {
+        snprintf(buf, cap, "0x%08X", v);
+        return buf;
+    }
+    return name;
+}
+
+/* The DWORD result worth showing to a trace callback. */
+static bool out_value(uint32_t code, const void *in, const void *out, size_t returned,
+                      uint32_t *value)
+{
+    if (returned != 4 || !out)
+        return false;
+    if (code == IOCTL_SMARTCARD_GET_STATE || code == IOCTL_SMARTCARD_SET_PROTOCOL) {
+        *value = get_u32(out);
+        return true;
+    }
+    if (code == IOCTL_SMARTCARD_GET_ATTRIBUTE && in &&
+        smc_attr_format(get_u32(in)) == SMC_AF_DWORD) {
+        *value = get_u32(out);
+        return true;
+    }
+    return false;
+}
+
+static void report(struct rm_reader *r, struct rm_trace_entry *e)
+{
+    const char *reader = r->name[0] ? r->name : r->device;
+    char line[160];
+    snprintf(line, sizeof(line), "%s%s%s -> %s", e->ioctl, e->arg ? " " : "", e->arg ? e->arg : "",
+             e->status_name);
+    e->reader = reader;
+    e->line = line;
+    log_info(ioctl, "ioctl %s %s (%llu \xC2\xB5s)", reader, line, (unsigned long long)e->usec);
+
+    struct rm *rm = r->rm;
+    pthread_mutex_lock(&rm->trace_lock);
+    rm_trace_fn fn = rm->trace_fn;
+    void *user = rm->trace_user;
+    pthread_mutex_unlock(&rm->trace_lock);
+    if (fn)
+        fn(user, e);
+    e->line = NULL; /* it pointed into this frame */
+}
+
+static void fill_names(struct rm_trace_entry *e, uint32_t code, smc_status st)
+{
+    e->code = code;
+    e->ioctl = smc_ioctl_name(code);
+    if (!e->ioctl)
+        e->ioctl = "IOCTL_UNKNOWN";
+    e->status = st;
+    e->status_name = smc_status_name(st);
+    if (!e->status_name)
+        e->status_name = "STATUS_UNKNOWN";
+}
+
+smc_status rm_ioctl(struct rm_reader *r, uint32_t code, const void *in, size_t in_len, void *out,
+                    size_t out_len, size_t *returned)
+{
+    size_t ret = 0;
+    uint64_t t0 = scrm_now_ns();
+    smc_status st = smc_ioctl(r->h, code, in, in_len, out, out_len, &ret);
+    uint64_t t1 = scrm_now_ns();
+    if (returned)
+        *returned = ret;
+
+    struct rm_trace_entry e = {0};
+    char abuf[96];
+    fill_names(&e, code, st);
+    e.arg = arg_name(code, in, in_len, abuf, sizeof(abuf));
+    e.usec = (t1 - t0) / 1000u;
+    e.has_value = st == STATUS_SUCCESS && out_value(code, in, out, ret, &e.value);
+    report(r, &e);
+    return st;
+}
+
+smc_status rm_ioctl_async(struct rm_reader *r, uint32_t code, smc_completion_fn done, void *user,
+                          uint64_t *req_id)
+{
+    uint64_t t0 = scrm_now_ns();
+    smc_status st = smc_ioctl_async(r->h, code, NULL, 0, NULL, 0, done, user, req_id);
+    struct rm_trace_entry e = {0};
+    fill_names(&e, code, st);
+    e.usec = (scrm_now_ns() - t0) / 1000u;
+    report(r, &e);
+    return st;
+}
+
+void rm_trace_completion(struct rm_reader *r, uint32_t code, smc_status st, uint64_t posted_ns)
+{
+    struct rm_trace_entry e = {0};
+    fill_names(&e, code, st);
+    e.usec = (scrm_now_ns() - posted_ns) / 1000u;
+    e.completion = true;
+    report(r, &e);
+}
+
+smc_status rm_get_state(struct rm_reader *r, uint32_t *state)
+{
+    uint8_t out[4] = {0};
+    size_t n = 0;
+    smc_status st = rm_ioctl(r, IOCTL_SMARTCARD_GET_STATE, NULL, 0, out, sizeof(out), &n);
+    if (st == STATUS_SUCCESS && n != 4)
+        st = STATUS_DEVICE_PROTOCOL_ERROR;
+    if (st == STATUS_SUCCESS)
+        *state = get_u32(out);
+    return st;
+}
+
+smc_status rm_get_attr(struct rm_reader *r, uint32_t attr, void *out, size_t cap, size_t *len)
+{
+    uint8_t in[4] = {(uint8_t)attr, (uint8_t)(attr >> 8), (uint8_t)(attr >> 16),
+                     (uint8_t)(attr >> 24)};
+    return rm_ioctl(r, IOCTL_SMARTCARD_GET_ATTRIBUTE, in, sizeof(in), out, cap, len);
+}
+
+smc_status rm_power(struct rm_reader *r, uint32_t cmd, uint8_t *atr, size_t cap, size_t *len)
+{
+    uint8_t in[4] = {(uint8_t)cmd, 0, 0, 0};
+    size_t n = 0;
+    smc_status st = rm_ioctl(r, IOCTL_SMARTCARD_POWER, in, sizeof(in), atr, atr ? cap : 0, &n);
+    if (len)
+        *len = n;
+    return st;
+}

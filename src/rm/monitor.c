@@ -1,0 +1,316 @@
+/*
+ * The card-state monitor of each reader, and its power-down timer. Event-driven, no polling:
+ *
+ *   1. Keep one tracking request pending: IS_PRESENT while no card is known, IS_ABSENT while one
+ * is.
+ *   2. When it completes (on the driver's event thread), the completion callback only records the
+ *      status and queues the reader's monitor job on the pool.
+ *   3. The job re-reads GET_STATE, updates the snapshot and the event counter (+1 per insertion,
+ *      +1 per removal), marks the connections of a removed card, and on insertion powers the card
+ *      to read its ATR (sequence.c) and arms the power-down timer. It notifies the watchers of
+ *      that reader only, then posts the next request (back to 1). A request that completes at
+ *      once is handled in the same loop.
+ *   4. A failed tracking request is re-posted after cfg.retry_ms (timer, not sleep); after
+ *      cfg.defect_threshold consecutive failures the reader is marked defective (logged) and the
+ *      monitor stops until the device is re-plugged. A request ended by the device's departure
+ *      (DEVICE_NOT_CONNECTED) stops the monitor quietly.
+ *
+ * The power-down timer fires on the timer thread, which queues a job; the job runs the power-down
+ * sequence only if no handle is connected and the timer was not re-armed or cancelled since
+ * (pd_token). A connect cancels the timer.
+ */
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "rm/internal.h"
+
+enum mon_next { MON_WAIT, MON_AGAIN, MON_STOP };
+
+/* STATUS_PENDING in mon_status means "nothing completed: just post" (retry timer). */
+#define MON_JUST_POST STATUS_PENDING
+
+static void monitor_run(struct rm_reader *r, smc_status st);
+
+static void mon_done(void *user, smc_status st, size_t returned)
+{
+    struct rm_reader *r = user;
+    (void)returned;
+    rm_trace_completion(r, r->mon_code, st, r->mon_posted_ns);
+    r->mon_status = st;
+    if (!rm_pool_submit(&r->rm->pool, &r->mon_job))
+        log_debug(rm, "reader '%s': monitor job not queued (stopping)", r->name);
+}
+
+static void mon_job_fn(struct rm_job *job)
+{
+    struct rm_reader *r = (struct rm_reader *)((char *)job - offsetof(struct rm_reader, mon_job));
+    monitor_run(r, r->mon_status);
+}
+
+static bool stopping(struct rm_reader *r)
+{
+    pthread_mutex_lock(&r->mon_lock);
+    bool s = r->mon_stopping;
+    pthread_mutex_unlock(&r->mon_lock);
+    return s;
+}
+
+/* Post the next tracking request. MON_WAIT if it pends, MON_AGAIN with *st if it completed. */
+static enum mon_next post(struct rm_reader *r, smc_status *st)
+{
+    pthread_mutex_lock(&r->mon_lock);
+    if (r->mon_stopping) {
+        pthread_mutex_unlock(&r->mon_lock);
+        return MON_STOP;
+    }
+    uint32_t code = r->mon_present ? IOCTL_SMARTCARD_IS_ABSENT : IOCTL_SMARTCARD_IS_PRESENT;
+    r->mon_code = code;
+    r->mon_posted_ns = scrm_now_ns();
+    *st = rm_ioctl_async(r, code, mon_done, r, NULL);
+    pthread_mutex_unlock(&r->mon_lock);
+    if (*st != STATUS_PENDING)
+        return MON_AGAIN;
+    if (code == IOCTL_SMARTCARD_IS_PRESENT) {
+        /* IS_PRESENT pends only when there is no card: an empty reader, known without GET_STATE. */
+        pthread_mutex_lock(&r->lock);
+        if (r->state == SCARD_UNKNOWN && !r->lost)
+            r->state = SCARD_ABSENT;
+        pthread_mutex_unlock(&r->lock);
+    }
+    return MON_WAIT;
+}
+
+static void retry_fired(struct rm *rm, uint64_t id, uint64_t token)
+{
+    (void)token;
+    struct rm_reader *r = rm_reader_by_id(rm, id);
+    if (!r)
+        return;
+    r->mon_status = MON_JUST_POST;
+    rm_pool_submit(&rm->pool, &r->mon_job);
+    rm_reader_unref(r);
+}
+
+/* A tracking request failed: retry later, or declare the reader defective. */
+static enum mon_next tracking_failed(struct rm_reader *r, smc_status st)
+{
+    struct rm *rm = r->rm;
+    r->mon_failures++;
+    if (st == STATUS_CANCELLED && r->mon_failures < rm->cfg.defect_threshold) {
+        /* Usually the device leaving (its departure is reported after the cancel): post again
+         * at once; a departed device answers DEVICE_NOT_CONNECTED and the monitor ends. */
+        log_debug(rm, "reader '%s': %s cancelled; posting again", r->name,
+                  smc_ioctl_name(r->mon_code));
+        return MON_AGAIN;
+    }
+    log_warn(rm, "reader '%s': %s failed: %s (%u of %u)", r->name, smc_ioctl_name(r->mon_code),
+             smc_status_name(st), r->mon_failures, rm->cfg.defect_threshold);
+    if (r->mon_failures >= rm->cfg.defect_threshold) {
+        pthread_mutex_lock(&r->lock);
+        r->defective = true;
+        r->event_counter++;
+        rm_power_down_cancel_locked(r);
+        pthread_mutex_unlock(&r->lock);
+        log_error(rm,
+                  "reader '%s' is defective: %u consecutive failures of the card-tracking "
+                  "requests; it stays unavailable until it is re-plugged",
+                  r->name, r->mon_failures);
+        rm_notify_reader(r);
+        return MON_STOP;
+    }
+    pthread_mutex_lock(&r->mon_lock);
+    bool armed =
+        !r->mon_stopping && rm_timer_arm(&rm->timers, &r->retry_timer, rm->cfg.retry_ms, r->id, 0);
+    pthread_mutex_unlock(&r->mon_lock);
+    return armed ? MON_WAIT : MON_STOP;
+}
+
+/* Removal: r->lock held. */
+static void card_left_locked(struct rm_reader *r)
+{
+    r->card_present = false;
+    r->atr_len = 0;
+    r->protocol = 0;
+    r->mute = false;
+    r->event_counter++;
+    rm_conns_mark_removed_locked(r);
+    rm_power_down_cancel_locked(r);
+}
+
+/* A tracking request completed: GET_STATE and update. Returns the GET_STATE status. */
+static smc_status card_event(struct rm_reader *r)
+{
+    uint32_t state = SCARD_UNKNOWN;
+    smc_status st = rm_get_state(r, &state);
+    if (st != STATUS_SUCCESS)
+        return st;
+    bool now = state > SCARD_ABSENT;
+    pthread_mutex_lock(&r->lock);
+    bool was = r->card_present, was_lost = r->lost;
+    /* IS_ABSENT completed but a card is there, unpowered, where a powered one was: replaced. */
+    bool swap = was && now && r->mon_code == IOCTL_SMARTCARD_IS_ABSENT &&
+                state <= SCARD_SWALLOWED && r->state >= SCARD_POWERED;
+    if ((was && !now) || swap)
+        card_left_locked(r);
+    r->lost = state == SCARD_UNKNOWN;
+    r->state = state;
+    bool power = r->rm->cfg.power_on_insert;
+    pthread_mutex_unlock(&r->lock);
+
+    bool insertion = (!was && now) || swap;
+    if (insertion) {
+        if (power) {
+            pthread_mutex_lock(&r->seq_lock);
+            rm_seq_power_up(r, state);
+            pthread_mutex_unlock(&r->seq_lock);
+        }
+        pthread_mutex_lock(&r->lock);
+        r->card_present = r->state > SCARD_ABSENT;
+        r->event_counter++;
+        if (r->n_conns == 0 && r->card_present && power)
+            rm_power_down_arm_locked(r);
+        pthread_mutex_unlock(&r->lock);
+    }
+    r->mon_present = now;
+    if (insertion || was != now || was_lost != (state == SCARD_UNKNOWN))
+        rm_notify_reader(r);
+    return STATUS_SUCCESS;
+}
+
+static bool device_gone_status(smc_status st)
+{
+    return st == STATUS_DEVICE_NOT_CONNECTED || st == STATUS_NO_SUCH_DEVICE ||
+           st == STATUS_DELETE_PENDING;
+}
+
+/* One step: handle the completion `*st`, then post the next request. */
+static enum mon_next monitor_step(struct rm_reader *r, smc_status *st)
+{
+    if (stopping(r))
+        return MON_STOP;
+    if (*st == STATUS_SUCCESS) {
+        smc_status gs = card_event(r);
+        if (gs != STATUS_SUCCESS)
+            *st = gs;
+        else
+            r->mon_failures = 0;
+    }
+    if (device_gone_status(*st)) {
+        log_debug(rm, "reader '%s': device gone, monitor ends", r->name);
+        return MON_STOP;
+    }
+    if (*st != STATUS_SUCCESS && *st != MON_JUST_POST) {
+        enum mon_next n = tracking_failed(r, *st);
+        if (n != MON_AGAIN)
+            return n;
+    }
+    return post(r, st);
+}
+
+static void monitor_run(struct rm_reader *r, smc_status st)
+{
+    for (unsigned i = 0; i < 64; i++) {
+        enum mon_next n = monitor_step(r, &st);
+        if (n == MON_WAIT)
+            return;
+        if (n == MON_STOP) {
+            rm_reader_unref(r); /* the monitor's reference */
+            return;
+        }
+    }
+    /* A reader whose state flips at every request: yield the worker, continue later. */
+    r->mon_status = st;
+    rm_pool_submit(&r->rm->pool, &r->mon_job);
+}
+
+void rm_monitor_start(struct rm_reader *r)
+{
+    struct rm *rm = r->rm;
+    pthread_mutex_lock(&rm->lock);
+    rm_reader_ref_locked(r);
+    pthread_mutex_unlock(&rm->lock);
+    r->mon_job.fn = mon_job_fn;
+    r->retry_timer.fn = retry_fired;
+    r->mon_present = false;
+    monitor_run(r, MON_JUST_POST);
+}
+
+void rm_monitor_stop(struct rm_reader *r)
+{
+    pthread_mutex_lock(&r->mon_lock);
+    bool already = r->mon_stopping;
+    r->mon_stopping = true;
+    bool was_waiting = rm_timer_cancel(&r->rm->timers, &r->retry_timer);
+    pthread_mutex_unlock(&r->mon_lock);
+    if (already)
+        return;
+    if (was_waiting) {
+        rm_reader_unref(r); /* nobody will resume the monitor */
+        return;
+    }
+    /* The pending request completes CANCELLED; the job then sees mon_stopping and ends. */
+    smc_cancel_all(r->h);
+}
+
+/* ---- power-down timer ---- */
+
+struct pd_job {
+    struct rm_job job;
+    struct rm *rm;
+    uint64_t id, token;
+};
+
+static void pd_job_fn(struct rm_job *job)
+{
+    struct pd_job *p = (struct pd_job *)job;
+    struct rm_reader *r = rm_reader_by_id(p->rm, p->id);
+    if (r) {
+        pthread_mutex_lock(&r->seq_lock);
+        pthread_mutex_lock(&r->lock);
+        bool run =
+            p->token == r->pd_token && r->n_conns == 0 && !r->gone && !atomic_load(&p->rm->closing);
+        if (run)
+            r->pd_armed = false;
+        pthread_mutex_unlock(&r->lock);
+        if (run)
+            rm_seq_power_down(r);
+        pthread_mutex_unlock(&r->seq_lock);
+        if (run)
+            rm_notify_reader(r);
+        rm_reader_unref(r);
+    }
+    free(p);
+}
+
+static void pd_fired(struct rm *rm, uint64_t id, uint64_t token)
+{
+    struct pd_job *p = calloc(1, sizeof(*p));
+    if (!p) {
+        log_error(rm, "power-down timer: out of memory, card left powered");
+        return;
+    }
+    p->job.fn = pd_job_fn;
+    p->rm = rm;
+    p->id = id;
+    p->token = token;
+    if (!rm_pool_submit(&rm->pool, &p->job))
+        free(p);
+}
+
+void rm_power_down_arm_locked(struct rm_reader *r)
+{
+    r->pd_token++;
+    r->pd_timer.fn = pd_fired;
+    r->pd_armed =
+        rm_timer_arm(&r->rm->timers, &r->pd_timer, r->rm->cfg.power_down_ms, r->id, r->pd_token);
+}
+
+void rm_power_down_cancel_locked(struct rm_reader *r)
+{
+    r->pd_token++;
+    if (r->pd_armed) {
+        rm_timer_cancel(&r->rm->timers, &r->pd_timer);
+        r->pd_armed = false;
+    }
+}

@@ -1,0 +1,512 @@
+/*
+ * Readers of the resource manager: the start-up sequence, the device records that make a start-up
+ * happen once per device whoever asks first (rm_add_reader, rm_discover, a PnP arrival), the
+ * departure of a device, reference counts, the snapshot and the watch registry.
+ *
+ * Start-up of a device, as in the seeds' example sequence: open a handle, name the reader from
+ * GET_ATTRIBUTE VENDOR_NAME, VENDOR_IFD_TYPE and DEVICE_UNIT ("<vendor> <ifd type> <unit>";
+ * a reader that cannot be named is not registered), GET_ATTRIBUTE CHARACTERISTICS, then the card
+ * monitor (monitor.c). A second reader with a name already registered is refused (logged,
+ * SCARD_E_DUPLICATE_READER). The thread pool of the seed's step 2 is the rm's pool (pool.c), shared
+ * by all readers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "rm/internal.h"
+
+/* ---- references ---- */
+
+void rm_reader_ref_locked(struct rm_reader *r)
+{
+    r->refs++;
+}
+
+void rm_reader_destroy(struct rm_reader *r)
+{
+    rm_timer_cancel(&r->rm->timers, &r->pd_timer);
+    rm_timer_cancel(&r->rm->timers, &r->retry_timer);
+    if (r->h)
+        smc_close(r->h);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->seq_lock);
+    pthread_mutex_destroy(&r->mon_lock);
+    free(r);
+}
+
+void rm_reader_unref(struct rm_reader *r)
+{
+    struct rm *rm = r->rm;
+    pthread_mutex_lock(&rm->lock);
+    bool last = --r->refs == 0;
+    if (last) {
+        for (struct rm_reader **pp = &rm->all; *pp; pp = &(*pp)->all_next) {
+            if (*pp == r) {
+                *pp = r->all_next;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&rm->lock);
+    if (last)
+        rm_reader_destroy(r);
+}
+
+struct rm_reader *rm_reader_by_id(struct rm *rm, uint64_t id)
+{
+    pthread_mutex_lock(&rm->lock);
+    struct rm_reader *r = rm->all;
+    while (r && r->id != id)
+        r = r->all_next;
+    if (r)
+        rm_reader_ref_locked(r);
+    pthread_mutex_unlock(&rm->lock);
+    return r;
+}
+
+struct rm_reader *rm_reader_by_name(struct rm *rm, const char *name)
+{
+    pthread_mutex_lock(&rm->lock);
+    struct rm_reader *r = rm->readers;
+    while (r && strcmp(r->name, name) != 0)
+        r = r->next;
+    if (r)
+        rm_reader_ref_locked(r);
+    pthread_mutex_unlock(&rm->lock);
+    return r;
+}
+
+/* A new reader object with one reference (the caller's), in rm->all. */
+static struct rm_reader *reader_new(struct rm *rm, const char *device)
+{
+    struct rm_reader *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->rm = rm;
+    snprintf(r->device, sizeof(r->device), "%s", device);
+    pthread_mutex_init(&r->seq_lock, NULL);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->mon_lock, NULL);
+    scrm_cond_init_monotonic(&r->cond);
+    r->state = SCARD_UNKNOWN;
+    pthread_mutex_lock(&rm->lock);
+    r->id = ++rm->next_reader_id;
+    r->refs = 1;
+    r->all_next = rm->all;
+    rm->all = r;
+    pthread_mutex_unlock(&rm->lock);
+    return r;
+}
+
+/* ---- naming ---- */
+
+/* A string attribute without trailing NULs into buf. STATUS_* of the request. */
+static smc_status string_attr(struct rm_reader *r, uint32_t attr, char *buf, size_t cap)
+{
+    size_t n = 0;
+    smc_status st = rm_get_attr(r, attr, buf, cap - 1, &n);
+    if (st != STATUS_SUCCESS)
+        return st;
+    while (n > 0 && buf[n - 1] == '\0')
+        n--;
+    buf[n] = '\0';
+    return n ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;
+}
+
+/* Name the reader "<vendor> <ifd type> <unit>". Returns false (logged) if it cannot be named. */
+static bool name_reader(struct rm_reader *r)
+{
+    char vendor[48], ifd[48]; /* attribute strings are at most 32 characters */
+    uint8_t unit_le[4] = {0};
+    size_t n = 0;
+    smc_status st = string_attr(r, SCARD_ATTR_VENDOR_NAME, vendor, sizeof(vendor));
+    if (st == STATUS_SUCCESS)
+        st = string_attr(r, SCARD_ATTR_VENDOR_IFD_TYPE, ifd, sizeof(ifd));
+    if (st == STATUS_SUCCESS)
+        st = rm_get_attr(r, SCARD_ATTR_DEVICE_UNIT, unit_le, sizeof(unit_le), &n);
+    if (st == STATUS_SUCCESS && n != 4)
+        st = STATUS_UNSUCCESSFUL;
+    if (st != STATUS_SUCCESS) {
+        log_error(rm, "device %s: cannot determine the reader name (%s); reader not registered",
+                  r->device, smc_status_name(st));
+        return false;
+    }
+    uint32_t unit = (uint32_t)unit_le[0] | (uint32_t)unit_le[1] << 8 | (uint32_t)unit_le[2] << 16 |
+                    (uint32_t)unit_le[3] << 24;
+    snprintf(r->name, sizeof(r->name), "%s %s %u", vendor, ifd, unit);
+    return true;
+}
+
+/* Open, name, characteristics. SCARD result; *out gets the reader (also on failure, or NULL). */
+static uint32_t startup(struct rm *rm, const char *device, struct rm_reader **out)
+{
+    struct rm_reader *r = reader_new(rm, device);
+    *out = r;
+    if (!r)
+        return SCARD_E_NO_MEMORY;
+    smc_status st = smc_open(rm->ctx, device, &r->h);
+    if (st != STATUS_SUCCESS) {
+        r->h = NULL;
+        log_error(rm, "device %s: cannot open it: %s", device, smc_status_name(st));
+        return SCARD_E_READER_UNAVAILABLE;
+    }
+    if (!name_reader(r))
+        return SCARD_E_READER_UNAVAILABLE;
+    uint8_t ch[4] = {0};
+    size_t n = 0;
+    st = rm_get_attr(r, SCARD_ATTR_CHARACTERISTICS, ch, sizeof(ch), &n);
+    if (st == STATUS_SUCCESS && n == 4)
+        r->characteristics =
+            (uint32_t)ch[0] | (uint32_t)ch[1] << 8 | (uint32_t)ch[2] << 16 | (uint32_t)ch[3] << 24;
+    else
+        log_warn(rm, "reader '%s': no characteristics (%s)", r->name, smc_status_name(st));
+    return SCARD_S_SUCCESS;
+}
+
+/* ---- device records ---- */
+
+static struct rm_dev *find_dev_locked(struct rm *rm, const char *device)
+{
+    struct rm_dev *d = rm->devs;
+    while (d && strcmp(d->name, device) != 0)
+        d = d->next;
+    return d;
+}
+
+static void unlink_dev_locked(struct rm *rm, struct rm_dev *d)
+{
+    for (struct rm_dev **pp = &rm->devs; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+}
+
+static bool name_taken_locked(struct rm *rm, const char *name)
+{
+    for (struct rm_reader *r = rm->readers; r; r = r->next)
+        if (strcmp(r->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* After the start-up IOCTLs: register the reader (still RM_DEV_STARTING until its monitor runs)
+ * or refuse it. rm->lock held. */
+static uint32_t settle_locked(struct rm *rm, struct rm_dev *d, struct rm_reader *r, uint32_t rc)
+{
+    if (rc == SCARD_S_SUCCESS && d->left)
+        rc = SCARD_E_READER_UNAVAILABLE;
+    if (rc == SCARD_S_SUCCESS && name_taken_locked(rm, r->name)) {
+        log_error(rm, "device %s: a reader named '%s' exists already; this one is refused", d->name,
+                  r->name);
+        rc = SCARD_E_DUPLICATE_READER;
+    }
+    if (rc == SCARD_S_SUCCESS) {
+        struct rm_reader **pp = &rm->readers;
+        while (*pp)
+            pp = &(*pp)->next;
+        *pp = r; /* the list takes the creation reference */
+        d->reader = r;
+        rm->reader_events++;
+        return rc;
+    }
+    d->st = RM_DEV_REFUSED;
+    d->result = rc;
+    if (d->left) {
+        unlink_dev_locked(rm, d);
+        free(d);
+    }
+    pthread_cond_broadcast(&rm->dev_cond);
+    return rc;
+}
+
+static void unlink_reader_locked(struct rm *rm, struct rm_reader *r)
+{
+    for (struct rm_reader **pp = &rm->readers; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    rm->reader_events++;
+}
+
+/* A registered reader's device left (already unlinked from the list): mark it gone, stop its
+ * monitor, wake its waiters, notify, drop the list's reference. */
+static void reader_departed(struct rm *rm, struct rm_reader *r, uint32_t events)
+{
+    pthread_mutex_lock(&r->lock);
+    r->gone = true;
+    rm_power_down_cancel_locked(r);
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    rm_monitor_stop(r);
+    log_info(rm, "reader '%s' (%s) left", r->name, r->device);
+    rm_notify_reader(r);
+    rm_notify(rm, NULL, events, true);
+    rm_reader_unref(r); /* the list's reference */
+}
+
+uint32_t rm_reader_start(struct rm *rm, const char *device)
+{
+    pthread_mutex_lock(&rm->lock);
+    if (atomic_load(&rm->closing)) {
+        pthread_mutex_unlock(&rm->lock);
+        return SCARD_E_SERVICE_STOPPED;
+    }
+    struct rm_dev *d = find_dev_locked(rm, device);
+    if (d) {
+        while (d->st == RM_DEV_STARTING)
+            pthread_cond_wait(&rm->dev_cond, &rm->lock);
+        uint32_t rc = d->result;
+        pthread_mutex_unlock(&rm->lock);
+        return rc;
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d) {
+        pthread_mutex_unlock(&rm->lock);
+        return SCARD_E_NO_MEMORY;
+    }
+    snprintf(d->name, sizeof(d->name), "%s", device);
+    d->st = RM_DEV_STARTING;
+    d->next = rm->devs;
+    rm->devs = d;
+    pthread_mutex_unlock(&rm->lock);
+
+    struct rm_reader *r = NULL;
+    uint32_t rc = startup(rm, device, &r);
+    pthread_mutex_lock(&rm->lock);
+    rc = settle_locked(rm, d, r, rc);
+    pthread_mutex_unlock(&rm->lock);
+    if (rc != SCARD_S_SUCCESS) {
+        if (r)
+            rm_reader_unref(r);
+        return rc;
+    }
+    rm_monitor_start(r);
+    /* Only now is the device settled: whoever waits for it sees the monitor's first state. */
+    pthread_mutex_lock(&rm->lock);
+    d->st = RM_DEV_READY;
+    d->result = rc;
+    bool left = d->left;
+    if (left) {
+        unlink_dev_locked(rm, d);
+        free(d);
+        unlink_reader_locked(rm, r);
+    }
+    uint32_t events = rm->reader_events;
+    pthread_cond_broadcast(&rm->dev_cond);
+    pthread_mutex_unlock(&rm->lock);
+    if (left) {
+        reader_departed(rm, r, events);
+        return SCARD_E_READER_UNAVAILABLE;
+    }
+    log_info(rm, "reader '%s' registered (%s)", r->name, r->device);
+    rm_notify(rm, NULL, events, true);
+    return rc;
+}
+
+/* A device left: unregister its reader; its connections stay until disconnected. */
+static void device_left(struct rm *rm, const char *device)
+{
+    pthread_mutex_lock(&rm->lock);
+    struct rm_dev *d = find_dev_locked(rm, device);
+    struct rm_reader *r = NULL;
+    if (d && d->st == RM_DEV_STARTING) {
+        d->left = true; /* the start-up finishes the job */
+        d = NULL;
+    } else if (d) {
+        r = d->reader;
+        unlink_dev_locked(rm, d);
+        free(d);
+    }
+    if (r)
+        unlink_reader_locked(rm, r);
+    uint32_t events = rm->reader_events;
+    pthread_mutex_unlock(&rm->lock);
+    if (r)
+        reader_departed(rm, r, events);
+}
+
+struct arrival {
+    struct rm_job job;
+    struct rm *rm;
+    char device[64];
+};
+
+static void arrival_job(struct rm_job *job)
+{
+    struct arrival *a = (struct arrival *)job;
+    if (!atomic_load(&a->rm->closing))
+        (void)rm_reader_start(a->rm, a->device);
+    free(a);
+}
+
+void rm_pnp_listener(void *user, enum smc_pnp_event ev, const char *device)
+{
+    struct rm *rm = user;
+    if (ev == SMC_DEVICE_LEFT) {
+        device_left(rm, device);
+        return;
+    }
+    if (atomic_load(&rm->closing))
+        return;
+    struct arrival *a = calloc(1, sizeof(*a));
+    if (!a) {
+        log_error(rm, "device %s arrived: out of memory, not registered", device);
+        return;
+    }
+    a->job.fn = arrival_job;
+    a->rm = rm;
+    snprintf(a->device, sizeof(a->device), "%s", device);
+    if (!rm_pool_submit(&rm->pool, &a->job))
+        free(a);
+}
+
+/* ---- snapshot ---- */
+
+uint32_t rm_reader_flags_locked(const struct rm_reader *r)
+{
+    uint32_t f = 0;
+    if (r->gone || r->defective || r->lost)
+        f |= RM_READER_UNAVAILABLE;
+    if (r->lost)
+        f |= RM_READER_UNKNOWN;
+    if (r->card_present) {
+        f |= RM_READER_PRESENT;
+        if (r->mute)
+            f |= RM_READER_MUTE;
+        if (r->state < SCARD_POWERED)
+            f |= RM_READER_UNPOWERED;
+    } else if (!r->lost) {
+        f |= RM_READER_EMPTY;
+    }
+    if (r->exclusive)
+        f |= RM_READER_EXCLUSIVE;
+    else if (r->n_conns)
+        f |= RM_READER_INUSE;
+    return f;
+}
+
+static void fill_info_locked(const struct rm_reader *r, struct rm_reader_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->name, sizeof(out->name), "%s", r->name);
+    snprintf(out->device, sizeof(out->device), "%s", r->device);
+    out->flags = rm_reader_flags_locked(r);
+    out->event_counter = r->event_counter;
+    out->state = r->state;
+    out->protocol = rm_proto_from_smc(r->protocol);
+    out->sharing = r->exclusive ? -1 : (int32_t)r->n_conns;
+    out->characteristics = r->characteristics;
+    out->power_down_pending = r->pd_armed;
+    out->defective = r->defective;
+    out->atr_len = r->card_present ? r->atr_len : 0;
+    memcpy(out->atr, r->atr, out->atr_len);
+}
+
+uint32_t rm_list_readers(struct rm *rm, struct rm_reader_info **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&rm->lock);
+    size_t count = 0;
+    for (struct rm_reader *r = rm->readers; r; r = r->next)
+        count++;
+    struct rm_reader_info *v = count ? calloc(count, sizeof(*v)) : NULL;
+    if (count && !v) {
+        pthread_mutex_unlock(&rm->lock);
+        return SCARD_E_NO_MEMORY;
+    }
+    size_t i = 0;
+    for (struct rm_reader *r = rm->readers; r; r = r->next, i++) {
+        pthread_mutex_lock(&r->lock);
+        fill_info_locked(r, &v[i]);
+        pthread_mutex_unlock(&r->lock);
+    }
+    pthread_mutex_unlock(&rm->lock);
+    *out = v;
+    *n = count;
+    return SCARD_S_SUCCESS;
+}
+
+uint32_t rm_get_reader(struct rm *rm, const char *name, struct rm_reader_info *out)
+{
+    struct rm_reader *r = name ? rm_reader_by_name(rm, name) : NULL;
+    if (!r)
+        return SCARD_E_UNKNOWN_READER;
+    pthread_mutex_lock(&r->lock);
+    fill_info_locked(r, out);
+    pthread_mutex_unlock(&r->lock);
+    rm_reader_unref(r);
+    return SCARD_S_SUCCESS;
+}
+
+uint32_t rm_reader_events(struct rm *rm)
+{
+    pthread_mutex_lock(&rm->lock);
+    uint32_t v = rm->reader_events;
+    pthread_mutex_unlock(&rm->lock);
+    return v;
+}
+
+/* ---- watches ---- */
+
+uint64_t rm_watch(struct rm *rm, const char *name, rm_watch_fn fn, void *user)
+{
+    struct rm_watch *w = calloc(1, sizeof(*w));
+    if (!w || !fn || (name && !(w->name = strdup(name)))) {
+        free(w);
+        return 0;
+    }
+    w->fn = fn;
+    w->user = user;
+    pthread_mutex_lock(&rm->watch_lock);
+    w->id = ++rm->next_watch_id;
+    w->next = rm->watches;
+    rm->watches = w;
+    pthread_mutex_unlock(&rm->watch_lock);
+    return w->id;
+}
+
+void rm_unwatch(struct rm *rm, uint64_t watch_id)
+{
+    struct rm_watch *found = NULL;
+    pthread_mutex_lock(&rm->watch_lock);
+    for (struct rm_watch **pp = &rm->watches; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id == watch_id) {
+            found = *pp;
+            *pp = found->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rm->watch_lock);
+    if (found) {
+        free(found->name);
+        free(found);
+    }
+}
+
+void rm_notify(struct rm *rm, const char *name, uint32_t counter, bool pnp)
+{
+    pthread_mutex_lock(&rm->watch_lock);
+    for (struct rm_watch *w = rm->watches; w; w = w->next) {
+        bool hit = pnp ? w->name == NULL : (w->name && name && strcmp(w->name, name) == 0);
+        if (hit)
+            w->fn(w->user, pnp ? NULL : name, counter);
+    }
+    pthread_mutex_unlock(&rm->watch_lock);
+}
+
+void rm_notify_reader(struct rm_reader *r)
+{
+    pthread_mutex_lock(&r->lock);
+    uint32_t counter = r->event_counter;
+    pthread_mutex_unlock(&r->lock);
+    rm_notify(r->rm, r->name, counter, false);
+}

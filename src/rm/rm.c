@@ -1,0 +1,194 @@
+/*
+ * Lifetime of the resource manager: configuration defaults, creation (threads, PnP listener,
+ * devices already in the context), configured readers, discovery, the trace switch, and the
+ * ordered shutdown of rm_free():
+ *
+ *   1. remove the PnP listener and set `closing` (new arrivals and waits stop);
+ *   2. stop every monitor: no new tracking request is posted, pending ones are cancelled and their
+ *      completions queue the monitor jobs, which end;
+ *   3. stop the timer thread, then drain and join the pool;
+ *   4. free the connections, the device records and every reader object (closing the handles).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "rm/internal.h"
+
+void rm_config_init(struct rm_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->power_down_ms = 5000;
+    cfg->workers = 2;
+    cfg->trace = false;
+    cfg->defect_threshold = 3;
+    cfg->retry_ms = 100;
+    cfg->power_on_insert = true;
+}
+
+static void collect_device(void *user, const char *device)
+{
+    char ***list = user;
+    size_t n = 0;
+    while (*list && (*list)[n])
+        n++;
+    char **grown = realloc(*list, (n + 2) * sizeof(**list));
+    if (!grown)
+        return;
+    grown[n] = strdup(device);
+    grown[n + 1] = NULL;
+    *list = grown;
+}
+
+/* Start every device of the context that is not registered yet. Returns how many succeeded. */
+static int start_known_devices(struct rm *rm)
+{
+    char **list = NULL;
+    smc_list_devices(rm->ctx, collect_device, &list);
+    int ok = 0;
+    for (size_t i = 0; list && list[i]; i++) {
+        pthread_mutex_lock(&rm->lock);
+        bool known = false;
+        for (struct rm_dev *d = rm->devs; d && !known; d = d->next)
+            known = strcmp(d->name, list[i]) == 0;
+        pthread_mutex_unlock(&rm->lock);
+        if (!known && rm_reader_start(rm, list[i]) == SCARD_S_SUCCESS)
+            ok++;
+        free(list[i]);
+    }
+    free(list);
+    return ok;
+}
+
+struct rm *rm_new(const struct rm_config *cfg, struct smc_ctx *ctx)
+{
+    struct rm *rm = calloc(1, sizeof(*rm));
+    if (!rm)
+        return NULL;
+    if (cfg)
+        rm->cfg = *cfg;
+    else
+        rm_config_init(&rm->cfg);
+    if (!rm->cfg.defect_threshold)
+        rm->cfg.defect_threshold = 1;
+    rm->ctx = ctx;
+    atomic_init(&rm->closing, false);
+    pthread_mutex_init(&rm->lock, NULL);
+    pthread_cond_init(&rm->dev_cond, NULL);
+    pthread_mutex_init(&rm->watch_lock, NULL);
+    pthread_mutex_init(&rm->trace_lock, NULL);
+    if (rm->cfg.trace)
+        scrm_log_set_level(SCRM_LOG_CAT_ioctl, SCRM_LOG_info);
+    int rc = rm_timers_start(&rm->timers, rm);
+    if (rc == 0)
+        rc = rm_pool_start(&rm->pool, rm->cfg.workers);
+    if (rc < 0) {
+        rm_free(rm);
+        return NULL;
+    }
+    smc_set_pnp_listener(ctx, rm_pnp_listener, rm);
+    start_known_devices(rm);
+    return rm;
+}
+
+void rm_free(struct rm *rm)
+{
+    if (!rm)
+        return;
+    smc_set_pnp_listener(rm->ctx, NULL, NULL);
+    atomic_store(&rm->closing, true);
+
+    pthread_mutex_lock(&rm->lock);
+    for (struct rm_reader *r = rm->all; r; r = r->all_next)
+        rm_reader_ref_locked(r); /* keep every object until the end */
+    struct rm_reader *all = rm->all;
+    pthread_mutex_unlock(&rm->lock);
+    for (struct rm_reader *r = all; r; r = r->all_next) {
+        pthread_mutex_lock(&r->lock);
+        pthread_cond_broadcast(&r->cond);
+        pthread_mutex_unlock(&r->lock);
+        if (r->h)
+            rm_monitor_stop(r);
+    }
+    rm_timers_stop(&rm->timers);
+    if (rm->pool.threads)
+        rm_pool_stop(&rm->pool);
+
+    rm_conns_free_all(rm);
+    while (rm->devs) {
+        struct rm_dev *d = rm->devs;
+        rm->devs = d->next;
+        free(d);
+    }
+    while (rm->all) {
+        struct rm_reader *r = rm->all;
+        rm->all = r->all_next;
+        rm_reader_destroy(r);
+    }
+    while (rm->watches) {
+        struct rm_watch *w = rm->watches;
+        rm->watches = w->next;
+        free(w->name);
+        free(w);
+    }
+    rm_timers_fini(&rm->timers);
+    pthread_mutex_destroy(&rm->trace_lock);
+    pthread_mutex_destroy(&rm->watch_lock);
+    pthread_cond_destroy(&rm->dev_cond);
+    pthread_mutex_destroy(&rm->lock);
+    free(rm);
+}
+
+/* "driver:address[:options]" → "driver:address", the device's name in libsmc. */
+static bool device_name(const char *device, char *out, size_t cap)
+{
+    const char *c1 = strchr(device, ':');
+    if (!c1)
+        return false;
+    const char *c2 = strchr(c1 + 1, ':');
+    size_t n = c2 ? (size_t)(c2 - device) : strlen(device);
+    if (n >= cap)
+        return false;
+    memcpy(out, device, n);
+    out[n] = '\0';
+    return true;
+}
+
+uint32_t rm_add_reader(struct rm *rm, const char *device)
+{
+    char name[64];
+    if (!device || !device_name(device, name, sizeof(name)))
+        return SCARD_E_INVALID_VALUE;
+    smc_status st = smc_add_device(rm->ctx, device);
+    switch (st) {
+    case STATUS_SUCCESS: break;
+    case STATUS_DEVICE_BUSY:
+        log_error(rm, "reader %s: the device exists already", device);
+        return SCARD_E_DUPLICATE_READER;
+    case STATUS_NO_SUCH_DEVICE: return SCARD_E_UNKNOWN_READER;
+    case STATUS_INVALID_PARAMETER: return SCARD_E_INVALID_VALUE;
+    case STATUS_INSUFFICIENT_RESOURCES: return SCARD_E_NO_MEMORY;
+    default: return SCARD_E_READER_UNAVAILABLE;
+    }
+    return rm_reader_start(rm, name);
+}
+
+int rm_discover(struct rm *rm)
+{
+    (void)smc_discover(rm->ctx);
+    return start_known_devices(rm);
+}
+
+void rm_set_trace(struct rm *rm, rm_trace_fn fn, void *user)
+{
+    pthread_mutex_lock(&rm->trace_lock);
+    rm->trace_fn = fn;
+    rm->trace_user = user;
+    pthread_mutex_unlock(&rm->trace_lock);
+}
+
+void rm_set_trace_log(struct rm *rm, bool on)
+{
+    rm->cfg.trace = on;
+    scrm_log_set_level(SCRM_LOG_CAT_ioctl, on ? SCRM_LOG_info : SCRM_LOG_warn);
+}

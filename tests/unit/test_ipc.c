@@ -1,0 +1,290 @@
+/*
+ * Unit tests of scrm's socket protocol (src/ipc): the command table generated from the X-macro,
+ * header and request checks (sizes, length fields, bounds), the incremental receiver fed byte by
+ * byte and with hostile headers, the message builder, status-change entry decoding, and the id
+ * map used for handles on both sides.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc/idmap.h"
+#include "ipc/ipc.h"
+#include "testutil.h"
+
+/* Build a request: header + fixed + var into buf; returns its length. */
+static size_t build(uint8_t *buf, size_t cap, uint16_t cmd, const void *fixed, size_t fl,
+                    const void *var, size_t vl)
+{
+    struct ipc_msg m;
+    ipc_msg_start(&m, buf, cap, cmd, 0, 7, 0);
+    ipc_msg_put(&m, fixed, fl);
+    ipc_msg_put(&m, var, vl);
+    return ipc_msg_finish(&m);
+}
+
+static void test_command_table(void **state)
+{
+    (void)state;
+    assert_string_equal(ipc_cmd_name(IPC_CMD_TRANSMIT), "TRANSMIT");
+    assert_int_equal(ipc_cmd_info(IPC_CMD_TRANSMIT)->req_size, sizeof(struct ipc_transmit_req));
+    assert_int_equal(ipc_cmd_info(IPC_CMD_TRANSMIT)->var_max, IPC_DATA_MAX);
+    assert_int_equal(ipc_cmd_info(IPC_CMD_STATUS)->rep_size, sizeof(struct ipc_status_rep));
+    assert_null(ipc_cmd_info(0));
+    assert_null(ipc_cmd_info(IPC_CMD_LIMIT));
+    assert_null(ipc_cmd_info(0xFFFF));
+    assert_string_equal(ipc_cmd_name(999), "?");
+    /* Every listed code has an entry with a name and a non-empty fixed part. */
+#define CHECK(cmd_name, code, req, var, rep)                  \
+    assert_non_null(ipc_cmd_info(code));                      \
+    assert_string_equal(ipc_cmd_info(code)->name, #cmd_name); \
+    assert_true(ipc_cmd_info(code)->req_size >= 8);
+    IPC_COMMAND_LIST(CHECK)
+#undef CHECK
+}
+
+static void test_header_checks(void **state)
+{
+    struct ipc_hdr h = {.size = 16, .cmd = 1};
+    (void)state;
+    assert_null(ipc_check_header(&h, false));
+    assert_non_null(ipc_check_header(&h, true));
+    h.size = 15;
+    assert_non_null(ipc_check_header(&h, false));
+    h.size = IPC_MSG_MAX + 1;
+    assert_non_null(ipc_check_header(&h, false));
+    h.size = IPC_MSG_MAX;
+    assert_null(ipc_check_header(&h, false));
+    h.flags = 0x8000;
+    assert_non_null(ipc_check_header(&h, false));
+    h.flags = IPC_FLAG_REPLY;
+    assert_null(ipc_check_header(&h, true));
+}
+
+static void test_request_checks(void **state)
+{
+    uint8_t buf[512];
+    struct ipc_card_req card = {.card = 5};
+    struct ipc_transmit_req tx = {.card = 1, .recv_max = 258, .send_len = 4};
+    struct ipc_connect_req cn = {.share = 2, .protocols = 3, .name_len = 5};
+    uint8_t apdu[4] = {0x00, 0xA4, 0x04, 0x00};
+    size_t n;
+    (void)state;
+
+    n = build(buf, sizeof buf, IPC_CMD_BEGIN_TRANSACTION, &card, sizeof card, NULL, 0);
+    assert_null(ipc_check_request(buf, n));
+    /* a fixed-size command with trailing bytes */
+    n = build(buf, sizeof buf, IPC_CMD_BEGIN_TRANSACTION, &card, sizeof card, "x", 1);
+    assert_non_null(ipc_check_request(buf, n));
+    /* too short for its fixed part */
+    n = build(buf, sizeof buf, IPC_CMD_BEGIN_TRANSACTION, &card, 4, NULL, 0);
+    assert_non_null(ipc_check_request(buf, n));
+    /* unknown command */
+    n = build(buf, sizeof buf, 77, &card, sizeof card, NULL, 0);
+    assert_non_null(ipc_check_request(buf, n));
+    /* length field must match the payload */
+    n = build(buf, sizeof buf, IPC_CMD_TRANSMIT, &tx, sizeof tx, apdu, 4);
+    assert_null(ipc_check_request(buf, n));
+    tx.send_len = 5;
+    n = build(buf, sizeof buf, IPC_CMD_TRANSMIT, &tx, sizeof tx, apdu, 4);
+    assert_non_null(ipc_check_request(buf, n));
+    tx.send_len = 4;
+    tx.recv_max = IPC_DATA_MAX + 1;
+    n = build(buf, sizeof buf, IPC_CMD_TRANSMIT, &tx, sizeof tx, apdu, 4);
+    assert_non_null(ipc_check_request(buf, n));
+    /* reader names: 1..127 bytes */
+    n = build(buf, sizeof buf, IPC_CMD_CONNECT, &cn, sizeof cn, "abcde", 5);
+    assert_null(ipc_check_request(buf, n));
+    cn.name_len = 0;
+    n = build(buf, sizeof buf, IPC_CMD_CONNECT, &cn, sizeof cn, NULL, 0);
+    assert_non_null(ipc_check_request(buf, n));
+    /* the size field must equal the bytes given */
+    n = build(buf, sizeof buf, IPC_CMD_BEGIN_TRANSACTION, &card, sizeof card, NULL, 0);
+    assert_non_null(ipc_check_request(buf, n - 1));
+    /* a status in a request */
+    buf[12] = 1;
+    assert_non_null(ipc_check_request(buf, n));
+}
+
+static void test_builder_overflow(void **state)
+{
+    uint8_t buf[20];
+    struct ipc_msg m;
+    (void)state;
+    ipc_msg_start(&m, buf, sizeof buf, IPC_CMD_STATUS, 0, 1, 0);
+    ipc_msg_put_u32(&m, 1);
+    assert_int_equal(ipc_msg_finish(&m), 20);
+    ipc_msg_put_u16(&m, 2);
+    assert_int_equal(ipc_msg_finish(&m), 0);
+}
+
+/* Feed a message to the receiver one byte at a time. */
+static void test_rx_bytewise(void **state)
+{
+    uint8_t buf[64];
+    struct ipc_card_req card = {.card = 0x1122334455667788ull};
+    struct ipc_rx rx;
+    size_t n = build(buf, sizeof buf, IPC_CMD_STATUS, &card, sizeof card, NULL, 0);
+    const uint8_t *msg = NULL;
+    size_t len = 0;
+    const char *why = NULL;
+    (void)state;
+
+    ipc_rx_init(&rx, false);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *p;
+        size_t want;
+        enum ipc_rx_result r;
+        ipc_rx_space(&rx, &p, &want);
+        assert_true(want >= 1);
+        *p = buf[i];
+        r = ipc_rx_advance(&rx, 1, &msg, &len, &why);
+        assert_int_equal(r, i + 1 < n ? IPC_RX_MORE : IPC_RX_MESSAGE);
+        assert_true(ipc_rx_partial(&rx));
+    }
+    assert_bytes_equal(msg, len, buf, n);
+    ipc_rx_next(&rx);
+    assert_false(ipc_rx_partial(&rx));
+    ipc_rx_free(&rx);
+}
+
+static void test_rx_hostile_headers(void **state)
+{
+    struct ipc_hdr bad[] = {
+        {.size = 0xFFFFFFFFu, .cmd = 11},
+        {.size = IPC_MSG_MAX + 1, .cmd = 11},
+        {.size = 3, .cmd = 11},
+        {.size = 32, .cmd = 11, .flags = IPC_FLAG_REPLY},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct ipc_rx rx;
+        uint8_t *p;
+        size_t want, len;
+        const uint8_t *msg;
+        const char *why = NULL;
+        ipc_rx_init(&rx, false);
+        ipc_rx_space(&rx, &p, &want);
+        assert_int_equal(want, sizeof(struct ipc_hdr));
+        memcpy(p, &bad[i], sizeof bad[i]);
+        assert_int_equal(ipc_rx_advance(&rx, want, &msg, &len, &why), IPC_RX_ERROR);
+        assert_non_null(why);
+        assert_null(rx.msg); /* nothing allocated for a refused header */
+        ipc_rx_free(&rx);
+    }
+}
+
+static void test_rx_take(void **state)
+{
+    uint8_t buf[64];
+    struct ipc_card_req card = {.card = 9};
+    struct ipc_rx rx;
+    size_t n = build(buf, sizeof buf, IPC_CMD_STATUS, &card, sizeof card, NULL, 0), len;
+    const uint8_t *msg;
+    const char *why;
+    uint8_t *p, *taken;
+    size_t want;
+    (void)state;
+    ipc_rx_init(&rx, false);
+    ipc_rx_space(&rx, &p, &want);
+    memcpy(p, buf, want);
+    assert_int_equal(ipc_rx_advance(&rx, want, &msg, &len, &why), IPC_RX_MORE);
+    ipc_rx_space(&rx, &p, &want);
+    assert_int_equal(want, n - sizeof(struct ipc_hdr));
+    memcpy(p, buf + sizeof(struct ipc_hdr), want);
+    assert_int_equal(ipc_rx_advance(&rx, want, &msg, &len, &why), IPC_RX_MESSAGE);
+    taken = ipc_rx_take(&rx);
+    assert_ptr_equal(taken, msg);
+    assert_false(ipc_rx_partial(&rx));
+    ipc_rx_free(&rx);
+    assert_bytes_equal(taken, len, buf, n);
+    free(taken);
+}
+
+/* Encode entries like the client does. */
+static size_t gsc_entry(uint8_t *p, uint32_t flags, uint32_t counter, const char *name)
+{
+    uint16_t nl = (uint16_t)strlen(name);
+    memcpy(p, &flags, 4);
+    memcpy(p + 4, &counter, 4);
+    memcpy(p + 8, &nl, 2);
+    memcpy(p + IPC_GSC_ENTRY_HDR, name, nl);
+    return IPC_GSC_ENTRY_HDR + nl;
+}
+
+static void test_gsc_decode(void **state)
+{
+    uint8_t var[256];
+    struct ipc_gsc_entry e[3];
+    size_t n = 0;
+    (void)state;
+    n += gsc_entry(var + n, IPC_RS_PRESENT, 3, "Reader A");
+    n += gsc_entry(var + n, IPC_RS_EMPTY, 0, "B");
+    assert_int_equal(ipc_gsc_decode(var, n, 2, e), 0);
+    assert_string_equal(e[0].name, "Reader A");
+    assert_int_equal(e[0].known_flags, IPC_RS_PRESENT);
+    assert_int_equal(e[0].known_counter, 3);
+    assert_string_equal(e[1].name, "B");
+    /* count mismatch either way, truncation, trailing bytes */
+    assert_int_equal(ipc_gsc_decode(var, n, 3, e), -1);
+    assert_int_equal(ipc_gsc_decode(var, n, 1, e), -1);
+    assert_int_equal(ipc_gsc_decode(var, n - 1, 2, e), -1);
+    /* an empty name, a NUL inside a name */
+    n = gsc_entry(var, 0, 0, "");
+    assert_int_equal(ipc_gsc_decode(var, n, 1, e), -1);
+    n = gsc_entry(var, 0, 0, "ab");
+    var[IPC_GSC_ENTRY_HDR] = '\0';
+    assert_int_equal(ipc_gsc_decode(var, n, 1, e), -1);
+    /* a name length past the end */
+    n = gsc_entry(var, 0, 0, "abc");
+    var[8] = 200;
+    assert_int_equal(ipc_gsc_decode(var, n, 1, e), -1);
+}
+
+static void test_idmap(void **state)
+{
+    struct idmap m;
+    uint64_t v;
+    enum { N = 5000 };
+    uint64_t *ids = calloc(N, sizeof *ids);
+    (void)state;
+    assert_non_null(ids);
+    idmap_init(&m);
+    assert_false(idmap_get(&m, 1, &v));
+    assert_int_equal(idmap_put(&m, 0, 1), -1);
+    for (int i = 0; i < N; i++) {
+        ids[i] = idmap_random_id();
+        assert_true(ids[i] > 0 && ids[i] <= 0x7FFFFFFFFFFFFFFFull);
+        assert_int_equal(idmap_put(&m, ids[i], (uint64_t)i), 0);
+    }
+    /* also dense keys, which collide in the low bits */
+    for (uint64_t k = 1; k <= 300; k++)
+        assert_int_equal(idmap_put(&m, k << 20, k), 0);
+    for (int i = 0; i < N; i += 2)
+        assert_true(idmap_del(&m, ids[i]));
+    for (int i = 0; i < N; i++) {
+        bool present = idmap_get(&m, ids[i], &v);
+        assert_int_equal(present, i % 2 == 1);
+        if (present)
+            assert_int_equal(v, (uint64_t)i);
+    }
+    for (uint64_t k = 1; k <= 300; k++) {
+        assert_true(idmap_get(&m, k << 20, &v));
+        assert_int_equal(v, k);
+    }
+    assert_false(idmap_del(&m, ids[0]));
+    assert_int_equal(m.count, N / 2 + 300);
+    idmap_free(&m);
+    free(ids);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_command_table),  cmocka_unit_test(test_header_checks),
+        cmocka_unit_test(test_request_checks), cmocka_unit_test(test_builder_overflow),
+        cmocka_unit_test(test_rx_bytewise),    cmocka_unit_test(test_rx_hostile_headers),
+        cmocka_unit_test(test_rx_take),        cmocka_unit_test(test_gsc_decode),
+        cmocka_unit_test(test_idmap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,208 @@
+/*
+ * scrmd configuration (src/daemon/config.c): defaults, the key = value file with comments and
+ * errors that name the line, single settings as the command line uses them, and socket
+ * activation (LISTEN_PID / LISTEN_FDS).
+ */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/config.h"
+
+/* Write text to a fresh temporary file; returns its path (static buffer). */
+static const char *write_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/scrm-test-conf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t n = strlen(text);
+    assert_int_equal(write(fd, text, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct scrmd_config cfg;
+    assert_int_equal(scrmd_config_defaults(&cfg), 0);
+    assert_int_equal(cfg.power_down_ms, 5000);
+    assert_int_equal(cfg.workers, 2);
+    assert_int_equal(cfg.defect_threshold, 3);
+    assert_true(cfg.discover);
+    assert_true(cfg.power_on_insert);
+    assert_false(cfg.trace_ioctl);
+    assert_string_equal(cfg.socket_path, SCRMD_DEFAULT_SOCKET);
+    assert_int_equal(cfg.socket_mode, 0666);
+    assert_int_equal(cfg.socket_gid, (gid_t)-1);
+    assert_int_equal(cfg.listen_fd, -1);
+    assert_int_equal(cfg.n_readers, 0);
+    scrmd_config_free(&cfg);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    const char *path = write_file("# scrmd test configuration\n"
+                                  "\n"
+                                  "reader = sim:0:swallows=1\n"
+                                  "  reader=sim:1  \n"
+                                  "power_down_ms = 250\n"
+                                  "workers = 4\n"
+                                  "defect_threshold = 5\n"
+                                  "discover = no\n"
+                                  "power_on_insert = off\n"
+                                  "trace_ioctl = yes\n"
+                                  "log = rm:debug,ipc:info\n"
+                                  "socket = /tmp/x.sock\n"
+                                  "socket_mode = 0660\n"
+                                  "socket_group = 0\n");
+    struct scrmd_config cfg;
+    assert_int_equal(scrmd_config_defaults(&cfg), 0);
+    char err[256] = "";
+    assert_int_equal(scrmd_config_load(&cfg, path, err, sizeof(err)), 0);
+    assert_int_equal(cfg.n_readers, 2);
+    assert_string_equal(cfg.readers[0], "sim:0:swallows=1");
+    assert_string_equal(cfg.readers[1], "sim:1");
+    assert_int_equal(cfg.power_down_ms, 250);
+    assert_int_equal(cfg.workers, 4);
+    assert_int_equal(cfg.defect_threshold, 5);
+    assert_false(cfg.discover);
+    assert_false(cfg.power_on_insert);
+    assert_true(cfg.trace_ioctl);
+    assert_string_equal(cfg.log_spec, "rm:debug,ipc:info");
+    assert_string_equal(cfg.socket_path, "/tmp/x.sock");
+    assert_int_equal(cfg.socket_mode, 0660);
+    assert_int_equal(cfg.socket_gid, 0);
+    assert_string_equal(cfg.config_file, path);
+    scrmd_config_free(&cfg);
+    unlink(path);
+}
+
+/* Each bad line is reported with the file name and its line number. */
+static void test_errors_name_the_line(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *msg;
+    } cases[] = {
+        {"workers = 2\nbogus = 1\n", ":2: unknown setting 'bogus'"},
+        {"power_down_ms = soon\n", ":1: bad value 'soon' for 'power_down_ms'"},
+        {"\n\nsocket = relative.sock\n", ":3: bad value 'relative.sock' for 'socket'"},
+        {"socket_mode = 0999\n", ":1: bad value '0999' for 'socket_mode'"},
+        {"workers = 0\n", ":1: bad value '0' for 'workers'"},
+        {"discover = maybe\n", ":1: bad value 'maybe' for 'discover'"},
+        {"reader\n", ":1: expected 'key = value'"},
+        {"socket_group = no-such-group-scrm\n", ":1: bad value 'no-such-group-scrm'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *path = write_file(cases[i].text);
+        struct scrmd_config cfg;
+        assert_int_equal(scrmd_config_defaults(&cfg), 0);
+        char err[256] = "";
+        assert_int_equal(scrmd_config_load(&cfg, path, err, sizeof(err)), -1);
+        if (!strstr(err, cases[i].msg) || strncmp(err, path, strlen(path)) != 0)
+            fail_msg("case %zu: got '%s', want '%s%s'", i, err, path, cases[i].msg);
+        scrmd_config_free(&cfg);
+        unlink(path);
+    }
+    struct scrmd_config cfg;
+    assert_int_equal(scrmd_config_defaults(&cfg), 0);
+    char err[256] = "";
+    assert_int_equal(scrmd_config_load(&cfg, "/nonexistent/scrmd.conf", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "/nonexistent/scrmd.conf: "));
+    scrmd_config_free(&cfg);
+}
+
+static void test_long_line(void **state)
+{
+    (void)state;
+    char text[2100];
+    memset(text, 'a', sizeof(text) - 2);
+    memcpy(text, "log = ", 6);
+    text[sizeof(text) - 2] = '\n';
+    text[sizeof(text) - 1] = '\0';
+    const char *path = write_file(text);
+    struct scrmd_config cfg;
+    assert_int_equal(scrmd_config_defaults(&cfg), 0);
+    char err[256] = "";
+    assert_int_equal(scrmd_config_load(&cfg, path, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, ":1: line longer than"));
+    scrmd_config_free(&cfg);
+    unlink(path);
+}
+
+static void test_set_single(void **state)
+{
+    (void)state;
+    struct scrmd_config cfg;
+    assert_int_equal(scrmd_config_defaults(&cfg), 0);
+    char err[128];
+    assert_int_equal(scrmd_config_set(&cfg, "power_down_ms", "0", err, sizeof(err)), 0);
+    assert_int_equal(cfg.power_down_ms, 0);
+    assert_int_equal(scrmd_config_set(&cfg, "power_down_ms", "99999999", err, sizeof(err)), -1);
+    assert_int_equal(scrmd_config_set(&cfg, "reader", "", err, sizeof(err)), -1);
+    assert_int_equal(scrmd_config_set(&cfg, "socket_group", "root", err, sizeof(err)), 0);
+    assert_int_equal(cfg.socket_gid, 0);
+    assert_int_equal(scrmd_config_set(&cfg, "socket_group", "", err, sizeof(err)), 0);
+    assert_int_equal(cfg.socket_gid, (gid_t)-1);
+    assert_null(cfg.socket_group);
+    scrmd_config_free(&cfg);
+}
+
+static void test_socket_activation(void **state)
+{
+    (void)state;
+    struct scrmd_config cfg;
+    assert_int_equal(scrmd_config_defaults(&cfg), 0);
+    char pid[32];
+    /* Not for us: another pid. */
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid() + 1);
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", "1", 1);
+    assert_int_equal(scrmd_config_socket_activation(&cfg), 0);
+    assert_int_equal(cfg.listen_fd, -1);
+    /* For us, one fd (fd 3 made valid first). */
+    int saved = dup(3);
+    int nul = open("/dev/null", O_RDONLY);
+    assert_true(nul >= 0);
+    assert_int_equal(dup2(nul, 3), 3);
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    setenv("LISTEN_PID", pid, 1);
+    assert_int_equal(scrmd_config_socket_activation(&cfg), 1);
+    assert_int_equal(cfg.listen_fd, 3);
+    assert_null(getenv("LISTEN_PID"));
+    assert_null(getenv("LISTEN_FDS"));
+    assert_true(fcntl(3, F_GETFD) & FD_CLOEXEC);
+    /* Two fds: refused. */
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", "2", 1);
+    assert_int_equal(scrmd_config_socket_activation(&cfg), -1);
+    if (saved >= 0) {
+        dup2(saved, 3);
+        close(saved);
+    } else {
+        close(3);
+    }
+    close(nul);
+    scrmd_config_free(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_errors_name_the_line),
+        cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_set_single),
+        cmocka_unit_test(test_socket_activation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,7 +1,8 @@
 /*
  * Benchmark of the PC/SC path, printed as one table:
- *   - the floor: a raw Unix-socket ping-pong between two threads with the byte counts of a
- *     TRANSMIT request and reply (49 and 29 bytes);
+ *   - the floor: a raw Unix-socket ping-pong between two processes (as client and daemon are)
+ *     with the byte counts of a TRANSMIT request and reply (49 and 29 bytes); the same between two
+ *     threads of one process is printed for comparison;
  *   - SCardTransmit round trips through the whole stack (libpcsclite.so.1 -> scrmd -> rm -> libsmc
  *     -> simulated reader with a zero-latency T=1 card), p50/p99 and APDUs/s, for 1, 2 and 8
  *     client threads each on its own reader, with 8 and with 256 readers in the daemon;
@@ -206,10 +207,16 @@ static void *echo_thread(void *arg)
     return NULL;
 }
 
-static double raw_floor(void)
+/*
+ * Ping-pong with the byte counts of a TRANSMIT request and reply. The floor for the full stack is
+ * the two-process form: client and daemon are separate processes, and a switch between processes
+ * costs more than one between threads of a process, which is printed too for comparison.
+ */
+static double raw_pingpong(bool processes)
 {
     int sv[2];
     pthread_t th;
+    pid_t child = -1;
     struct echo e;
     uint8_t buf[64] = {0};
     uint64_t *lat = calloc(iterations, sizeof *lat);
@@ -217,7 +224,17 @@ static double raw_floor(void)
 
     socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
     e.fd = sv[1];
-    pthread_create(&th, NULL, echo_thread, &e);
+    if (processes) {
+        child = fork();
+        if (child == 0) {
+            close(sv[0]);
+            bench_echo_server(sv[1], 49, 29);
+            _exit(0);
+        }
+        close(sv[1]);
+    } else {
+        pthread_create(&th, NULL, echo_thread, &e);
+    }
     uint64_t t_start = now_ns();
     for (unsigned i = 0; i < iterations; i++) {
         uint64_t t0 = now_ns();
@@ -234,11 +251,16 @@ static double raw_floor(void)
     }
     uint64_t wall = now_ns() - t_start;
     close(sv[0]);
-    pthread_join(th, NULL);
-    close(sv[1]);
+    if (processes) {
+        waitpid(child, NULL, 0);
+    } else {
+        pthread_join(th, NULL);
+        close(sv[1]);
+    }
     percentiles(lat, iterations, &p50, &p99);
-    printf("%-34s %7u %9.1f %9.1f %11.0f\n", "raw unix socket ping-pong (floor)", 1u, p50, p99,
-           (double)iterations * 1e9 / (double)wall);
+    printf("%-34s %7u %9.1f %9.1f %11.0f\n",
+           processes ? "raw ping-pong, 2 processes (floor)" : "raw ping-pong, 2 threads", 1u, p50,
+           p99, (double)iterations * 1e9 / (double)wall);
     free(lat);
     return p50;
 }
@@ -379,7 +401,8 @@ int main(int argc, char **argv)
     printf("scrm PC/SC round trip: %u APDUs per thread, APDU 80 EC 00 00 03 01 02 03 00 (T=1)\n\n",
            iterations);
     printf("%-34s %7s %9s %9s %11s\n", "measurement", "threads", "p50 us", "p99 us", "per second");
-    floor = raw_floor();
+    (void)raw_pingpong(false);
+    floor = raw_pingpong(true);
     if (full_stack(1, false, &rss1) || full_stack(8, true, &rss8) ||
         full_stack(256, false, &rss256))
         return 1;

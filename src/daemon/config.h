@@ -27,14 +27,19 @@ struct scrmd_config {
     unsigned defect_threshold; /* tracking failures before a reader is defective (default 3) */
     bool power_on_insert;      /* read the ATR at insertion (default true) */
     bool trace_ioctl;          /* log every IOCTL (default false) */
-    char *log_spec;            /* SCRM_LOG-style levels, e.g. "rm:debug,ipc:info" (NULL = env) */
-    char *socket_path;         /* Unix socket (default SCRMD_DEFAULT_SOCKET) */
-    uint32_t socket_mode;      /* permissions of the socket file (default 0666) */
-    char *socket_group;        /* group allowed to connect (NULL = anyone the mode allows) */
-    gid_t socket_gid;          /* resolved socket_group; (gid_t)-1 when none */
-    int listen_fd;             /* inherited listening socket (socket activation), -1 if none */
-    bool foreground;           /* -f: stay in the foreground, log to stderr */
-    char *config_file;         /* file that was read, NULL if none */
+    /* Quotas (0 = no limit): clients at once, card handles per client, server worker threads
+     * (threads block in requests such as a transaction wait; default 256). */
+    uint32_t max_clients;
+    uint32_t max_cards_per_client;
+    uint32_t max_server_threads;
+    char *log_spec;       /* SCRM_LOG-style levels, e.g. "rm:debug,ipc:info" (NULL = env) */
+    char *socket_path;    /* Unix socket (default SCRMD_DEFAULT_SOCKET) */
+    uint32_t socket_mode; /* permissions of the socket file (default 0666) */
+    char *socket_group;   /* group allowed to connect (NULL = anyone the mode allows) */
+    gid_t socket_gid;     /* resolved socket_group; (gid_t)-1 when none */
+    int listen_fd;        /* inherited listening socket (socket activation), -1 if none */
+    bool foreground;      /* -f: stay in the foreground, log to stderr */
+    char *config_file;    /* file that was read, NULL if none */
 };
 
 /* Defaults (no file read). Returns 0, or -1 if out of memory. */
@@ -43,8 +48,9 @@ int scrmd_config_defaults(struct scrmd_config *cfg);
 /*
  * Read a configuration file into cfg. Lines: "key = value", '#' comments, blank lines. Keys:
  * reader (repeatable), discover, power_down_ms, workers, defect_threshold, power_on_insert,
- * trace_ioctl, log, socket, socket_mode (octal), socket_group. Unknown keys and bad values are
- * errors naming file and line. Returns 0 or -1 (message in err).
+ * trace_ioctl, max_clients, max_cards_per_client, max_server_threads, log, socket, socket_mode
+ * (octal), socket_group. Unknown keys and bad values are errors naming file and line. Returns 0 or
+ * -1 (message in err).
  */
 int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, size_t err_len);
 

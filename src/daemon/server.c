@@ -158,9 +158,10 @@ static void accept_one(struct srv *srv, int fd)
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
     struct session *s;
 
-    if (srv->n_sessions >= SRV_MAX_CLIENTS || !(s = session_new(srv, fd))) {
+    bool full = srv->max_clients && srv->n_sessions >= srv->max_clients;
+    if (full || !(s = session_new(srv, fd))) {
         log_warn(ipc, "refusing a client: %s",
-                 srv->n_sessions >= SRV_MAX_CLIENTS ? "too many clients" : "out of memory");
+                 full ? "max_clients reached (scrmd.conf)" : "out of memory");
         close(fd);
         return;
     }
@@ -290,7 +291,9 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     srv->pid = getpid();
     srv->listen_fd = srv->epfd = srv->wake_fd = -1;
     pthread_mutex_init(&srv->ready_lock, NULL);
-    srv_pool_init(&srv->pool, SRV_MAX_WORKERS);
+    srv->max_clients = cfg->max_clients;
+    srv->max_cards = cfg->max_cards_per_client;
+    srv_pool_init(&srv->pool, cfg->max_server_threads);
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->epfd < 0 || srv->wake_fd < 0)

@@ -231,7 +231,7 @@ static void cmd_CONNECT(struct session *s, const struct ipc_hdr *h, const uint8_
     memcpy(&req, fixed, sizeof req);
     memcpy(name, var, var_len);
     name[var_len] = '\0';
-    if (s->cards.count < SRV_MAX_CARDS)
+    if (!s->srv->max_cards || s->cards.count < s->srv->max_cards)
         rc = rm_connect(s->srv->rm, s->id, name, req.share, req.protocols, &card, &rep.protocol);
     if (rc == SCARD_S_SUCCESS) {
         do {

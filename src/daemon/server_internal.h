@@ -6,8 +6,8 @@
  *     reads and checks every message, answers the quick commands itself (HELLO, LIST_READERS,
  *     GET_STATUS_CHANGE, STOP_WAIT), keeps the status-change waits, and closes sessions.
  *   - Requests that may block on a reader (CONNECT ... SET_ATTRIB) run on the worker pool. The pool
- *     grows on demand (a new thread when a job arrives and none is idle, up to SRV_MAX_WORKERS), so
- *     a slow card or a long transaction wait on one reader does not hold up clients of other
+ *     grows on demand (a new thread when a job arrives and none is idle, up to max_server_threads),
+ * so a slow card or a long transaction wait on one reader does not hold up clients of other
  *     readers. The worker writes the reply to the socket itself.
  *   - Reader events arrive on rm threads through watch callbacks, which only queue the session on
  *     the ready list and poke an eventfd; the loop thread re-evaluates the wait.
@@ -37,10 +37,8 @@
 
 struct rm;
 
-#define SRV_MAX_WORKERS    128u  /* worker threads, created on demand */
-#define SRV_MAX_CLIENTS    4096u /* connections; more are refused with a log line */
-#define SRV_MAX_CARDS      1024u /* card handles per connection (SCARD_E_NO_MEMORY beyond) */
 #define SRV_LISTEN_BACKLOG SOMAXCONN
+#define SRV_LINGER_US      200u /* a worker waits this long for the same client's next request */
 
 /* ---- Worker pool (server_pool.c) --------------------------------------------------------------
  */
@@ -54,11 +52,13 @@ struct srv_pool {
     pthread_cond_t work;    /* a job was queued, or stop */
     pthread_cond_t drained; /* a thread finished its job or exited */
     struct srv_job *head, *tail;
-    unsigned threads, idle, running, max;
+    unsigned threads, idle, running, max; /* max 0: no limit */
     bool stop;
-    pthread_t tids[SRV_MAX_WORKERS];
+    pthread_t *tids; /* threads entries, grown as threads start */
+    unsigned tids_cap;
 };
 
+/* max_threads 0: no limit. */
 int srv_pool_init(struct srv_pool *p, unsigned max_threads);
 /* Queue a job; starts a thread if none is idle and the limit allows. */
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
@@ -125,6 +125,7 @@ struct srv {
     pid_t pid;
     uint64_t next_id;
     unsigned n_sessions;
+    uint32_t max_clients, max_cards; /* quotas from the configuration, 0 = none */
     struct session *sessions;
     pthread_mutex_t ready_lock;
     struct session *ready; /* sessions whose watched readers changed */

@@ -1,10 +1,12 @@
 /*
  * The server's worker pool: a FIFO of jobs served by threads that are started on demand. A job
- * that finds no idle thread starts one, up to the limit, so jobs blocked for a long time on one
- * reader (a slow card, a transaction held elsewhere) never keep another reader's clients waiting
- * for a thread. Threads stay until the pool is destroyed, which joins them.
+ * that finds no idle thread starts one, up to the configured quota (max_server_threads), so jobs
+ * blocked for a long time on one reader (a slow card, a transaction held elsewhere) never keep
+ * another reader's clients waiting for a thread. Threads stay until the pool is destroyed, which
+ * joins them.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -42,7 +44,7 @@ static void *worker_main(void *arg)
 int srv_pool_init(struct srv_pool *p, unsigned max_threads)
 {
     memset(p, 0, sizeof *p);
-    p->max = max_threads == 0 ? 1 : max_threads > SRV_MAX_WORKERS ? SRV_MAX_WORKERS : max_threads;
+    p->max = max_threads;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->drained, NULL);
@@ -52,6 +54,17 @@ int srv_pool_init(struct srv_pool *p, unsigned max_threads)
 /* Start one worker; p->lock held. */
 static void start_thread(struct srv_pool *p)
 {
+    if (p->threads == p->tids_cap) {
+        unsigned cap = p->tids_cap ? 2 * p->tids_cap : 8;
+        pthread_t *t = realloc(p->tids, cap * sizeof(*t));
+        if (!t) {
+            scrm_assert(p->threads > 0); /* the first worker must exist */
+            log_warn(ipc, "cannot start another worker thread: out of memory");
+            return;
+        }
+        p->tids = t;
+        p->tids_cap = cap;
+    }
     int rc = pthread_create(&p->tids[p->threads], NULL, worker_main, p);
     if (rc == 0)
         p->threads++;
@@ -70,7 +83,7 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
     else
         p->head = job;
     p->tail = job;
-    if (p->idle == 0 && p->threads < p->max)
+    if (p->idle == 0 && (p->max == 0 || p->threads < p->max))
         start_thread(p);
     else
         pthread_cond_signal(&p->work);
@@ -96,6 +109,9 @@ void srv_pool_destroy(struct srv_pool *p)
     for (unsigned i = 0; i < p->threads; i++)
         pthread_join(p->tids[i], NULL);
     p->threads = 0;
+    free(p->tids);
+    p->tids = NULL;
+    p->tids_cap = 0;
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->drained);
     pthread_mutex_destroy(&p->lock);

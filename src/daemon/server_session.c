@@ -11,6 +11,7 @@
  * ends in the middle of a message is logged as truncated.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -329,15 +330,57 @@ static const char *conversation_error(struct session *s, uint16_t cmd)
     return NULL;
 }
 
-/* Pool job: execute the request, then resume reading (or finish closing). */
+/*
+ * A client in a request loop (APDU after APDU) sends its next request as soon as it has the reply.
+ * Wait for it a short, bounded while (SRV_LINGER_US) and, when it is a complete, valid request for
+ * the pool, take it on this worker: that saves the loop thread's wake-up, two epoll_ctl calls and
+ * the hand-off to a worker per request. Anything else (a loop command, a message not complete yet,
+ * a bad one, a hang-up) stays in the socket for the loop thread, which sees it once the session is
+ * re-armed. The loop thread does not read this session while it is busy, so the bytes are ours.
+ */
+static bool take_next_request(struct session *s)
+{
+    struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+    struct timespec linger = {.tv_sec = 0, .tv_nsec = SRV_LINGER_US * 1000L};
+    struct ipc_hdr h;
+    uint8_t *msg;
+    bool ok;
+
+    pthread_mutex_lock(&s->lock);
+    ok = !s->closing && s->out_len == s->out_off;
+    pthread_mutex_unlock(&s->lock);
+    if (!ok || ppoll(&pfd, 1, &linger, NULL) != 1 || pfd.revents != POLLIN)
+        return false;
+    if (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
+        h.size < sizeof h || h.size > IPC_MSG_MAX || srv_cmd_run(h.cmd) != SRV_POOL)
+        return false;
+    msg = malloc(h.size);
+    if (!msg)
+        return false;
+    ok = recv(s->fd, msg, h.size, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)h.size &&
+         !ipc_check_request(msg, h.size) && !conversation_error(s, h.cmd) &&
+         recv(s->fd, msg, h.size, MSG_DONTWAIT) == (ssize_t)h.size;
+    if (!ok) {
+        free(msg);
+        return false;
+    }
+    s->job_msg = msg;
+    s->job_len = h.size;
+    return true;
+}
+
+/* Pool job: execute the request (and the ones that follow at once), then resume reading (or
+ * finish closing). */
 static void request_job(struct srv_job *job)
 {
     struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
     bool closing;
 
-    srv_cmd_exec(s, s->job_msg, s->job_len);
-    free(s->job_msg);
-    s->job_msg = NULL;
+    do {
+        srv_cmd_exec(s, s->job_msg, s->job_len);
+        free(s->job_msg);
+        s->job_msg = NULL;
+    } while (take_next_request(s));
     pthread_mutex_lock(&s->lock);
     s->busy = false;
     closing = s->closing;

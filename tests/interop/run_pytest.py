@@ -5,8 +5,8 @@
 
 Sets up the environment the tests need and re-executes itself once with it: LD_LIBRARY_PATH so
 that `libpcsclite.so.1` resolves to ours (pyscard, ctypes, pcsc_scan, opensc-tool), and, when our
-library was built with AddressSanitizer, LD_PRELOAD of the ASan runtime (Python itself is not
-instrumented). pytest's own report goes to stderr; stdout carries only 'ok N - name' /
+library was built with AddressSanitizer or ThreadSanitizer, LD_PRELOAD of that runtime (Python
+itself is not instrumented). pytest's own report goes to stderr; stdout carries only 'ok N - name' /
 'not ok N - name' lines and the plan, so meson and `make check` count each case.
 """
 import os
@@ -15,15 +15,15 @@ import subprocess
 import sys
 
 
-def asan_runtime(libdir):
-    """Path of the ASan runtime our library needs, or None."""
+def sanitizer_runtime(libdir):
+    """(kind, path) of the ASan or TSan runtime our library needs, or (None, None)."""
     try:
         out = subprocess.run(['ldd', os.path.join(libdir, 'libpcsclite.so.1')],
                              capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.search(r'(\S*libasan\.so\S*) => (\S+)', out)
-    return m.group(2) if m else None
+        return None, None
+    m = re.search(r'\S*lib(asan|tsan)\.so\S* => (\S+)', out)
+    return (m.group(1), m.group(2)) if m else (None, None)
 
 
 def reexec(args):
@@ -32,11 +32,15 @@ def reexec(args):
     env['SCRM_TEST_LIBDIR'] = os.path.abspath(args['libdir'])
     env['LD_LIBRARY_PATH'] = env['SCRM_TEST_LIBDIR'] + (
         ':' + env['LD_LIBRARY_PATH'] if env.get('LD_LIBRARY_PATH') else '')
-    rt = asan_runtime(env['SCRM_TEST_LIBDIR'])
+    kind, rt = sanitizer_runtime(env['SCRM_TEST_LIBDIR'])
     if rt:
         env['LD_PRELOAD'] = rt
+    if kind == 'asan':
         # CPython and the tools leak by design; our code is checked in scrmd and the unit tests.
         env['ASAN_OPTIONS'] = 'detect_leaks=0:verify_asan_link_order=0'
+    if kind == 'tsan':
+        # A report in our client library (loaded into Python) fails the test through exitcode.
+        env['TSAN_OPTIONS'] = 'halt_on_error=1 exitcode=66 report_signal_unsafe=0'
     env['PYTHONDONTWRITEBYTECODE'] = '1'
     env['SCRM_TEST_REEXEC'] = '1'
     env.pop('SCRM_SOCKET', None)

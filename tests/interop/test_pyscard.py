@@ -339,9 +339,12 @@ def test_gsc_woken_only_by_its_reader(ctx):
 def test_gsc_cancel_from_other_thread(ctx):
     cur = state_of(ctx, R_EMPTY) & ~SCARD_STATE_CHANGED
     t, out = wait_in_thread(ctx, [(R_EMPTY, cur)], 0xFFFFFFFF)
-    time.sleep(0.1)
-    assert SCardCancel(ctx) == SCARD_S_SUCCESS
-    t.join(10)
+    # SCardCancel is a no-op until the wait has reached the daemon: cancel until the waiting
+    # thread returns (each join is a bounded wait on that event).
+    end = time.monotonic() + 10
+    while t.is_alive() and time.monotonic() < end:
+        assert SCardCancel(ctx) == SCARD_S_SUCCESS
+        t.join(0.05)
     assert not t.is_alive()
     assert out['hr'] == SCARD_E_CANCELLED
 

@@ -10,6 +10,12 @@
 # socket, with its IOCTL trace on, driven by the scrm tool through the PC/SC client library
 # (libpcsclite.so.1). After each step it prints the IOCTL lines scrmd logged for it. Every wait
 # reads scrmd's log through a pipe with a bounded `read -t`; nothing sleeps and hopes.
+#
+# Part 3 shows the contactless reader (nfc:0, the NFC driver over its simulated RF field) the same
+# way: a MIFARE Classic tag enters the field (`scrm nfc enter`, SCardControl with the driver's
+# vendor code), the resource manager reads its synthesized ATR without any reset, `scrm send`
+# reads the UID and a block through the PC/SC pseudo-APDUs, the power-down timeout switches the
+# tag's "virtual" power off, and the tag leaves.
 set -eu
 cd "$(dirname "$0")/.."
 [ -f build/release/build.ninja ] || meson setup build/release -Dbuildtype=release >/dev/null
@@ -88,6 +94,49 @@ scrm sim remove "SimReader 0"
 upto "SimReader 0 IOCTL_SMARTCARD_IS_PRESENT -> STATUS_PENDING"
 scrm sim remove "SimReader 1"
 upto "SimReader 1 IOCTL_SMARTCARD_IS_PRESENT -> STATUS_PENDING"
+scrm list
+
+step "stop scrmd (SIGTERM)"
+kill -TERM "$daemon"
+wait "$daemon" && echo "  scrmd exited with status 0"
+
+echo
+echo "################ Part 3: the contactless reader (nfc:0) through scrmd and PC/SC"
+exec 3<&-
+export SCRM_SOCKET="$tmp/nfc.sock"
+mkfifo "$tmp/log3"
+"$B/src/daemon/scrmd" -f --no-discover --trace-ioctl --power-down-ms 1000 -l ipc:info \
+    -r nfc:0 2>"$tmp/log3" &
+daemon=$!
+exec 3<"$tmp/log3"
+
+step "scrmd starts: the NFC reader's start-up sequence (no power reset: an NFC reader never
+   reports SWALLOWED or POWERED for a new tag)"
+upto "listening on"
+scrm list
+
+step "a MIFARE Classic 1K tag (UID 01 02 03 04) enters the field (SCardControl on a DIRECT handle);
+   the reader reports it SPECIFIC at once and the ATR is read as an attribute"
+scrm nfc enter "SCRM IFD 0" classic1k:01020304
+upto "SCRM IFD 0 IOCTL_SMARTCARD_IS_ABSENT -> STATUS_PENDING"
+scrm list
+
+step "read it: the UID (Get Data), then block 4 after Load Key and General Authenticate (key A)"
+scrm send "SCRM IFD 0" "FF CA 00 00 00" "FF 82 00 00 06 FF FF FF FF FF FF" \
+    "FF 86 00 00 05 01 00 04 60 00" "FF B0 00 04 10"
+upto "SCRM IFD 0 IOCTL_SMARTCARD_TRANSMIT"
+upto "SCRM IFD 0 IOCTL_SMARTCARD_TRANSMIT"
+upto "SCRM IFD 0 IOCTL_SMARTCARD_TRANSMIT"
+upto "SCRM IFD 0 IOCTL_SMARTCARD_TRANSMIT"
+
+step "the power-down timeout (1 s) fires: the tag's virtual power goes off (SWALLOWED)"
+upto "SCRM IFD 0 IOCTL_SMARTCARD_POWER SCARD_POWER_DOWN"
+upto "SCRM IFD 0 IOCTL_SMARTCARD_GET_STATE"
+scrm list
+
+step "the tag leaves the field"
+scrm nfc leave "SCRM IFD 0"
+upto "SCRM IFD 0 IOCTL_SMARTCARD_IS_PRESENT -> STATUS_PENDING"
 scrm list
 
 step "stop scrmd (SIGTERM)"

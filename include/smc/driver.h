@@ -149,6 +149,9 @@ SMC_API void smc_reader_lost(struct smc_reader *r);
 /* Complete the pending IS_PRESENT / IS_ABSENT with STATUS_SUCCESS, if there is one (smclib's
  * SmartcardCompleteCardTracking). Returns true if a request was completed. */
 SMC_API bool smc_complete_card_tracking(struct smc_reader *r);
+/* The device can serve again requests it refused (an NFC radio switched back on): tells the PnP
+ * listener (SMC_DEVICE_CHANGED), which re-posts what it gave up. Any thread. */
+SMC_API void smc_reader_changed(struct smc_reader *r);
 /* Complete a request a non-tracking slot left STATUS_PENDING (library was answering DEVICE_BUSY).
  */
 SMC_API void smc_complete_pending(struct smc_reader *r, smc_status status, size_t info);

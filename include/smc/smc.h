@@ -42,7 +42,11 @@ SMC_API void smc_ctx_free(struct smc_ctx *ctx);
 SMC_API smc_status smc_register_driver(struct smc_ctx *ctx, const struct smc_driver_ops *ops);
 
 /* Device arrival and departure, as reported by drivers. */
-enum smc_pnp_event { SMC_DEVICE_ARRIVED, SMC_DEVICE_LEFT };
+enum smc_pnp_event {
+    SMC_DEVICE_ARRIVED,
+    SMC_DEVICE_LEFT,
+    SMC_DEVICE_CHANGED, /* the device can serve again what it refused (e.g. an NFC radio back on) */
+};
 typedef void (*smc_pnp_fn)(void *user, enum smc_pnp_event ev, const char *device);
 /* One listener per context; called with no libsmc lock held. */
 SMC_API void smc_set_pnp_listener(struct smc_ctx *ctx, smc_pnp_fn fn, void *user);

@@ -222,12 +222,17 @@ static void run_ready(struct srv *srv)
     pthread_mutex_lock(&srv->ready_lock);
     list = srv->ready;
     srv->ready = NULL;
-    for (struct session *s = list; s; s = s->ready_next)
-        s->in_ready = false;
     pthread_mutex_unlock(&srv->ready_lock);
+    /* A session stays marked in_ready until it is taken off this list, so a watch firing
+     * meanwhile cannot queue it again and overwrite ready_next under our feet; once taken off,
+     * it may be queued anew and is then evaluated again on the next wake-up. */
     while (list) {
+        pthread_mutex_lock(&srv->ready_lock);
         struct session *s = list;
         list = s->ready_next;
+        s->ready_next = NULL;
+        s->in_ready = false;
+        pthread_mutex_unlock(&srv->ready_lock);
         session_wait_fired(s);
         session_unref(s); /* the ready list's reference */
     }

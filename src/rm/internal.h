@@ -122,6 +122,7 @@ struct rm_reader {
     uint8_t atr[RM_ATR_MAX];
     size_t atr_len;
     bool card_present, mute, lost, defective, gone;
+    bool radio_off; /* tracking answered DEVICE_POWERED_OFF (NFC radio off); lost meanwhile */
 
     /* connections and transaction (lock) */
     struct rm_conn *conns;
@@ -145,7 +146,10 @@ struct rm_reader {
     uint64_t mon_posted_ns;
     unsigned mon_failures;
     struct rm_timer retry_timer;
-    bool mon_present; /* the monitor's own view: card present (monitor thread only) */
+    bool mon_present;    /* the monitor's own view: card present (monitor thread only) */
+    bool mon_idle;       /* mon_lock: nothing posted, waiting for SMC_DEVICE_CHANGED (radio off) */
+    uint64_t change_gen; /* mon_lock: device-changed events so far */
+    uint64_t mon_gen;    /* mon_lock: change_gen when the last tracking request was posted */
 
     struct rm_reader *next;     /* rm->readers (registered) */
     struct rm_reader *all_next; /* rm->all (every live object) */
@@ -253,6 +257,8 @@ uint32_t rm_reader_start(struct rm *rm, const char *device);
 void rm_monitor_start(struct rm_reader *r);
 /* Stop posting tracking requests and cancel the pending one (rm_free, departure). */
 void rm_monitor_stop(struct rm_reader *r);
+/* The device can serve again (SMC_DEVICE_CHANGED): wake a monitor idle since the radio went off. */
+void rm_monitor_device_changed(struct rm_reader *r);
 /* Arm the power-down timer (r->lock held). */
 void rm_power_down_arm_locked(struct rm_reader *r);
 /* Disarm it (r->lock held). */

@@ -14,6 +14,11 @@
  *      cfg.defect_threshold consecutive failures the reader is marked defective (logged) and the
  *      monitor stops until the device is re-plugged. A request ended by the device's departure
  *      (DEVICE_NOT_CONNECTED) stops the monitor quietly.
+ *   5. STATUS_DEVICE_POWERED_OFF (an NFC reader whose radio is switched off, spec §5.5) is not a
+ *      failure: a known card is reported removed, the reader is "lost" (UNKNOWN, UNAVAILABLE)
+ *      and the monitor goes idle until the driver reports the radio back (SMC_DEVICE_CHANGED
+ *      through libsmc's PnP listener), then posts IS_PRESENT again. A change that arrives while
+ *      the refused request is being handled is caught by a generation count, so none is lost.
  *
  * The power-down timer fires on the timer thread, which queues a job; the job runs the power-down
  * sequence only if no handle is connected and the timer was not re-armed or cancelled since
@@ -67,16 +72,24 @@ static enum mon_next post(struct rm_reader *r, smc_status *st)
     uint32_t code = r->mon_present ? IOCTL_SMARTCARD_IS_ABSENT : IOCTL_SMARTCARD_IS_PRESENT;
     r->mon_code = code;
     r->mon_posted_ns = scrm_now_ns();
+    r->mon_gen = r->change_gen;
+    r->mon_idle = false;
     *st = rm_ioctl_async(r, code, mon_done, r, NULL);
     pthread_mutex_unlock(&r->mon_lock);
     if (*st != STATUS_PENDING)
         return MON_AGAIN;
     if (code == IOCTL_SMARTCARD_IS_PRESENT) {
-        /* IS_PRESENT pends only when there is no card: an empty reader, known without GET_STATE. */
+        /* IS_PRESENT pends only when there is no card: an empty reader, known without GET_STATE
+         * (also after the radio came back on). */
         pthread_mutex_lock(&r->lock);
+        bool radio_back = r->radio_off;
+        if (radio_back)
+            r->radio_off = r->lost = false;
         if (r->state == SCARD_UNKNOWN && !r->lost)
             r->state = SCARD_ABSENT;
         pthread_mutex_unlock(&r->lock);
+        if (radio_back)
+            rm_notify_reader(r);
     }
     return MON_WAIT;
 }
@@ -90,6 +103,17 @@ static void retry_fired(struct rm *rm, uint64_t id, uint64_t token)
     r->mon_status = MON_JUST_POST;
     rm_pool_submit(&rm->pool, &r->mon_job);
     rm_reader_unref(r);
+}
+
+/* Post the tracking request again after cfg.retry_ms. */
+static enum mon_next retry_later(struct rm_reader *r)
+{
+    struct rm *rm = r->rm;
+    pthread_mutex_lock(&r->mon_lock);
+    bool armed =
+        !r->mon_stopping && rm_timer_arm(&rm->timers, &r->retry_timer, rm->cfg.retry_ms, r->id, 0);
+    pthread_mutex_unlock(&r->mon_lock);
+    return armed ? MON_WAIT : MON_STOP;
 }
 
 /* A tracking request failed: retry later, or declare the reader defective. */
@@ -119,11 +143,7 @@ static enum mon_next tracking_failed(struct rm_reader *r, smc_status st)
         rm_notify_reader(r);
         return MON_STOP;
     }
-    pthread_mutex_lock(&r->mon_lock);
-    bool armed =
-        !r->mon_stopping && rm_timer_arm(&rm->timers, &r->retry_timer, rm->cfg.retry_ms, r->id, 0);
-    pthread_mutex_unlock(&r->mon_lock);
-    return armed ? MON_WAIT : MON_STOP;
+    return retry_later(r);
 }
 
 /* Removal: r->lock held. */
@@ -136,6 +156,51 @@ static void card_left_locked(struct rm_reader *r)
     r->event_counter++;
     rm_conns_mark_removed_locked(r);
     rm_power_down_cancel_locked(r);
+}
+
+/* The reader answered STATUS_DEVICE_POWERED_OFF (NFC radio off): not a defect. A known card is
+ * gone and the card state is unknown; the monitor idles until the device reports a change, unless
+ * one came since the refused request was posted (then it posts again at once). */
+static enum mon_next radio_off(struct rm_reader *r, smc_status *st)
+{
+    pthread_mutex_lock(&r->lock);
+    bool changed = !r->radio_off || r->card_present;
+    if (r->card_present)
+        card_left_locked(r);
+    r->radio_off = r->lost = true;
+    r->state = SCARD_UNKNOWN;
+    pthread_mutex_unlock(&r->lock);
+    if (changed)
+        log_info(rm, "reader '%s': radio off (STATUS_DEVICE_POWERED_OFF); waiting for it", r->name);
+    r->mon_present = false;
+    r->mon_failures = 0;
+    if (changed)
+        rm_notify_reader(r);
+    pthread_mutex_lock(&r->mon_lock);
+    enum mon_next next = MON_WAIT;
+    if (r->mon_stopping)
+        next = MON_STOP;
+    else if (r->change_gen != r->mon_gen)
+        next = MON_AGAIN;
+    else
+        r->mon_idle = true;
+    pthread_mutex_unlock(&r->mon_lock);
+    *st = MON_JUST_POST;
+    return next;
+}
+
+void rm_monitor_device_changed(struct rm_reader *r)
+{
+    pthread_mutex_lock(&r->mon_lock);
+    r->change_gen++;
+    bool wake = r->mon_idle && !r->mon_stopping;
+    r->mon_idle = false;
+    pthread_mutex_unlock(&r->mon_lock);
+    if (!wake)
+        return;
+    log_debug(rm, "reader '%s': device changed, monitor resumes", r->name);
+    r->mon_status = MON_JUST_POST;
+    rm_pool_submit(&r->rm->pool, &r->mon_job);
 }
 
 /* A tracking request completed: GET_STATE and update. Returns the GET_STATE status. */
@@ -154,6 +219,7 @@ static smc_status card_event(struct rm_reader *r)
     if ((was && !now) || swap)
         card_left_locked(r);
     r->lost = state == SCARD_UNKNOWN;
+    r->radio_off = false;
     r->state = state;
     bool power = r->rm->cfg.power_on_insert;
     pthread_mutex_unlock(&r->lock);
@@ -200,6 +266,8 @@ static enum mon_next monitor_step(struct rm_reader *r, smc_status *st)
         log_debug(rm, "reader '%s': device gone, monitor ends", r->name);
         return MON_STOP;
     }
+    if (*st == STATUS_DEVICE_POWERED_OFF)
+        return radio_off(r, st);
     if (*st != STATUS_SUCCESS && *st != MON_JUST_POST) {
         enum mon_next n = tracking_failed(r, *st);
         if (n != MON_AGAIN)
@@ -241,7 +309,8 @@ void rm_monitor_stop(struct rm_reader *r)
     pthread_mutex_lock(&r->mon_lock);
     bool already = r->mon_stopping;
     r->mon_stopping = true;
-    bool was_waiting = rm_timer_cancel(&r->rm->timers, &r->retry_timer);
+    bool was_waiting = rm_timer_cancel(&r->rm->timers, &r->retry_timer) || r->mon_idle;
+    r->mon_idle = false;
     pthread_mutex_unlock(&r->mon_lock);
     if (already)
         return;

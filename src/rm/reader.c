@@ -347,11 +347,30 @@ static void arrival_job(struct rm_job *job)
     free(a);
 }
 
+/* The device can serve again what it refused (an NFC radio back on): wake its monitor. */
+static void device_changed(struct rm *rm, const char *device)
+{
+    pthread_mutex_lock(&rm->lock);
+    struct rm_dev *d = find_dev_locked(rm, device);
+    struct rm_reader *r = d && d->st == RM_DEV_READY ? d->reader : NULL;
+    if (r)
+        rm_reader_ref_locked(r);
+    pthread_mutex_unlock(&rm->lock);
+    if (!r)
+        return;
+    rm_monitor_device_changed(r);
+    rm_reader_unref(r);
+}
+
 void rm_pnp_listener(void *user, enum smc_pnp_event ev, const char *device)
 {
     struct rm *rm = user;
     if (ev == SMC_DEVICE_LEFT) {
         device_left(rm, device);
+        return;
+    }
+    if (ev == SMC_DEVICE_CHANGED) {
+        device_changed(rm, device);
         return;
     }
     if (atomic_load(&rm->closing))

@@ -173,8 +173,10 @@ void rm_seq_power_up(struct rm_reader *r, uint32_t state)
 {
     pthread_mutex_lock(&r->lock);
     bool busy = false;
+    /* A handle still marked "removed" belongs to the previous card: it cannot have connected to
+     * this one (it must reconnect first), so it does not count. */
     for (const struct rm_conn *c = r->conns; c && !busy; c = c->rnext)
-        busy = c->share != SCARD_SHARE_DIRECT;
+        busy = c->share != SCARD_SHARE_DIRECT && !c->removed;
     pthread_mutex_unlock(&r->lock);
     if (busy)
         return; /* a handle connected meanwhile: its connect sequence powered the card */

@@ -76,7 +76,7 @@ void smc_set_pnp_listener(struct smc_ctx *ctx, smc_pnp_fn fn, void *user)
     pthread_mutex_unlock(&ctx->lock);
 }
 
-static void notify(struct smc_ctx *ctx, enum smc_pnp_event ev, const char *device)
+void smc__notify(struct smc_ctx *ctx, enum smc_pnp_event ev, const char *device)
 {
     pthread_mutex_lock(&ctx->lock);
     smc_pnp_fn fn = ctx->pnp;
@@ -190,7 +190,7 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
     pthread_mutex_unlock(&ctx->lock);
     log_info(smc, "device %s arrived (%s %s %u)", r->device, r->vendor.vendor_name,
              r->vendor.ifd_type, r->vendor.unit);
-    notify(ctx, SMC_DEVICE_ARRIVED, r->device);
+    smc__notify(ctx, SMC_DEVICE_ARRIVED, r->device);
     return STATUS_SUCCESS;
 }
 
@@ -268,7 +268,7 @@ smc_status smc_remove_device(struct smc_ctx *ctx, const char *device)
     finish_list(pending, STATUS_CANCELLED);
 
     log_info(smc, "device %s left", r->device);
-    notify(ctx, SMC_DEVICE_LEFT, r->device);
+    smc__notify(ctx, SMC_DEVICE_LEFT, r->device);
     smc__reader_unref(r);
     return STATUS_SUCCESS;
 }

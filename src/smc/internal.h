@@ -114,6 +114,9 @@ void smc__finish(struct smc_request *req, smc_status status, size_t info);
 void smc__slot_enter(void);
 void smc__slot_leave(void);
 
+/* ctx.c: call the PnP listener (no libsmc lock held). */
+void smc__notify(struct smc_ctx *ctx, enum smc_pnp_event ev, const char *device);
+
 /* dispatch.c */
 smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,
                          void *user, uint64_t *req_id);

@@ -10,17 +10,22 @@
  * Callbacks run without libsmc locks. When the event path runs inside a driver slot on the same
  * thread (the simulated reader inserts a card from its vendor IOCTL), the op lock is still held, so
  * the completion is deferred to a thread-local list that is drained when the slot returns; the
- * callback may then issue the next IOCTL on the same reader without deadlocking.
+ * callback may then issue the next IOCTL on the same reader without deadlocking. Device-changed
+ * notifications (smc_reader_changed) from inside a slot are deferred the same way.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "smc/internal.h"
 
+/* A completion, or a device-changed notification (req NULL), waiting for the slot to return. */
 struct deferred {
     struct smc_request *req;
     smc_status status;
     size_t info;
+    struct smc_ctx *ctx; /* notification: context and device name */
+    char *device;
     struct deferred *next;
 };
 
@@ -68,6 +73,17 @@ static void run_completion(struct smc_request *req, smc_status status, size_t in
     free(req);
 }
 
+/* Append d to this thread's deferred list. */
+static void defer(struct deferred *d)
+{
+    d->next = NULL;
+    if (deferred_last)
+        deferred_last->next = d;
+    else
+        deferred_head = d;
+    deferred_last = d;
+}
+
 /* Complete an unlinked request: now, or when the current slot returns (see above). */
 void smc__finish(struct smc_request *req, smc_status status, size_t info)
 {
@@ -84,12 +100,26 @@ void smc__finish(struct smc_request *req, smc_status status, size_t info)
     d->req = req;
     d->status = status;
     d->info = info;
-    d->next = NULL;
-    if (deferred_last)
-        deferred_last->next = d;
-    else
-        deferred_head = d;
-    deferred_last = d;
+    d->ctx = NULL;
+    d->device = NULL;
+    defer(d);
+}
+
+void smc_reader_changed(struct smc_reader *r)
+{
+    log_debug(smc, "%s: device changed", r->device);
+    struct deferred *d = slot_depth ? calloc(1, sizeof(*d)) : NULL;
+    if (d)
+        d->device = strdup(r->device);
+    if (!d || !d->device) {
+        /* Not inside a slot (or out of memory): the listener runs now. */
+        free(d);
+        smc__notify(r->ctx, SMC_DEVICE_CHANGED, r->device);
+        return;
+    }
+    /* Inside a slot the op lock is held: notify once it is released, like completions. */
+    d->ctx = r->ctx;
+    defer(d);
 }
 
 void smc__slot_enter(void)
@@ -107,7 +137,12 @@ void smc__slot_leave(void)
         deferred_head = d->next;
         if (!deferred_head)
             deferred_last = NULL;
-        run_completion(d->req, d->status, d->info);
+        if (d->req) {
+            run_completion(d->req, d->status, d->info);
+        } else {
+            smc__notify(d->ctx, SMC_DEVICE_CHANGED, d->device);
+            free(d->device);
+        }
         free(d);
     }
 }

@@ -6,10 +6,12 @@
  *   scrm send READER APDU...           send APDUs (hex), print responses and status words
  *   scrm sim insert READER [PROFILE]   insert a simulated card (sim driver readers)
  *   scrm sim remove READER             remove it
+ *   scrm nfc enter READER PROFILE[:UID] a simulated tag enters the field (nfc driver readers)
+ *   scrm nfc leave READER              it leaves; `scrm nfc radio READER on|off` the radio
  *
  * READER is a reader name, its index in `scrm list`, or a unique part of its name. The daemon's
  * socket is $SCRM_SOCKET (default /run/scrm/scrm.sock). This file holds the subcommand table,
- * the shared helpers and `list` / `watch`; scrm_send.c has `send` and `sim`.
+ * the shared helpers and `list` / `watch`; scrm_send.c has `send`, `sim` and `nfc`.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,6 +38,8 @@ static const struct subcommand subcommands[] = {
      scrm_cmd_watch},
     {"send", "send READER APDU...          send APDUs given in hex", scrm_cmd_send},
     {"sim", "sim insert|remove READER [PROFILE]   drive a simulated reader", scrm_cmd_sim},
+    {"nfc", "nfc enter|leave|radio READER [PROFILE[:UID]|on|off]   drive an nfc reader",
+     scrm_cmd_nfc},
 };
 
 static int usage(FILE *f)

@@ -33,5 +33,6 @@ int scrm_cmd_list(int argc, char **argv);
 int scrm_cmd_watch(int argc, char **argv);
 int scrm_cmd_send(int argc, char **argv);
 int scrm_cmd_sim(int argc, char **argv);
+int scrm_cmd_nfc(int argc, char **argv);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * `scrm send` and `scrm sim`.
+ * `scrm send`, `scrm sim` and `scrm nfc`.
  *
  * send: connects shared (T=0 or T=1, whatever the card offers), sends each APDU argument (hex,
  * spaces or colons allowed, one APDU per argument) and prints the response data and the status
@@ -9,6 +9,10 @@
  * sim: the simulated reader is driven through SCardControl on a DIRECT connection with its vendor
  * control codes SCARD_CTL_CODE(2049) (insert, input: profile name) and SCARD_CTL_CODE(2050)
  * (remove); see include/smc/sim.h and docs/pcsc.md.
+ *
+ * nfc: the contactless reader (nfc driver) the same way, with its vendor codes
+ * SCARD_CTL_CODE(2304 + n): 2306 a tag enters the field (input "profile" or "profile:uidhex"),
+ * 2307 the tag leaves, 2305 the radio (u32 0 off / 1 on); see include/smc/nfc.h and docs/nfc.md.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,9 @@
 
 #define SIM_CTL_INSERT ((DWORD)SCARD_CTL_CODE(2048 + 1))
 #define SIM_CTL_REMOVE ((DWORD)SCARD_CTL_CODE(2048 + 2))
+#define NFC_CTL_RADIO  ((DWORD)SCARD_CTL_CODE(2304 + 1))
+#define NFC_CTL_ENTER  ((DWORD)SCARD_CTL_CODE(2304 + 2))
+#define NFC_CTL_LEAVE  ((DWORD)SCARD_CTL_CODE(2304 + 3))
 
 const char *scrm_sw_text(uint16_t sw)
 {
@@ -127,15 +134,35 @@ int scrm_cmd_send(int argc, char **argv)
     return r;
 }
 
-int scrm_cmd_sim(int argc, char **argv)
+/* SCardControl(code, in) on a DIRECT connection to the reader named by `arg`; the full name goes
+ * to reader. Prints the error and returns SCRM_EXIT_FAIL on failure. */
+static int direct_control(const char *arg, DWORD code, const void *in, DWORD len, char *reader,
+                          const char *what)
 {
     SCARDCONTEXT ctx;
     SCARDHANDLE card;
-    DWORD proto, got = 0, code;
-    char reader[MAX_READERNAME];
-    const char *profile = argc > 3 ? argv[3] : "";
+    DWORD proto, got = 0;
     LONG rc;
 
+    if (!scrm_context(&ctx))
+        return SCRM_EXIT_FAIL;
+    if (!scrm_reader(ctx, arg, reader, MAX_READERNAME)) {
+        SCardReleaseContext(ctx);
+        return SCRM_EXIT_FAIL;
+    }
+    rc = SCardConnect(ctx, reader, SCARD_SHARE_DIRECT, 0, &card, &proto);
+    if (rc == SCARD_S_SUCCESS) {
+        rc = SCardControl(card, code, in, len, NULL, 0, &got);
+        SCardDisconnect(card, SCARD_LEAVE_CARD);
+    }
+    SCardReleaseContext(ctx);
+    return rc == SCARD_S_SUCCESS ? SCRM_EXIT_OK : scrm_fail(what, rc);
+}
+
+int scrm_cmd_sim(int argc, char **argv)
+{
+    char reader[MAX_READERNAME];
+    const char *profile = argc > 3 ? argv[3] : "";
     bool insert = argc > 1 && strcmp(argv[1], "insert") == 0;
     bool remove = argc > 1 && strcmp(argv[1], "remove") == 0;
 
@@ -143,21 +170,42 @@ int scrm_cmd_sim(int argc, char **argv)
         fprintf(stderr, "usage: scrm sim insert READER [PROFILE] | scrm sim remove READER\n");
         return SCRM_EXIT_USAGE;
     }
-    code = insert ? SIM_CTL_INSERT : SIM_CTL_REMOVE;
-    if (!scrm_context(&ctx))
-        return SCRM_EXIT_FAIL;
-    if (!scrm_reader(ctx, argv[2], reader, sizeof reader)) {
-        SCardReleaseContext(ctx);
-        return SCRM_EXIT_FAIL;
+    DWORD code = insert ? SIM_CTL_INSERT : SIM_CTL_REMOVE;
+    int r = direct_control(argv[2], code, profile, (DWORD)strlen(profile), reader, argv[1]);
+    if (r == SCRM_EXIT_OK)
+        printf("%s: card %s\n", reader, insert ? "inserted" : "removed");
+    return r;
+}
+
+int scrm_cmd_nfc(int argc, char **argv)
+{
+    char reader[MAX_READERNAME];
+    const char *op = argc > 1 ? argv[1] : "";
+    bool enter = !strcmp(op, "enter") && argc == 4;
+    bool leave = !strcmp(op, "leave") && argc == 3;
+    bool radio =
+        !strcmp(op, "radio") && argc == 4 && (!strcmp(argv[3], "on") || !strcmp(argv[3], "off"));
+    uint8_t on[4] = {radio && !strcmp(argv[3], "on") ? 1 : 0, 0, 0, 0};
+    int r;
+
+    if (!enter && !leave && !radio) {
+        fprintf(stderr, "usage: scrm nfc enter READER PROFILE[:UID] | scrm nfc leave READER | "
+                        "scrm nfc radio READER on|off\n");
+        return SCRM_EXIT_USAGE;
     }
-    rc = SCardConnect(ctx, reader, SCARD_SHARE_DIRECT, 0, &card, &proto);
-    if (rc == SCARD_S_SUCCESS) {
-        rc = SCardControl(card, code, profile, strlen(profile), NULL, 0, &got);
-        SCardDisconnect(card, SCARD_LEAVE_CARD);
-    }
-    SCardReleaseContext(ctx);
-    if (rc != SCARD_S_SUCCESS)
-        return scrm_fail(argv[1], rc);
-    printf("%s: card %s\n", reader, code == SIM_CTL_INSERT ? "inserted" : "removed");
+    if (enter)
+        r = direct_control(argv[2], NFC_CTL_ENTER, argv[3], (DWORD)strlen(argv[3]), reader, op);
+    else if (leave)
+        r = direct_control(argv[2], NFC_CTL_LEAVE, NULL, 0, reader, op);
+    else
+        r = direct_control(argv[2], NFC_CTL_RADIO, on, sizeof on, reader, op);
+    if (r != SCRM_EXIT_OK)
+        return r;
+    if (enter)
+        printf("%s: tag %s entered the field\n", reader, argv[3]);
+    else if (leave)
+        printf("%s: the tag left the field\n", reader);
+    else
+        printf("%s: radio %s\n", reader, argv[3]);
     return SCRM_EXIT_OK;
 }

@@ -50,6 +50,11 @@ static void host_set_state(void *ctx, uint32_t state)
     smc_reader_set_state(ctx, state);
 }
 
+static void host_available(void *ctx)
+{
+    smc_reader_changed(ctx);
+}
+
 /* ---- options ---- */
 
 static bool set_string(char *dst, size_t cap, const char *v)
@@ -156,7 +161,12 @@ static smc_status nfc_open(struct smc_reader *r, const char *address, const char
         return st;
     describe_reader(r, &cfg);
     struct nfc_host host = {
-        .ctx = r, .arrived = host_arrived, .left = host_left, .set_state = host_set_state};
+        .ctx = r,
+        .arrived = host_arrived,
+        .left = host_left,
+        .set_state = host_set_state,
+        .available = host_available,
+    };
     struct nfc_reader *rd = nfc_reader_new(&cfg, &host);
     if (!rd)
         return STATUS_INSUFFICIENT_RESOURCES;

@@ -119,6 +119,8 @@ static void set_radio(struct nfc_reader *rd, bool on)
     struct nfc_target t;
     if (rd->fe_ops->poll(rd->fe, &t) == STATUS_SUCCESS)
         on_arrived(rd, &t);
+    if (rd->host.available)
+        rd->host.available(rd->host.ctx);
 }
 
 void nfc_reader_start(struct nfc_reader *rd, const struct nfc_fe_ops *ops, void *fe)

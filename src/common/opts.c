@@ -30,6 +30,15 @@ bool scrm_opts_next(const char **cursor, struct scrm_opt *opt)
     return true;
 }
 
+bool scrm_parse_string(const char *text, char *dst, size_t cap)
+{
+    size_t n = strlen(text);
+    if (n == 0 || n >= cap)
+        return false;
+    memcpy(dst, text, n + 1);
+    return true;
+}
+
 bool scrm_parse_u32(const char *text, uint32_t max, uint32_t *out)
 {
     if (!text || !*text || *text == '-' || *text == '+' || *text == ' ')

@@ -18,6 +18,9 @@ struct scrm_opt {
  * long (then opt->key is "" and *cursor moves past it so the caller can report and stop). */
 bool scrm_opts_next(const char **cursor, struct scrm_opt *opt);
 
+/* Copy a non-empty option value that fits dst (NUL included); false otherwise, dst unchanged. */
+bool scrm_parse_string(const char *text, char *dst, size_t cap);
+
 /* Parse a decimal (or 0x hex) unsigned number that fills the whole text and is <= max. */
 bool scrm_parse_u32(const char *text, uint32_t max, uint32_t *out);
 

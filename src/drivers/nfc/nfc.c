@@ -57,20 +57,11 @@ static void host_available(void *ctx)
 
 /* ---- options ---- */
 
-static bool set_string(char *dst, size_t cap, const char *v)
-{
-    size_t n = strlen(v);
-    if (n == 0 || n >= cap)
-        return false;
-    memcpy(dst, v, n + 1);
-    return true;
-}
-
 static bool set_uid(struct start *s, const char *v)
 {
     uint8_t uid[NFC_MAX_UID];
     long n = scrm_hex_decode(v, uid, sizeof(uid));
-    return n > 0 && set_string(s->uid, sizeof(s->uid), v);
+    return n > 0 && scrm_parse_string(v, s->uid, sizeof(s->uid));
 }
 
 /* Apply one option; false if the key is unknown or the value invalid. */
@@ -78,9 +69,9 @@ static bool apply_option(struct nfc_reader_config *cfg, struct start *s, const s
 {
     const char *k = o->key, *v = o->value;
     if (!strcmp(k, "vendor"))
-        return set_string(cfg->vendor, sizeof(cfg->vendor), v);
+        return scrm_parse_string(v, cfg->vendor, sizeof(cfg->vendor));
     if (!strcmp(k, "ifd"))
-        return set_string(cfg->ifd, sizeof(cfg->ifd), v);
+        return scrm_parse_string(v, cfg->ifd, sizeof(cfg->ifd));
     if (!strcmp(k, "unit"))
         return scrm_parse_u32(v, 0xFFFF, &cfg->unit);
     if (!strcmp(k, "radio")) {
@@ -90,7 +81,7 @@ static bool apply_option(struct nfc_reader_config *cfg, struct start *s, const s
     if (!strcmp(k, "frontend"))
         return !strcmp(v, nfc_simfield_ops.name); /* the only front end so far */
     if (!strcmp(k, "tag"))
-        return nfc_tag_profile_exists(v) && set_string(s->tag, sizeof(s->tag), v);
+        return nfc_tag_profile_exists(v) && scrm_parse_string(v, s->tag, sizeof(s->tag));
     if (!strcmp(k, "uid"))
         return set_uid(s, v);
     return false;

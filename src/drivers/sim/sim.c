@@ -295,15 +295,6 @@ static bool set_protocols(struct smc_reader_caps *c, const char *v)
     return c->protocols != 0;
 }
 
-static bool set_string(char *dst, size_t cap, const char *v)
-{
-    size_t n = strlen(v);
-    if (n == 0 || n >= cap)
-        return false;
-    memcpy(dst, v, n + 1);
-    return true;
-}
-
 static bool set_flag(uint32_t *mech, uint32_t bit, const char *v)
 {
     if (strcmp(v, "1") == 0)
@@ -322,9 +313,9 @@ static bool apply_option(struct sim *s, const struct scrm_opt *o)
     struct smc_reader_caps *c = smc_reader_caps(s->r);
     const char *k = o->key, *v = o->value;
     if (!strcmp(k, "vendor"))
-        return set_string(va->vendor_name, sizeof(va->vendor_name), v);
+        return scrm_parse_string(v, va->vendor_name, sizeof(va->vendor_name));
     if (!strcmp(k, "ifd"))
-        return set_string(va->ifd_type, sizeof(va->ifd_type), v);
+        return scrm_parse_string(v, va->ifd_type, sizeof(va->ifd_type));
     if (!strcmp(k, "unit"))
         return scrm_parse_u32(v, 0xFFFF, &va->unit);
     if (!strcmp(k, "swallows"))
@@ -347,7 +338,7 @@ static bool apply_option(struct sim *s, const struct scrm_opt *o)
         return scrm_parse_u32(v, T1_IFSD, &c->max_ifsd) && c->max_ifsd >= 1;
     if (!strcmp(k, "card")) {
         struct simcard_config cfg;
-        return set_string(s->profile, sizeof(s->profile), v) &&
+        return scrm_parse_string(v, s->profile, sizeof(s->profile)) &&
                (!strcmp(v, "none") || simcard_profile(v, &cfg));
     }
     return false;

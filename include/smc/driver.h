@@ -136,7 +136,11 @@ SMC_API void smc_reader_set_atr(struct smc_reader *r, const uint8_t *atr, size_t
 /* Snapshot of the card capabilities (under the reader's state lock). */
 SMC_API void smc_reader_card_caps(struct smc_reader *r, struct smc_card_caps *out);
 
-/* ---- The event path (safe from any thread) --------------------------------------------------- */
+/* ---- The event path (safe from any thread) ---------------------------------------------------
+ * The completion callbacks of the tracking requests run on the thread that reports the event, and
+ * a caller may post its next request from there, which takes the reader's op lock. So a slot must
+ * not wait for the driver's event thread while that thread reports an event; from inside a slot,
+ * reporting is always safe (completions are deferred until the slot returns). */
 
 /* A card arrived: state → `state` (PRESENT, or SWALLOWED for a reader that positions cards itself;
  * SPECIFIC for a contactless reader that activates it) and the pending tracking request completes.

@@ -21,6 +21,7 @@
 #include "smc/defs.h"
 
 /* ---- Byte-level link to the card (provided by the driver) ---------------------------------- */
+struct smc_card_caps;
 struct smc_card_io {
     void *ctx;
     /* Send len bytes to the card. STATUS_SUCCESS, STATUS_NO_MEDIA (card gone), STATUS_IO_TIMEOUT.
@@ -33,6 +34,12 @@ struct smc_card_io {
      */
     smc_status (*recv)(void *ctx, uint8_t *buf, size_t len, uint32_t first_timeout_us,
                        uint32_t char_timeout_us, size_t *got);
+    /*
+     * Optional (NULL: nothing to do). Program the reader for the parameters now in force — clock,
+     * Fi/Di (baud rate), guard and waiting times, EDC — after smc_select_protocol() changed them
+     * by PPS or fell back to defaults, and before the first block of the protocol is sent.
+     */
+    smc_status (*set_params)(void *ctx, const struct smc_card_caps *caps);
 };
 
 /* ---- ATR ------------------------------------------------------------------------------------ */

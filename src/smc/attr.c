@@ -156,14 +156,7 @@ static smc_status forward(struct smc_reader *r, struct smc_io *io)
 {
     if (!r->ops->ioctl_vendor)
         return STATUS_NOT_SUPPORTED;
-    pthread_mutex_lock(&r->op_lock);
-    smc__slot_enter();
-    smc_status st = r->ops->ioctl_vendor(r, io);
-    pthread_mutex_unlock(&r->op_lock);
-    smc__slot_leave();
-    if (st == STATUS_SUCCESS && io->info > io->out_len)
-        st = STATUS_BUFFER_TOO_SMALL;
-    return st;
+    return smc__run_vendor(r, io);
 }
 
 smc_status smc__get_attribute(struct smc_reader *r, struct smc_io *io)

@@ -49,7 +49,9 @@ void smc_caps_update_timing(struct smc_card_caps *caps)
         gt_etu = effective_protocol(caps) == 1 ? 11u : 12u;
     caps->gt_us = smc__ceil_us(gt_etu * etu_num, etu_den);
     caps->wt_us = smc__ceil_us(960u * (uint64_t)a->wi * f * 1000u, clk);
-    uint8_t cwi = a->cwi > 15 ? 15 : a->cwi, bwi = a->bwi > 15 ? 15 : a->bwi;
+    /* BWI 10..15 is RFU (ISO 7816-3): a card announcing it gets BWI 9 (about 200 s at 3.58 MHz)
+     * rather than block waits of up to an hour that would hold the reader. */
+    uint8_t cwi = a->cwi > 15 ? 15 : a->cwi, bwi = a->bwi > 9 ? 9 : a->bwi;
     caps->cwt_us = smc__ceil_us((11u + (1ull << cwi)) * etu_num, etu_den);
     /* BWT = 11 etu + 2^BWI * 960 * 372 / f, over the common denominator d * clk. */
     uint64_t bwt_num = 11u * etu_num + (1ull << bwi) * 960u * 372u * 1000u * d;

@@ -182,12 +182,24 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
         return st;
     }
 
+    /* Another thread may have added the same name while the driver opened this one. */
     pthread_mutex_lock(&ctx->lock);
-    struct smc_reader **pp = &ctx->devices;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = r;
+    exists = find_device_locked(ctx, r->device) != NULL;
+    if (!exists) {
+        struct smc_reader **pp = &ctx->devices;
+        while (*pp)
+            pp = &(*pp)->next;
+        *pp = r;
+    }
     pthread_mutex_unlock(&ctx->lock);
+    if (exists) {
+        log_error(smc, "device '%s' exists already", r->device);
+        pthread_mutex_lock(&r->op_lock);
+        ops->close(r);
+        pthread_mutex_unlock(&r->op_lock);
+        smc__reader_unref(r);
+        return STATUS_DEVICE_BUSY;
+    }
     log_info(smc, "device %s arrived (%s %s %u)", r->device, r->vendor.vendor_name,
              r->vendor.ifd_type, r->vendor.unit);
     smc__notify(ctx, SMC_DEVICE_ARRIVED, r->device);
@@ -338,18 +350,15 @@ void smc_close(struct smc_handle *h)
     if (!h)
         return;
     struct smc_reader *r = h->r;
-    (void)smc_cancel_all(h);
+    /* From here no request can be added to the handle (a completion callback running on another
+     * thread may try), so after the cancellation nothing is left pending on it. */
     pthread_mutex_lock(&r->lock);
-    for (struct smc_handle **pp = &r->handles; *pp; pp = &(*pp)->next) {
-        if (*pp == h) {
-            *pp = h->next;
-            r->n_handles--;
-            break;
-        }
-    }
+    h->closing = true;
     pthread_mutex_unlock(&r->lock);
+    (void)smc_cancel_all(h);
     if (r->ops->handle_closed) {
-        /* Under the op lock, where the device cannot be closed under the driver's feet. */
+        /* Under the op lock, where the device cannot be closed under the driver's feet, and
+         * while the handle still counts: an exclusive device cannot be re-opened meanwhile. */
         pthread_mutex_lock(&r->op_lock);
         smc__slot_enter();
         pthread_mutex_lock(&r->lock);
@@ -360,6 +369,15 @@ void smc_close(struct smc_handle *h)
         pthread_mutex_unlock(&r->op_lock);
         smc__slot_leave();
     }
+    pthread_mutex_lock(&r->lock);
+    for (struct smc_handle **pp = &r->handles; *pp; pp = &(*pp)->next) {
+        if (*pp == h) {
+            *pp = h->next;
+            r->n_handles--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
     free(h);
     smc__reader_unref(r);
 }

@@ -3,8 +3,9 @@
  *
  * Every request goes through the same steps, in this order:
  *   1. the device still exists                          else STATUS_DEVICE_NOT_CONNECTED
- *   2. buffers: NULL pointer with a length              else STATUS_INVALID_PARAMETER
- *   3. no slot left pending (the library is serviceable) else STATUS_DEVICE_BUSY
+ *      (and the handle is not being closed               else STATUS_CANCELLED)
+ *   2. no slot left pending (the library is serviceable) else STATUS_DEVICE_BUSY
+ *   3. buffers: NULL pointer with a length              else STATUS_INVALID_PARAMETER
  *   4. the code is known (or a vendor code)             else STATUS_INVALID_DEVICE_REQUEST
  *   5. input / output sizes of the rule table            else INVALID_PARAMETER / BUFFER_TOO_SMALL
  *   6. the driver slot exists                           else STATUS_NOT_SUPPORTED
@@ -15,6 +16,7 @@
  * character per state UNKNOWN ABSENT PRESENT SWALLOWED POWERED NEGOTIABLE SPECIFIC:
  * 'o' allowed, 'N' STATUS_NO_MEDIA, 'I' STATUS_INVALID_DEVICE_STATE.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -74,6 +76,12 @@ static const struct rule rules[] = {
 };
 /* clang-format on */
 static const struct rule vendor_rule = {0, ALL, 0, 0, SLOT_VENDOR, true, h_vendor};
+static smc_status run_locked(struct smc_reader *r, const struct rule *rule, struct smc_io *io);
+
+smc_status smc__run_vendor(struct smc_reader *r, struct smc_io *io)
+{
+    return run_locked(r, &vendor_rule, io);
+}
 static smc_status h_driver(struct smc_reader *r, struct smc_io *io);
 /* A driver with its own IOCTL contract (ops->dispatch): only "the device exists" is checked. */
 static const struct rule driver_rule = {0, ALL, 0, 0, SLOT_NONE, true, h_driver};
@@ -108,30 +116,59 @@ static smc_status state_check_locked(const struct smc_reader *r, const struct ru
     }
 }
 
-/* Steps 1-7 that need the reader lock. */
+/* The device exists, the handle is not closing, no slot is left pending; r->lock held. */
+static smc_status device_check_locked(const struct smc_reader *r, const struct smc_handle *h)
+{
+    if (r->gone)
+        return STATUS_DEVICE_NOT_CONNECTED;
+    if (h && h->closing)
+        return STATUS_CANCELLED;
+    if (r->slot_pending)
+        return STATUS_DEVICE_BUSY;
+    return STATUS_SUCCESS;
+}
+
+/* The device and state checks, under the reader lock. */
 static smc_status precheck(struct smc_reader *r, const struct rule *rule)
 {
     pthread_mutex_lock(&r->lock);
-    smc_status st = STATUS_SUCCESS;
-    if (r->gone)
-        st = STATUS_DEVICE_NOT_CONNECTED;
-    else if (r->busy)
-        st = STATUS_DEVICE_BUSY;
-    else
+    smc_status st = device_check_locked(r, NULL);
+    if (st == STATUS_SUCCESS)
         st = state_check_locked(r, rule);
     pthread_mutex_unlock(&r->lock);
     return st;
 }
 
-/* Run a handler that calls the driver: op lock held, completions deferred to the end. */
+static bool is_tracking(uint32_t code)
+{
+    return code == IOCTL_SMARTCARD_IS_PRESENT || code == IOCTL_SMARTCARD_IS_ABSENT;
+}
+
+/* Run a handler that calls the driver: op lock held, completions deferred to the end. A slot that
+ * returns PENDING (other than card tracking) makes the reader busy before the op lock is released,
+ * so no other slot can start while the driver works on it. */
 static smc_status run_locked(struct smc_reader *r, const struct rule *rule, struct smc_io *io)
 {
     pthread_mutex_lock(&r->op_lock);
     smc__slot_enter();
     /* Re-check under the op lock: another slot may have changed the state meanwhile. */
     smc_status st = precheck(r, rule);
-    if (st == STATUS_SUCCESS)
+    if (st == STATUS_SUCCESS) {
+        pthread_mutex_lock(&r->lock);
+        r->slot_running = true;
+        pthread_mutex_unlock(&r->lock);
         st = rule->handler(r, io);
+        pthread_mutex_lock(&r->lock);
+        r->slot_running = false;
+        if (st != STATUS_PENDING)
+            r->early_done = false; /* a completion for a slot that did not pend: void */
+        if (st == STATUS_PENDING && !is_tracking(io->code)) {
+            /* busy until smc_complete_pending(), unless the driver called it already */
+            r->slot_pending = !r->early_done;
+            r->parking = true;
+        }
+        pthread_mutex_unlock(&r->lock);
+    }
     pthread_mutex_unlock(&r->op_lock);
     smc__slot_leave();
     return st;
@@ -148,29 +185,34 @@ static void record_error(struct smc_reader *r, const struct smc_io *io, smc_stat
 }
 
 /* A non-tracking slot returned STATUS_PENDING: the library answers DEVICE_BUSY until the driver
- * calls smc_complete_pending(). */
+ * calls smc_complete_pending(), which completes this request. If the driver did so already, or
+ * the handle is closing, the final status is returned at once and `done` is not called. */
 static smc_status park_busy(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,
                             void *user, uint64_t *req_id)
 {
     struct smc_reader *r = h->r;
     struct smc_request *req = smc__request_new(h, io->code, done, user);
-    if (!req)
-        return STATUS_INSUFFICIENT_RESOURCES;
     pthread_mutex_lock(&r->lock);
-    req->id = r->next_req_id++;
-    bool early = r->early_done;
-    r->early_done = false;
-    if (!early) {
+    r->parking = false;
+    smc_status st = STATUS_PENDING;
+    if (r->early_done) {
+        r->early_done = false;
+        st = r->early_status;
+        io->info = r->early_info;
+    } else if (!req || h->closing) {
+        st = req ? STATUS_CANCELLED : STATUS_INSUFFICIENT_RESOURCES;
+    } else {
+        req->id = r->next_req_id++;
         req->next = h->pending;
         h->pending = req;
         r->busy = req;
+        if (req_id)
+            *req_id = req->id;
     }
     pthread_mutex_unlock(&r->lock);
-    if (req_id)
-        *req_id = req->id;
-    if (early)
-        smc__finish(req, r->early_status, r->early_info);
-    return STATUS_PENDING;
+    if (st != STATUS_PENDING)
+        free(req);
+    return st;
 }
 
 /* Every IOCTL to a driver that implements the contract itself. STATUS_PENDING from it means
@@ -180,8 +222,7 @@ static smc_status driver_dispatch(struct smc_handle *h, struct smc_io *io, smc_c
 {
     struct smc_reader *r = h->r;
     smc_status st = run_locked(r, &driver_rule, io);
-    if (st == STATUS_PENDING &&
-        (io->code == IOCTL_SMARTCARD_IS_PRESENT || io->code == IOCTL_SMARTCARD_IS_ABSENT))
+    if (st == STATUS_PENDING && is_tracking(io->code))
         return smc__card_tracking(h, io, done, user, req_id);
     if (st == STATUS_PENDING)
         return park_busy(h, io, done, user, req_id);
@@ -194,15 +235,19 @@ smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion
                          void *user, uint64_t *req_id)
 {
     struct smc_reader *r = h->r;
+    pthread_mutex_lock(&r->lock);
+    smc_status st = device_check_locked(r, h);
+    pthread_mutex_unlock(&r->lock);
+    if (st != STATUS_SUCCESS)
+        return st;
     if ((!io->in && io->in_len) || (!io->out && io->out_len))
         return STATUS_INVALID_PARAMETER;
     if (r->ops->dispatch)
         return driver_dispatch(h, io, done, user, req_id);
-    if (io->code == IOCTL_SMARTCARD_IS_PRESENT || io->code == IOCTL_SMARTCARD_IS_ABSENT)
+    if (is_tracking(io->code))
         return smc__card_tracking(h, io, done, user, req_id);
 
     const struct rule *rule = find_rule(io->code);
-    smc_status st = STATUS_SUCCESS;
     if (!rule)
         st = STATUS_INVALID_DEVICE_REQUEST;
     else if (io->in_len < rule->min_in)
@@ -211,11 +256,8 @@ smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion
         st = STATUS_BUFFER_TOO_SMALL;
     else if (!slot_present(r->ops, rule->slot))
         st = STATUS_NOT_SUPPORTED;
-    if (st == STATUS_SUCCESS || st == STATUS_NOT_SUPPORTED) {
-        smc_status pre = precheck(r, rule ? rule : &vendor_rule);
-        if (pre == STATUS_DEVICE_NOT_CONNECTED || pre == STATUS_DEVICE_BUSY || st == STATUS_SUCCESS)
-            st = pre;
-    }
+    else
+        st = precheck(r, rule);
     if (st != STATUS_SUCCESS) {
         log_debug(smc, "%s: %s refused: %s", r->device, smc_ioctl_name(io->code),
                   smc_status_name(st));

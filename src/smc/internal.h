@@ -32,6 +32,7 @@ struct smc_request {
 struct smc_handle {
     struct smc_reader *r;
     struct smc_request *pending; /* under r->lock */
+    bool closing;                /* under r->lock: smc_close started, no new requests */
     struct smc_handle *next;     /* in the reader's handle list, under r->lock */
 };
 
@@ -61,8 +62,12 @@ struct smc_reader {
     uint8_t atr[MAXIMUM_ATR_LENGTH]; /* as the last reset returned it */
     size_t atr_len;
     struct smc_request *tracking; /* the one IS_PRESENT / IS_ABSENT slot */
-    struct smc_request *busy;     /* a non-tracking slot that returned PENDING */
-    bool early_done;              /* smc_complete_pending() came before the request was parked */
+    struct smc_request *busy;     /* the parked request of a slot that returned PENDING */
+    bool slot_pending;            /* a non-tracking slot returned PENDING and the driver has not
+                                   * called smc_complete_pending() yet: DEVICE_BUSY for all */
+    bool parking;                 /* between that slot's return and parking its request */
+    bool slot_running;            /* a slot runs (op lock held): an early completion is kept */
+    bool early_done;              /* smc_complete_pending() came while parking */
     smc_status early_status;
     size_t early_info;
     /* IS_ABSENT's own slot when ops->split_tracking (`tracking` then holds IS_PRESENT only). */
@@ -120,6 +125,9 @@ void smc__notify(struct smc_ctx *ctx, enum smc_pnp_event ev, const char *device)
 /* dispatch.c */
 smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,
                          void *user, uint64_t *req_id);
+
+/* Run the vendor slot for io (attribute ids the library does not answer) as dispatch does. */
+smc_status smc__run_vendor(struct smc_reader *r, struct smc_io *io);
 
 /* tracking.c */
 smc_status smc__card_tracking(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,

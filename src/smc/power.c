@@ -79,6 +79,7 @@ static smc_status after_reset(struct smc_reader *r, struct smc_io *io)
         st = STATUS_NO_MEDIA;
     } else if (st != STATUS_SUCCESS) {
         smc__set_state_locked(r, SCARD_POWERED); /* powered, ATR not usable */
+        smc_caps_clear(&r->card);                /* nothing of the previous card remains */
     } else {
         caps.valid = true;
         if (caps.atr.specific_mode)

@@ -163,15 +163,21 @@ bool smc_complete_card_tracking(struct smc_reader *r)
 void smc_complete_pending(struct smc_reader *r, smc_status status, size_t info)
 {
     pthread_mutex_lock(&r->lock);
+    if (!r->slot_pending && !r->slot_running) {
+        pthread_mutex_unlock(&r->lock);
+        log_warn(smc, "%s: smc_complete_pending() without a pending slot; ignored", r->device);
+        return;
+    }
+    r->slot_pending = false;
     struct smc_request *req = r->busy;
     if (req) {
         smc__unlink_locked(req);
-    } else {
-        /* The slot has not returned yet: the dispatcher completes the request when it parks it. */
+    } else if (r->parking || r->slot_running) {
+        /* The slot has just returned: the dispatcher answers with this status directly. */
         r->early_done = true;
         r->early_status = status;
         r->early_info = info;
-    }
+    } /* else the request was cancelled meanwhile: only the busy state ends */
     pthread_mutex_unlock(&r->lock);
     if (req)
         smc__finish(req, status, info);

@@ -40,7 +40,9 @@ static smc_status take_slot_locked(struct smc_reader *r, struct smc_request *req
     *queued = false;
     if (r->gone)
         return STATUS_DEVICE_NOT_CONNECTED;
-    if (r->busy)
+    if (req->h->closing)
+        return STATUS_CANCELLED;
+    if (r->slot_pending)
         return STATUS_DEVICE_BUSY;
     if (satisfied(req->code, r->state))
         return STATUS_SUCCESS;
@@ -61,7 +63,12 @@ static smc_status arm_driver(struct smc_reader *r, struct smc_request *req, uint
 {
     pthread_mutex_lock(&r->op_lock);
     smc__slot_enter();
-    smc_status st = r->ops->card_tracking(r, code);
+    /* The device may have been removed since the slot was taken: then the request was completed
+     * CANCELLED by the removal, and the driver (closed) must not be called. */
+    pthread_mutex_lock(&r->lock);
+    bool gone = r->gone;
+    pthread_mutex_unlock(&r->lock);
+    smc_status st = gone ? STATUS_PENDING : r->ops->card_tracking(r, code);
     pthread_mutex_unlock(&r->op_lock);
     if (st != STATUS_PENDING) {
         /* req may have completed and been freed meanwhile: compare ids, not pointers. */

@@ -127,7 +127,14 @@ static smc_status pps_fallback(struct smc_reader *r, const struct smc_card_io *l
     return smc_pps_exchange(link, caps, t);
 }
 
-/* Protocol choice: T=1 preferred; 0xFF if none is acceptable. */
+/* Raw mode: the bytes go to the card as they are; keep the parameters of the reset. */
+static smc_status select_raw(struct smc_reader *r, struct smc_io *io, struct smc_card_caps *caps);
+
+#define CHOOSE_RAW  0xFE /* raw (transparent) mode: no PPS, no protocol engine */
+#define CHOOSE_NONE 0xFF
+
+/* Protocol choice: T=1 preferred, then T=0 (both as the card offers them), then raw mode when
+ * both the caller and the reader allow it (memory cards, vendor modes). */
 static uint8_t choose(uint32_t mask, const struct smc_card_caps *caps, uint32_t reader)
 {
     uint32_t avail = mask & caps->atr.protocols & reader;
@@ -135,7 +142,20 @@ static uint8_t choose(uint32_t mask, const struct smc_card_caps *caps, uint32_t 
         return 1;
     if (avail & SCARD_PROTOCOL_T0)
         return 0;
-    return 0xFF;
+    if (mask & reader & SCARD_PROTOCOL_RAW)
+        return CHOOSE_RAW;
+    return CHOOSE_NONE;
+}
+
+static smc_status select_raw(struct smc_reader *r, struct smc_io *io, struct smc_card_caps *caps)
+{
+    caps->protocol_selected = SCARD_PROTOCOL_RAW;
+    pthread_mutex_lock(&r->lock);
+    r->card = *caps;
+    pthread_mutex_unlock(&r->lock);
+    smc__put_u32(io->out, SCARD_PROTOCOL_RAW);
+    io->info = 4;
+    return STATUS_SUCCESS;
 }
 
 smc_status smc_select_protocol(struct smc_reader *r, struct smc_io *io,
@@ -153,8 +173,10 @@ smc_status smc_select_protocol(struct smc_reader *r, struct smc_io *io,
         return STATUS_SUCCESS;
     }
     uint8_t t = choose(mask, &caps, r->caps.protocols);
-    if (t == 0xFF)
+    if (t == CHOOSE_NONE)
         return STATUS_NOT_SUPPORTED;
+    if (t == CHOOSE_RAW)
+        return select_raw(r, io, &caps);
 
     bool speedup = caps.pts.type == PTS_TYPE_OPTIMAL;
     bool need_pps = !(mask & SCARD_PROTOCOL_DEFAULT) && (speedup || t != caps.atr.first_protocol);
@@ -170,6 +192,8 @@ smc_status smc_select_protocol(struct smc_reader *r, struct smc_io *io,
         st = smc_pps_exchange(link, &caps, t);
         if (st == STATUS_DEVICE_PROTOCOL_ERROR || st == STATUS_IO_TIMEOUT)
             st = pps_fallback(r, link, t, &caps);
+        if (st == STATUS_SUCCESS && link && link->set_params)
+            st = link->set_params(link->ctx, &caps); /* the reader follows the new parameters */
         if (st != STATUS_SUCCESS)
             return st;
     }

@@ -311,6 +311,23 @@ static void test_caps_default_timing(void **state)
     assert_int_equal(caps.atr.len, 0);
 }
 
+/* BWI 10..15 is RFU: such a card gets the waits of BWI 9, not block waits of up to an hour. */
+static void test_caps_bwi_rfu_clamped(void **state)
+{
+    (void)state;
+    struct parsed rfu, nine;
+    parse_hex("3B 80 81 31 FE F5 3B", &rfu);
+    parse_hex("3B 80 81 31 FE 95 5B", &nine);
+    assert_int_equal(rfu.rc, STATUS_SUCCESS);
+    assert_int_equal(nine.rc, STATUS_SUCCESS);
+    assert_int_equal(rfu.a.bwi, 15); /* the ATR is reported as it is */
+    struct smc_card_caps a, b;
+    smc_caps_from_atr(&a, &rfu.a, &link_3580);
+    smc_caps_from_atr(&b, &nine.a, &link_3580);
+    assert_int_equal(a.bwt_us, b.bwt_us);
+    assert_true(a.bwt_us < 300u * 1000u * 1000u);
+}
+
 static void test_caps_yubikey_timing(void **state)
 {
     (void)state;
@@ -380,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_clock_stop_class),
         cmocka_unit_test(test_caps_default_timing),
         cmocka_unit_test(test_caps_yubikey_timing),
+        cmocka_unit_test(test_caps_bwi_rfu_clamped),
         cmocka_unit_test(test_guard_time_n255),
         cmocka_unit_test(test_caps_rfu_ta1),
     };

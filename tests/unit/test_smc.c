@@ -22,6 +22,7 @@ struct mock {
     int eject_calls, swallow_calls, confiscate_calls;
     smc_status tracking_answer; /* what card_tracking returns (default PENDING) */
     bool vendor_pends;
+    bool vendor_completes_inside; /* calls smc_complete_pending() before returning PENDING */
 };
 static struct mock *mk; /* the mock of the device the current test opened */
 
@@ -100,13 +101,15 @@ static smc_status m_confiscate(struct smc_reader *r)
 
 static smc_status m_vendor(struct smc_reader *r, struct smc_io *io)
 {
-    (void)r;
     enter();
     mk->vendor_calls++;
     smc_status st = STATUS_SUCCESS;
-    if (mk->vendor_pends)
+    if (mk->vendor_completes_inside) {
+        smc_complete_pending(r, STATUS_SUCCESS, 0);
         st = STATUS_PENDING;
-    else if (io->code == IOCTL_SMARTCARD_GET_ATTRIBUTE)
+    } else if (mk->vendor_pends) {
+        st = STATUS_PENDING;
+    } else if (io->code == IOCTL_SMARTCARD_GET_ATTRIBUTE)
         st = STATUS_NOT_SUPPORTED;
     io->info = 0;
     leave();
@@ -673,6 +676,195 @@ static void test_vendor_pending_makes_library_busy(void **state)
     assert_int_equal(smc_get_state(f->h, &s), STATUS_SUCCESS);
 }
 
+/* A cancelled pending slot does not end the busy state: only the driver's completion does, and
+ * a completion for the cancelled request is not kept for the next one. */
+static void test_cancelled_pending_slot_stays_busy(void **state)
+{
+    struct fixture *f = *state;
+    mk->vendor_pends = true;
+    struct completion c = {0}, c2 = {0};
+    uint64_t id;
+    assert_int_equal(smc_ioctl_async(f->h, SMC_CTL_CODE(2100), NULL, 0, NULL, 0, on_done, &c, &id),
+                     STATUS_PENDING);
+    assert_true(smc_cancel(f->h, id));
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.status, STATUS_CANCELLED);
+    uint32_t s;
+    assert_int_equal(smc_get_state(f->h, &s), STATUS_DEVICE_BUSY); /* the driver still works */
+    smc_complete_pending(mk->r, STATUS_SUCCESS, 0);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(smc_get_state(f->h, &s), STATUS_SUCCESS);
+    assert_int_equal(smc_ioctl_async(f->h, SMC_CTL_CODE(2100), NULL, 0, NULL, 0, on_done, &c2, &id),
+                     STATUS_PENDING);
+    assert_int_equal(c2.calls, 0); /* not completed by the stale completion */
+    assert_int_equal(smc_get_state(f->h, &s), STATUS_DEVICE_BUSY);
+    smc_complete_pending(mk->r, STATUS_IO_TIMEOUT, 0);
+    assert_int_equal(c2.calls, 1);
+    assert_int_equal(c2.status, STATUS_IO_TIMEOUT);
+    smc_complete_pending(mk->r, STATUS_SUCCESS, 0); /* nothing pends: ignored */
+    assert_int_equal(smc_get_state(f->h, &s), STATUS_SUCCESS);
+}
+
+/* A driver that completes its pending slot before the slot returns: the caller gets the final
+ * status at once and no callback. */
+static void test_pending_slot_completed_early(void **state)
+{
+    struct fixture *f = *state;
+    mk->vendor_completes_inside = true;
+    struct completion c = {0};
+    uint64_t id = 9;
+    assert_int_equal(smc_ioctl_async(f->h, SMC_CTL_CODE(2100), NULL, 0, NULL, 0, on_done, &c, &id),
+                     STATUS_SUCCESS);
+    assert_int_equal(c.calls, 0);
+    uint32_t s;
+    assert_int_equal(smc_get_state(f->h, &s), STATUS_SUCCESS);
+    mk->vendor_completes_inside = false;
+    assert_int_equal(smc_ioctl(f->h, SMC_CTL_CODE(2100), NULL, 0, NULL, 0, NULL), STATUS_SUCCESS);
+}
+
+/* ---- races with device removal and addition (run under TSan too) ---- */
+
+struct race_dev {
+    atomic_int closed;      /* the driver's close ran */
+    atomic_int after_close; /* a slot ran after close: a use-after-free in a real driver */
+};
+static struct race_dev race_devs[64];
+static atomic_int race_next;
+
+static smc_status r_open(struct smc_reader *r, const char *address, const char *options)
+{
+    (void)address;
+    (void)options;
+    int i = atomic_fetch_add(&race_next, 1) % 64;
+    atomic_store(&race_devs[i].closed, 0);
+    smc_reader_set_priv(r, &race_devs[i]);
+    memcpy(smc_reader_vendor(r)->vendor_name, "Race", 5);
+    memcpy(smc_reader_vendor(r)->ifd_type, "R", 2);
+    smc_reader_set_state(r, SCARD_ABSENT);
+    return STATUS_SUCCESS;
+}
+
+static void r_close(struct smc_reader *r)
+{
+    struct race_dev *d = smc_reader_priv(r);
+    atomic_store(&d->closed, 1);
+}
+
+static smc_status r_check(struct smc_reader *r)
+{
+    struct race_dev *d = smc_reader_priv(r);
+    if (atomic_load(&d->closed))
+        atomic_fetch_add(&d->after_close, 1);
+    return STATUS_SUCCESS;
+}
+
+static smc_status r_track(struct smc_reader *r, uint32_t code)
+{
+    (void)code;
+    (void)r_check(r);
+    return STATUS_PENDING;
+}
+
+static smc_status r_vendor(struct smc_reader *r, struct smc_io *io)
+{
+    (void)io;
+    (void)r_check(r);
+    return STATUS_NOT_SUPPORTED;
+}
+
+static smc_status r_slot(struct smc_reader *r, struct smc_io *io)
+{
+    (void)io;
+    return r_check(r);
+}
+
+static const struct smc_driver_ops race_ops = {
+    .name = "race",
+    .open = r_open,
+    .close = r_close,
+    .power = r_slot,
+    .transmit = r_slot,
+    .set_protocol = r_slot,
+    .card_tracking = r_track,
+    .ioctl_vendor = r_vendor,
+};
+
+struct racer {
+    struct smc_handle *h;
+    struct completion c;
+};
+
+static void *race_requests(void *arg)
+{
+    struct racer *rc = arg;
+    uint8_t id[4] = {0x42, 0, 0, 0}, out[8];
+    (void)smc_ioctl_async(rc->h, IOCTL_SMARTCARD_IS_PRESENT, NULL, 0, NULL, 0, on_done, &rc->c,
+                          NULL);
+    (void)smc_ioctl(rc->h, IOCTL_SMARTCARD_GET_ATTRIBUTE, id, 4, out, sizeof(out), NULL);
+    return NULL;
+}
+
+static void *race_remove(void *arg)
+{
+    (void)smc_remove_device(arg, "race:0");
+    return NULL;
+}
+
+/* Requests racing with the device's removal: no slot runs after the driver's close, and the
+ * pending request completes exactly once (CANCELLED). */
+static void test_requests_race_device_removal(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(smc_register_driver(f->ctx, &race_ops), STATUS_SUCCESS);
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(smc_add_device(f->ctx, "race:0"), STATUS_SUCCESS);
+        struct racer rc = {.c = {0}};
+        assert_int_equal(smc_open(f->ctx, "race:0", &rc.h), STATUS_SUCCESS);
+        pthread_t a, b;
+        assert_int_equal(pthread_create(&a, NULL, race_requests, &rc), 0);
+        assert_int_equal(pthread_create(&b, NULL, race_remove, f->ctx), 0);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        smc_close(rc.h);
+        assert_true(rc.c.calls <= 1);
+    }
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(atomic_load(&race_devs[i].after_close), 0);
+}
+
+static void *race_add(void *arg)
+{
+    return (void *)(uintptr_t)smc_add_device(arg, "race:9");
+}
+
+static void count_race9(void *user, const char *device)
+{
+    if (strcmp(device, "race:9") == 0)
+        (*(int *)user)++;
+}
+
+/* Two threads adding one device name: one wins, the other gets DEVICE_BUSY. */
+static void test_concurrent_add_same_name(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(smc_register_driver(f->ctx, &race_ops), STATUS_SUCCESS);
+    for (int i = 0; i < 200; i++) {
+        pthread_t a, b;
+        void *ra, *rb;
+        assert_int_equal(pthread_create(&a, NULL, race_add, f->ctx), 0);
+        assert_int_equal(pthread_create(&b, NULL, race_add, f->ctx), 0);
+        pthread_join(a, &ra);
+        pthread_join(b, &rb);
+        smc_status sa = (smc_status)(uintptr_t)ra, sb = (smc_status)(uintptr_t)rb;
+        assert_true((sa == STATUS_SUCCESS) != (sb == STATUS_SUCCESS));
+        assert_true(sa == STATUS_DEVICE_BUSY || sb == STATUS_DEVICE_BUSY);
+        int n = 0;
+        smc_list_devices(f->ctx, count_race9, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(smc_remove_device(f->ctx, "race:9"), STATUS_SUCCESS);
+    }
+}
+
 struct pnp_log {
     int arrived, left;
 };
@@ -804,6 +996,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_removal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vendor_pending_makes_library_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pnp_and_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancelled_pending_slot_stays_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_slot_completed_early, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requests_race_device_removal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_add_same_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last_error_and_perf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slots_never_overlap, setup, teardown),
     };

@@ -63,9 +63,14 @@ static int next_tlv(const uint8_t **p, const uint8_t *end, struct tlv *t)
 static void put_tlv(struct scrm_buf *o, uint8_t tag, const uint8_t *v, size_t len)
 {
     scrm_buf_put_u8(o, tag);
-    if (len > 0x7F)
-        scrm_buf_put_u8(o, 0x81);
-    scrm_buf_put_u8(o, (uint8_t)len);
+    if (len > 0xFF) { /* BER-TLV long form: 82 hh ll */
+        scrm_buf_put_u8(o, 0x82);
+        scrm_buf_put_u16be(o, (uint16_t)len);
+    } else {
+        if (len > 0x7F)
+            scrm_buf_put_u8(o, 0x81);
+        scrm_buf_put_u8(o, (uint8_t)len);
+    }
     scrm_buf_put(o, v, len);
 }
 

@@ -41,6 +41,7 @@ struct cctx {
     uint64_t id;               /* SCARDCONTEXT value */
     unsigned refs;             /* registry entry + callers holding it; under the registry lock */
     bool released;             /* SCardReleaseContext ran; under the registry lock */
+    bool released_for_waits;   /* the same, under cancel_lock: no new status-change wait */
     pthread_mutex_t call_lock; /* one request at a time on fd */
     int fd;                    /* connection to scrmd, -1 when lost */
     uint32_t seq;              /* last request sequence number */

@@ -222,8 +222,10 @@ LONG cctx_release(SCARDCONTEXT id)
     if (!c)
         return SCARD_E_INVALID_HANDLE;
 
-    /* A thread waiting in SCardGetStatusChange on this context returns SCARD_E_CANCELLED. */
+    /* A thread waiting in SCardGetStatusChange on this context returns SCARD_E_CANCELLED; one
+     * that has not started its wait yet sees `released` and does not start it. */
     pthread_mutex_lock(&c->cancel_lock);
+    c->released_for_waits = true;
     if (c->waiting && write(c->cancel_fd, &one, sizeof one) < 0)
         log_debug(client, "cancel write: %s", strerror(errno));
     pthread_mutex_unlock(&c->cancel_lock);

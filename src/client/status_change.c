@@ -270,13 +270,15 @@ static LONG wait_round(struct cctx *c, struct gsc *g, bool infinite, uint64_t de
     return why == 1 ? SCARD_E_CANCELLED : SCARD_E_TIMEOUT;
 }
 
-/* The query round: current state, unknown names rejected. */
+/* The query round: current state, unknown names rejected. Through cctx_call, so that a context
+ * whose daemon restarted reconnects here like every other context-level call. */
 static LONG first_round(struct cctx *c, struct gsc *g)
 {
     struct creply r;
-    LONG rc = send_gsc(c, g, 0);
-    if (rc == SCARD_S_SUCCESS)
-        rc = cctx_recv(c, IPC_CMD_GET_STATUS_CHANGE, c->seq, &r);
+    struct ipc_gsc_req req = {
+        .flags = g->pnp ? IPC_GSC_PNP : 0, .count = g->nreq, .pnp_counter = g->pnp_now};
+    LONG rc = cctx_call(c, IPC_CMD_GET_STATUS_CHANGE, false, &req, sizeof req, g->names,
+                        g->names_len, &r);
     if (rc != SCARD_S_SUCCESS)
         return rc;
     if (r.status != 0)
@@ -310,14 +312,19 @@ static LONG run_rounds(struct cctx *c, struct gsc *g, DWORD timeout)
     return rc;
 }
 
-static void set_waiting(struct cctx *c, bool on)
+/* Mark the context waiting (or not). Returns false if the context was released meanwhile: then
+ * the caller must not wait (SCardReleaseContext may have come before the wait was marked). */
+static bool set_waiting(struct cctx *c, bool on)
 {
     uint64_t v;
     pthread_mutex_lock(&c->cancel_lock);
+    bool released = c->released_for_waits;
     c->waiting = on;
-    while (read(c->cancel_fd, &v, sizeof v) == (ssize_t)sizeof v)
-        ; /* drain: a cancel belongs to the wait it was aimed at */
+    if (!released)
+        while (read(c->cancel_fd, &v, sizeof v) == (ssize_t)sizeof v)
+            ; /* drain: a cancel belongs to the wait it was aimed at */
     pthread_mutex_unlock(&c->cancel_lock);
+    return !released;
 }
 
 CLIENT_EXPORT LONG SCardGetStatusChange(SCARDCONTEXT hContext, DWORD dwTimeout,
@@ -346,11 +353,10 @@ CLIENT_EXPORT LONG SCardGetStatusChange(SCARDCONTEXT hContext, DWORD dwTimeout,
         return SCARD_S_SUCCESS;
     }
     pthread_mutex_lock(&c->call_lock);
-    set_waiting(c, true);
-    rc = build_request(&g);
+    rc = set_waiting(c, true) ? build_request(&g) : SCARD_E_CANCELLED;
     if (rc == SCARD_S_SUCCESS)
         rc = run_rounds(c, &g, dwTimeout);
-    set_waiting(c, false);
+    (void)set_waiting(c, false);
     pthread_mutex_unlock(&c->call_lock);
     cctx_put(c);
     free(g.req_of);

@@ -445,8 +445,8 @@ CLIENT_EXPORT LONG SCardControl(SCARDHANDLE hCard, DWORD dwControlCode, LPCVOID 
 
     if (lpBytesReturned)
         *lpBytesReturned = 0;
-    if ((cbSendLength > 0 && !pbSendBuffer) || (cbRecvLength > 0 && !pbRecvBuffer) ||
-        !lpBytesReturned)
+    /* lpBytesReturned is optional, as in pcsc-lite */
+    if ((cbSendLength > 0 && !pbSendBuffer) || (cbRecvLength > 0 && !pbRecvBuffer))
         return SCARD_E_INVALID_PARAMETER;
     if (cbSendLength > MAX_BUFFER_SIZE_EXTENDED)
         return SCARD_E_INSUFFICIENT_BUFFER;
@@ -466,7 +466,7 @@ CLIENT_EXPORT LONG SCardControl(SCARDHANDLE hCard, DWORD dwControlCode, LPCVOID 
             rc = SCARD_F_COMM_ERROR;
         if (rc == SCARD_S_SUCCESS && rep.len)
             memcpy(pbRecvBuffer, r.var, rep.len);
-        if (rc == SCARD_S_SUCCESS || rc == SCARD_E_INSUFFICIENT_BUFFER)
+        if ((rc == SCARD_S_SUCCESS || rc == SCARD_E_INSUFFICIENT_BUFFER) && lpBytesReturned)
             *lpBytesReturned = rep.len;
     }
     card_end(c);

@@ -29,7 +29,6 @@ int scrmd_config_defaults(struct scrmd_config *cfg)
     cfg->power_down_ms = 5000;
     cfg->workers = 2;
     cfg->defect_threshold = 3;
-    cfg->max_server_threads = 256;
     cfg->power_on_insert = true;
     cfg->socket_mode = 0666;
     cfg->socket_gid = (gid_t)-1;
@@ -141,9 +140,6 @@ static int set_number(struct scrmd_config *cfg, const char *key, const char *v, 
             return -1;
     } else if (strcmp(key, "max_cards_per_client") == 0) {
         if (!scrm_parse_u32(v, UINT32_MAX, &cfg->max_cards_per_client))
-            return -1;
-    } else if (strcmp(key, "max_server_threads") == 0) {
-        if (!scrm_parse_u32(v, UINT32_MAX, &cfg->max_server_threads))
             return -1;
     } else {
         *known = false;

@@ -27,11 +27,10 @@ struct scrmd_config {
     unsigned defect_threshold; /* tracking failures before a reader is defective (default 3) */
     bool power_on_insert;      /* read the ATR at insertion (default true) */
     bool trace_ioctl;          /* log every IOCTL (default false) */
-    /* Quotas (0 = no limit): clients at once, card handles per client, server worker threads
-     * (threads block in requests such as a transaction wait; default 256). */
+    /* Quotas (0 = no limit): clients at once, card handles per client. (The server's worker
+     * threads need no quota: each client has at most one request in flight.) */
     uint32_t max_clients;
     uint32_t max_cards_per_client;
-    uint32_t max_server_threads;
     char *log_spec;       /* SCRM_LOG-style levels, e.g. "rm:debug,ipc:info" (NULL = env) */
     char *socket_path;    /* Unix socket (default SCRMD_DEFAULT_SOCKET) */
     uint32_t socket_mode; /* permissions of the socket file (default 0666) */
@@ -48,7 +47,7 @@ int scrmd_config_defaults(struct scrmd_config *cfg);
 /*
  * Read a configuration file into cfg. Lines: "key = value", '#' comments, blank lines. Keys:
  * reader (repeatable), discover, power_down_ms, workers, defect_threshold, power_on_insert,
- * trace_ioctl, max_clients, max_cards_per_client, max_server_threads, log, socket, socket_mode
+ * trace_ioctl, max_clients, max_cards_per_client, log, socket, socket_mode
  * (octal), socket_group. Unknown keys and bad values are errors naming file and line. Returns 0 or
  * -1 (message in err).
  */

@@ -192,6 +192,17 @@ static void accept_one(struct srv *srv, int fd)
              (long)s->pid, (long)s->uid, (long)s->gid);
 }
 
+void srv_session_gone(struct srv *srv)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_listen};
+    if (!srv->accept_paused)
+        return;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->listen_fd, &ev) == 0) {
+        srv->accept_paused = false;
+        log_info(ipc, "accepting connections again");
+    }
+}
+
 static void accept_all(struct srv *srv)
 {
     for (;;) {
@@ -202,8 +213,17 @@ static void accept_all(struct srv *srv)
         }
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* The listening socket stays readable: stop watching it until a client leaves,
+             * instead of spinning on it (level-triggered). */
+            struct epoll_event ev = {.events = 0, .data.ptr = &tag_listen};
+            log_warn(ipc, "accept: %s; new connections wait until a client leaves",
+                     strerror(errno));
+            if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->listen_fd, &ev) == 0)
+                srv->accept_paused = true;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
             log_warn(ipc, "accept: %s", strerror(errno));
+        }
         return;
     }
 }
@@ -298,7 +318,7 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     pthread_mutex_init(&srv->ready_lock, NULL);
     srv->max_clients = cfg->max_clients;
     srv->max_cards = cfg->max_cards_per_client;
-    srv_pool_init(&srv->pool, cfg->max_server_threads);
+    srv_pool_init(&srv->pool);
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->epfd < 0 || srv->wake_fd < 0)

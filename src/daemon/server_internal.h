@@ -6,7 +6,7 @@
  *     reads and checks every message, answers the quick commands itself (HELLO, LIST_READERS,
  *     GET_STATUS_CHANGE, STOP_WAIT), keeps the status-change waits, and closes sessions.
  *   - Requests that may block on a reader (CONNECT ... SET_ATTRIB) run on the worker pool. The pool
- *     grows on demand (a new thread when a job arrives and none is idle, up to max_server_threads),
+ *     grows on demand (a new thread when a job arrives and no idle thread is free for it),
  * so a slow card or a long transaction wait on one reader does not hold up clients of other
  *     readers. The worker writes the reply to the socket itself.
  *   - Reader events arrive on rm threads through watch callbacks, which only queue the session on
@@ -52,14 +52,13 @@ struct srv_pool {
     pthread_cond_t work;    /* a job was queued, or stop */
     pthread_cond_t drained; /* a thread finished its job or exited */
     struct srv_job *head, *tail;
-    unsigned threads, idle, running, max; /* max 0: no limit */
+    unsigned threads, idle, running, queued;
     bool stop;
     pthread_t *tids; /* threads entries, grown as threads start */
     unsigned tids_cap;
 };
 
-/* max_threads 0: no limit. */
-int srv_pool_init(struct srv_pool *p, unsigned max_threads);
+int srv_pool_init(struct srv_pool *p);
 /* Queue a job; starts a thread if none is idle and the limit allows. */
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
 /* Wait until no job is queued or running. */
@@ -126,11 +125,15 @@ struct srv {
     uint64_t next_id;
     unsigned n_sessions;
     uint32_t max_clients, max_cards; /* quotas from the configuration, 0 = none */
+    bool accept_paused; /* out of file descriptors: the listening socket is not watched */
     struct session *sessions;
     pthread_mutex_t ready_lock;
     struct session *ready; /* sessions whose watched readers changed */
     struct srv_pool pool;
 };
+
+/* server.c: a session closed; resume accepting if descriptors ran out before. */
+void srv_session_gone(struct srv *srv);
 
 /* server_session.c */
 struct session *session_new(struct srv *srv, int fd);

@@ -1,6 +1,7 @@
 /*
  * The server's worker pool: a FIFO of jobs served by threads that are started on demand. A job
- * that finds no idle thread starts one, up to the configured quota (max_server_threads), so jobs
+ * that finds no idle thread free for it starts one. The number of threads is bounded by the
+ * sessions, since each has at most one request in flight; there is no other cap, so jobs
  * blocked for a long time on one reader (a slow card, a transaction held elsewhere) never keep
  * another reader's clients waiting for a thread. Threads stay until the pool is destroyed, which
  * joins them.
@@ -27,6 +28,7 @@ static void *worker_main(void *arg)
         if (!p->head) /* stop, and nothing left */
             break;
         job = p->head;
+        p->queued--;
         p->head = job->next;
         if (!p->head)
             p->tail = NULL;
@@ -41,10 +43,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int srv_pool_init(struct srv_pool *p, unsigned max_threads)
+int srv_pool_init(struct srv_pool *p)
 {
     memset(p, 0, sizeof *p);
-    p->max = max_threads;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->drained, NULL);
@@ -83,7 +84,8 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
     else
         p->head = job;
     p->tail = job;
-    if (p->idle == 0 && (p->max == 0 || p->threads < p->max))
+    /* Idle threads already signalled for earlier jobs are not free: count queued jobs. */
+    if (++p->queued > p->idle)
         start_thread(p);
     else
         pthread_cond_signal(&p->work);

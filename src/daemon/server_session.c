@@ -194,6 +194,7 @@ void session_close(struct session *s, const char *why, bool violation)
     if (s->next)
         s->next->prev = s->prev;
     srv->n_sessions--;
+    srv_session_gone(srv);
     /* The list's reference passes to the teardown job, queued now or by the worker that is
      * still executing a request for this client. */
     if (!busy) {
@@ -360,6 +361,11 @@ static bool take_next_request(struct session *s)
     ok = recv(s->fd, msg, h.size, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)h.size &&
          !ipc_check_request(msg, h.size) && !conversation_error(s, h.cmd) &&
          recv(s->fd, msg, h.size, MSG_DONTWAIT) == (ssize_t)h.size;
+    if (ok) { /* the loop thread may have closed the session meanwhile (hang-up) */
+        pthread_mutex_lock(&s->lock);
+        ok = !s->closing;
+        pthread_mutex_unlock(&s->lock);
+    }
     if (!ok) {
         free(msg);
         return false;
@@ -459,8 +465,12 @@ static void read_input(struct session *s)
             session_close(s, why, true);
             return;
         }
-        if (r == IPC_RX_MESSAGE && !dispatch(s, msg, len))
+        if (r == IPC_RX_MESSAGE) {
+            /* One message per wake-up: a client that streams requests cannot keep the loop
+             * thread to itself; level-triggered epoll brings it back for the rest. */
+            (void)dispatch(s, msg, len);
             return;
+        }
     }
 }
 

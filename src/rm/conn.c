@@ -556,7 +556,9 @@ static uint32_t send_protocol_of(struct rm_conn *c, uint32_t send_protocol, uint
     uint32_t mine = c->protocol;
     *op = c->r->state == SCARD_SPECIFIC ? RM_OP_TRANSMIT : RM_OP_UNPOWERED;
     pthread_mutex_unlock(&c->r->lock);
-    *proto = send_protocol ? rm_proto_to_smc(send_protocol) : mine;
+    /* 0 and pcsc-lite's old SCARD_PROTOCOL_ANY (0x1000) mean "the card's protocol" */
+    bool any = send_protocol == 0 || send_protocol == RM_PROTOCOL_ANY_OLD;
+    *proto = any ? mine : rm_proto_to_smc(send_protocol);
     if (!mine)
         return *op == RM_OP_UNPOWERED ? SCARD_W_UNPOWERED_CARD : SCARD_E_PROTO_MISMATCH;
     if (*proto != mine)

@@ -136,7 +136,8 @@ void rm_set_trace_log(struct rm *rm, bool on);
 #define RM_PROTOCOL_T1        0x2u
 #define RM_PROTOCOL_RAW       0x4u
 #define RM_PROTOCOL_T15       0x8u
-#define RM_PROTOCOL_ANY       0x3u /* T0 | T1 */
+#define RM_PROTOCOL_ANY       0x3u    /* T0 | T1 */
+#define RM_PROTOCOL_ANY_OLD   0x1000u /* pcsc-lite's old "any": the card's protocol */
 
 struct rm_reader_info {
     char name[RM_READER_NAME_MAX];

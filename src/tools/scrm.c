@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,18 +242,19 @@ int scrm_cmd_list(int argc, char **argv)
 struct watch_stop {
     SCARDCONTEXT ctx;
     sigset_t set;
-    volatile int stopped;
+    atomic_int stopped;
 };
 
-/* Signal thread: SIGINT/SIGTERM end the wait through SCardCancel (not async-signal-safe, so not
- * from a handler). */
+/* Signal thread: SIGINT/SIGTERM release the context (not async-signal-safe, so not from a
+ * handler). Releasing ends a wait in progress and refuses the next one, so a signal that comes
+ * between two waits is not lost as an SCardCancel with nothing to cancel would be. */
 static void *signal_thread(void *arg)
 {
     struct watch_stop *ws = arg;
     int sig;
     if (sigwait(&ws->set, &sig) == 0) {
-        ws->stopped = 1;
-        SCardCancel(ws->ctx);
+        atomic_store(&ws->stopped, 1);
+        SCardReleaseContext(ws->ctx);
     }
     return NULL;
 }
@@ -274,7 +276,7 @@ static int watch_round(struct watch_stop *ws, SCARD_READERSTATE *rs, DWORD n)
         rs[i].dwCurrentState = SCARD_STATE_UNAWARE;
     for (;;) {
         LONG rc = SCardGetStatusChange(ws->ctx, INFINITE, rs, n);
-        if (ws->stopped)
+        if (atomic_load(&ws->stopped))
             return 0;
         if (rc != SCARD_S_SUCCESS) {
             scrm_fail("waiting for events", rc);
@@ -295,7 +297,7 @@ static int watch_round(struct watch_stop *ws, SCARD_READERSTATE *rs, DWORD n)
 
 int scrm_cmd_watch(int argc, char **argv)
 {
-    struct watch_stop ws = {.stopped = 0};
+    struct watch_stop ws = {.stopped = 0}; /* atomic_int: zero-initialised */
     pthread_t th;
     int r = 1;
     (void)argv;
@@ -326,9 +328,11 @@ int scrm_cmd_watch(int argc, char **argv)
         free(rs);
         free(list);
     }
-    if (!ws.stopped)
+    bool stopped = atomic_load(&ws.stopped);
+    if (!stopped)
         pthread_cancel(th); /* sigwait() is a cancellation point */
     pthread_join(th, NULL);
-    SCardReleaseContext(ws.ctx);
-    return r == 0 ? SCRM_EXIT_OK : SCRM_EXIT_FAIL;
+    if (!atomic_load(&ws.stopped))
+        SCardReleaseContext(ws.ctx);
+    return r == 0 || atomic_load(&ws.stopped) ? SCRM_EXIT_OK : SCRM_EXIT_FAIL;
 }

@@ -175,6 +175,20 @@ def test_control_insufficient_buffer(pcsc, ctx):
     assert u(rc) == S_SUCCESS and got.value == 12  # SIM_IOCTL_INFO: three u32
     rc = pcsc.SCardControl(card, 0x42000000 + 2048 + 4, None, 0, out, 4, ctypes.byref(got))
     assert u(rc) == E_INSUFFICIENT_BUFFER
+    # lpBytesReturned is optional, as in pcsc-lite
+    assert u(pcsc.SCardControl(card, 0x42000000 + 2048 + 4, None, 0, out, 12, None)) == S_SUCCESS
+    pcsc.SCardDisconnect(card, 0)
+
+
+def test_transmit_protocol_any_old(pcsc, ctx):
+    """pcsc-lite's old SCARD_PROTOCOL_ANY (0x1000) in the send PCI means the card's protocol."""
+    card, _proto = connect(pcsc, ctx)
+    apdu = (ctypes.c_ubyte * 5)(0x80, 0xEE, 0x00, 0x00, 0x04)
+    resp = (ctypes.c_ubyte * 16)()
+    n = DWORD(16)
+    pci = IOREQ(0x1000, 16)
+    rc = pcsc.SCardTransmit(card, ctypes.byref(pci), apdu, 5, None, resp, ctypes.byref(n))
+    assert u(rc) == S_SUCCESS and bytes(resp[:n.value]) == b'\x00\x01\x02\x03\x90\x00'
     pcsc.SCardDisconnect(card, 0)
 
 
@@ -246,7 +260,10 @@ def test_no_service_and_recovery(pcsc, tmp_path):
         assert d.stop() == 0
         assert u(pcsc.SCardListReaders(h.value, None, None, ctypes.byref(n))) == E_NO_SERVICE
         d.start()
-        # the context reconnects by itself; the old card handle is gone
+        # the context reconnects by itself, SCardGetStatusChange included; the old card handle
+        # is gone
+        rs = READERSTATE(R_T1.encode(), None, 0, 0, 0)
+        assert u(pcsc.SCardGetStatusChange(h.value, 0, ctypes.byref(rs), 1)) == S_SUCCESS
         assert u(pcsc.SCardListReaders(h.value, None, None, ctypes.byref(n))) == S_SUCCESS
         assert u(pcsc.SCardBeginTransaction(card)) == E_INVALID_HANDLE
         card, _ = connect(pcsc, h.value)

@@ -36,7 +36,6 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.defect_threshold, 3);
     assert_int_equal(cfg.max_clients, 0);
     assert_int_equal(cfg.max_cards_per_client, 0);
-    assert_int_equal(cfg.max_server_threads, 256);
     assert_true(cfg.discover);
     assert_true(cfg.power_on_insert);
     assert_false(cfg.trace_ioctl);
@@ -60,7 +59,6 @@ static void test_load_file(void **state)
                                   "defect_threshold = 5\n"
                                   "max_clients = 10\n"
                                   "max_cards_per_client = 3\n"
-                                  "max_server_threads = 0\n"
                                   "discover = no\n"
                                   "power_on_insert = off\n"
                                   "trace_ioctl = yes\n"
@@ -80,7 +78,6 @@ static void test_load_file(void **state)
     assert_int_equal(cfg.defect_threshold, 5);
     assert_int_equal(cfg.max_clients, 10);
     assert_int_equal(cfg.max_cards_per_client, 3);
-    assert_int_equal(cfg.max_server_threads, 0);
     assert_false(cfg.discover);
     assert_false(cfg.power_on_insert);
     assert_true(cfg.trace_ioctl);

@@ -40,6 +40,14 @@ const char *ipc_check_header(const struct ipc_hdr *h, bool want_reply)
         return want_reply ? "request where a reply was expected" : "reply flag in a request";
     if ((h->flags & ~IPC_FLAG_REPLY) != 0)
         return "unknown header flags";
+    if (!want_reply) {
+        /* Known from the header alone: nothing is allocated for an impossible request. */
+        const struct ipc_cmd_info *ci = ipc_cmd_info(h->cmd);
+        if (!ci)
+            return "unknown command";
+        if (h->size > sizeof(struct ipc_hdr) + ci->req_size + ci->var_max)
+            return "request longer than its command allows";
+    }
     return NULL;
 }
 

@@ -52,12 +52,22 @@ static void test_header_checks(void **state)
     assert_non_null(ipc_check_header(&h, false));
     h.size = IPC_MSG_MAX + 1;
     assert_non_null(ipc_check_header(&h, false));
-    h.size = IPC_MSG_MAX;
+    h.size = IPC_MSG_MAX; /* within the protocol, far beyond what HELLO can carry */
+    assert_non_null(ipc_check_header(&h, false));
+    h.cmd = IPC_CMD_TRANSMIT;
+    h.size = 16 + ipc_cmd_info(IPC_CMD_TRANSMIT)->req_size + IPC_DATA_MAX;
     assert_null(ipc_check_header(&h, false));
+    h.size++;
+    assert_non_null(ipc_check_header(&h, false));
+    h.cmd = 999; /* unknown: refused before its body is read */
+    h.size = 16;
+    assert_non_null(ipc_check_header(&h, false));
+    h.cmd = 1;
+    h.size = IPC_MSG_MAX;
     h.flags = 0x8000;
     assert_non_null(ipc_check_header(&h, false));
     h.flags = IPC_FLAG_REPLY;
-    assert_null(ipc_check_header(&h, true));
+    assert_null(ipc_check_header(&h, true)); /* replies: only the protocol bound applies */
 }
 
 static void test_request_checks(void **state)

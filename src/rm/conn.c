@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "rm/internal.h"
@@ -543,11 +544,6 @@ static void put_u32(uint8_t *p, uint32_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* The protocol to send with, or an SCARD error; r->lock taken here. */
 static uint32_t send_protocol_of(struct rm_conn *c, uint32_t send_protocol, uint32_t *proto,
                                  unsigned *op)
@@ -591,7 +587,7 @@ static uint32_t do_transmit(struct rm_conn *c, uint32_t proto, unsigned op, cons
         if (*resp_len && resp)
             memcpy(resp, buf + SMC_IO_HEADER_LENGTH, *resp_len);
         if (recv)
-            *recv = rm_proto_from_smc(get_u32(buf));
+            *recv = rm_proto_from_smc(scrm_get_u32le(buf));
     } else if (st == STATUS_BUFFER_TOO_SMALL && ret > SMC_IO_HEADER_LENGTH + cap) {
         *resp_len = ret - SMC_IO_HEADER_LENGTH;
     }

@@ -12,15 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "rm/internal.h"
-
-static uint32_t get_u32(const void *p)
-{
-    const uint8_t *b = p;
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
 
 /* Protocol mask as "SCARD_PROTOCOL_T0|SCARD_PROTOCOL_T1". */
 static void mask_name(uint32_t mask, char *buf, size_t cap)
@@ -51,7 +46,7 @@ static const char *arg_name(uint32_t code, const void *in, size_t in_len, char *
     }
     if (in_len < 4 || !in)
         return NULL;
-    uint32_t v = get_u32(in);
+    uint32_t v = scrm_get_u32le(in);
     const char *name = NULL;
     switch (code) {
     case IOCTL_SMARTCARD_POWER: name = smc_power_name(v); break;
@@ -74,12 +69,12 @@ static bool out_value(uint32_t code, const void *in, const void *out, size_t ret
     if (returned != 4 || !out)
         return false;
     if (code == IOCTL_SMARTCARD_GET_STATE || code == IOCTL_SMARTCARD_SET_PROTOCOL) {
-        *value = get_u32(out);
+        *value = scrm_get_u32le(out);
         return true;
     }
     if (code == IOCTL_SMARTCARD_GET_ATTRIBUTE && in &&
-        smc_attr_format(get_u32(in)) == SMC_AF_DWORD) {
-        *value = get_u32(out);
+        smc_attr_format(scrm_get_u32le(in)) == SMC_AF_DWORD) {
+        *value = scrm_get_u32le(out);
         return true;
     }
     return false;
@@ -166,7 +161,7 @@ smc_status rm_get_state(struct rm_reader *r, uint32_t *state)
     if (st == STATUS_SUCCESS && n != 4)
         st = STATUS_DEVICE_PROTOCOL_ERROR;
     if (st == STATUS_SUCCESS)
-        *state = get_u32(out);
+        *state = scrm_get_u32le(out);
     return st;
 }
 

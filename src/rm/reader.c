@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "rm/internal.h"
@@ -135,8 +136,7 @@ static bool name_reader(struct rm_reader *r)
                   r->device, smc_status_name(st));
         return false;
     }
-    uint32_t unit = (uint32_t)unit_le[0] | (uint32_t)unit_le[1] << 8 | (uint32_t)unit_le[2] << 16 |
-                    (uint32_t)unit_le[3] << 24;
+    uint32_t unit = scrm_get_u32le(unit_le);
     snprintf(r->name, sizeof(r->name), "%s %s %u", vendor, ifd, unit);
     return true;
 }
@@ -160,8 +160,7 @@ static uint32_t startup(struct rm *rm, const char *device, struct rm_reader **ou
     size_t n = 0;
     st = rm_get_attr(r, SCARD_ATTR_CHARACTERISTICS, ch, sizeof(ch), &n);
     if (st == STATUS_SUCCESS && n == 4)
-        r->characteristics =
-            (uint32_t)ch[0] | (uint32_t)ch[1] << 8 | (uint32_t)ch[2] << 16 | (uint32_t)ch[3] << 24;
+        r->characteristics = scrm_get_u32le(ch);
     else
         log_warn(rm, "reader '%s': no characteristics (%s)", r->name, smc_status_name(st));
     return SCARD_S_SUCCESS;

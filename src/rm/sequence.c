@@ -26,6 +26,7 @@
  */
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "rm/internal.h"
 
@@ -65,8 +66,7 @@ static smc_status read_atr(struct rm_reader *r, bool with_protocol)
     st = rm_get_attr(r, SCARD_ATTR_CURRENT_PROTOCOL_TYPE, p, sizeof(p), &n);
     if (st == STATUS_SUCCESS && n == 4) {
         pthread_mutex_lock(&r->lock);
-        r->protocol =
-            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        r->protocol = scrm_get_u32le(p);
         pthread_mutex_unlock(&r->lock);
     }
     return st;
@@ -110,8 +110,7 @@ static smc_status set_protocol(struct rm_reader *r, uint32_t pref, uint32_t *pro
     smc_status st = rm_ioctl(r, IOCTL_SMARTCARD_SET_PROTOCOL, in, sizeof(in), out, sizeof(out), &n);
     if (st != STATUS_SUCCESS)
         return st;
-    uint32_t sel =
-        (uint32_t)out[0] | (uint32_t)out[1] << 8 | (uint32_t)out[2] << 16 | (uint32_t)out[3] << 24;
+    uint32_t sel = scrm_get_u32le(out);
     pthread_mutex_lock(&r->lock);
     r->state = SCARD_SPECIFIC;
     r->protocol = sel;

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "common/bytes.h"
 #include "smc/driver.h"
 #include "smc/smc.h"
 
@@ -146,17 +147,7 @@ smc_status smc__do_power(struct smc_reader *r, uint32_t cmd, struct smc_io *io);
 void smc__register_builtin_drivers(struct smc_ctx *ctx);
 
 /* Little-endian DWORD helpers for IOCTL buffers. */
-static inline uint32_t smc__get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline void smc__put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
+#define smc__get_u32 scrm_get_u32le
+#define smc__put_u32 scrm_put_u32le
 
 #endif

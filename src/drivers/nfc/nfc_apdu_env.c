@@ -20,6 +20,7 @@
  */
 #include <string.h>
 
+#include "common/bytes.h"
 #include "drivers/nfc/nfc_apdu_priv.h"
 
 struct tlv {
@@ -110,8 +111,7 @@ static uint16_t timer(struct apdu_ctx *x, const struct tlv *t)
 {
     if (t->len != 4)
         return SW_VALUE;
-    uint32_t us = (uint32_t)t->v[0] | (uint32_t)t->v[1] << 8 | (uint32_t)t->v[2] << 16 |
-                  (uint32_t)t->v[3] << 24;
+    uint32_t us = scrm_get_u32le(t->v);
     uint32_t ms = us / 1000u + (us % 1000u != 0);
     x->c->timeout_ms = ms ? ms : 1;
     return SW_OK;

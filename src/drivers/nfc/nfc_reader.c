@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "drivers/nfc/nfc_apdu.h"
 #include "drivers/nfc/nfc_reader.h"
@@ -34,17 +35,6 @@ struct nfc_reader {
     bool session;         /* a TRANSMIT since the card was last activated */
     struct nfc_card card; /* valid while state > ABSENT */
 };
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static uint32_t current_state(struct nfc_reader *rd)
 {
@@ -159,7 +149,7 @@ struct value {
 
 static void dword(struct value *v, uint32_t x)
 {
-    put_u32(v->b, x);
+    scrm_put_u32le(v->b, x);
     v->len = 4;
 }
 
@@ -224,7 +214,7 @@ static smc_status attr_value(struct nfc_reader *rd, uint32_t id, struct value *v
 static smc_status h_get_attribute(struct nfc_reader *rd, struct smc_io *io)
 {
     struct value v = {.len = 0};
-    smc_status st = attr_value(rd, get_u32(io->in), &v);
+    smc_status st = attr_value(rd, scrm_get_u32le(io->in), &v);
     if (st != STATUS_SUCCESS)
         return st;
     io->info = v.len;
@@ -237,7 +227,7 @@ static smc_status h_get_attribute(struct nfc_reader *rd, struct smc_io *io)
 static smc_status h_set_attribute(struct nfc_reader *rd, struct smc_io *io)
 {
     (void)rd;
-    uint32_t id = get_u32(io->in);
+    uint32_t id = scrm_get_u32le(io->in);
     if (id == SCARD_ATTR_DEVICE_IN_USE)
         return STATUS_SUCCESS;
     return id == NFC_ATTR_VENDOR_BRAND_INFO ? STATUS_INVALID_PARAMETER : STATUS_NOT_SUPPORTED;
@@ -247,7 +237,7 @@ static smc_status h_set_attribute(struct nfc_reader *rd, struct smc_io *io)
 
 static smc_status h_get_state(struct nfc_reader *rd, struct smc_io *io)
 {
-    put_u32(io->out, current_state(rd));
+    scrm_put_u32le(io->out, current_state(rd));
     io->info = 4;
     return STATUS_SUCCESS;
 }
@@ -255,7 +245,7 @@ static smc_status h_get_state(struct nfc_reader *rd, struct smc_io *io)
 static smc_status h_last_error(struct nfc_reader *rd, struct smc_io *io)
 {
     (void)rd;
-    put_u32(io->out, 0);
+    scrm_put_u32le(io->out, 0);
     io->info = 4;
     return STATUS_SUCCESS;
 }
@@ -332,7 +322,7 @@ static smc_status h_power(struct nfc_reader *rd, struct smc_io *io)
 {
     if (current_state(rd) == SCARD_ABSENT)
         return STATUS_NO_MEDIA;
-    switch (get_u32(io->in)) {
+    switch (scrm_get_u32le(io->in)) {
     case SCARD_COLD_RESET:
     case SCARD_WARM_RESET: return reset_card(rd, io);
     case SCARD_POWER_DOWN: return power_down(rd);
@@ -349,9 +339,9 @@ static smc_status h_set_protocol(struct nfc_reader *rd, struct smc_io *io)
         return STATUS_NO_MEDIA;
     if (s != SCARD_SPECIFIC)
         return STATUS_INVALID_DEVICE_STATE; /* virtual power off */
-    uint32_t mask = get_u32(io->in);
+    uint32_t mask = scrm_get_u32le(io->in);
     if (mask == SCARD_PROTOCOL_OPTIMAL || (mask & (SCARD_PROTOCOL_DEFAULT | SCARD_PROTOCOL_T1))) {
-        put_u32(io->out, SCARD_PROTOCOL_T1);
+        scrm_put_u32le(io->out, SCARD_PROTOCOL_T1);
         io->info = 4;
         return STATUS_SUCCESS;
     }
@@ -417,7 +407,7 @@ static smc_status exchange(struct nfc_reader *rd, const uint8_t *apdu, size_t le
 
 static smc_status h_transmit(struct nfc_reader *rd, struct smc_io *io)
 {
-    if (get_u32(io->in) != SCARD_PROTOCOL_T1)
+    if (scrm_get_u32le(io->in) != SCARD_PROTOCOL_T1)
         return STATUS_INVALID_DEVICE_STATE;
     pthread_mutex_lock(&rd->lock);
     uint32_t s = rd->state, gen = rd->generation;
@@ -444,8 +434,8 @@ static smc_status h_transmit(struct nfc_reader *rd, struct smc_io *io)
         return STATUS_NO_MEDIA;
     if (st != STATUS_SUCCESS)
         return st;
-    put_u32(io->out, SCARD_PROTOCOL_T1);
-    put_u32(io->out + 4, SMC_IO_HEADER_LENGTH);
+    scrm_put_u32le(io->out, SCARD_PROTOCOL_T1);
+    scrm_put_u32le(io->out + 4, SMC_IO_HEADER_LENGTH);
     io->info = SMC_IO_HEADER_LENGTH + n;
     return STATUS_SUCCESS;
 }
@@ -461,11 +451,11 @@ static smc_status vendor_info(struct nfc_reader *rd, struct smc_io *io)
     if (rd->fe_ops->info)
         rd->fe_ops->info(rd->fe, &tag, &activations);
     pthread_mutex_lock(&rd->lock);
-    put_u32(io->out, rd->radio);
-    put_u32(io->out + 4, tag);
-    put_u32(io->out + 8, activations);
-    put_u32(io->out + 12, rd->session);
-    put_u32(io->out + 16, rd->state == SCARD_SPECIFIC && rd->card.transparent);
+    scrm_put_u32le(io->out, rd->radio);
+    scrm_put_u32le(io->out + 4, tag);
+    scrm_put_u32le(io->out + 8, activations);
+    scrm_put_u32le(io->out + 12, rd->session);
+    scrm_put_u32le(io->out + 16, rd->state == SCARD_SPECIFIC && rd->card.transparent);
     pthread_mutex_unlock(&rd->lock);
     io->info = NFC_INFO_SIZE;
     return STATUS_SUCCESS;
@@ -478,7 +468,7 @@ static bool vendor(struct nfc_reader *rd, struct smc_io *io, smc_status *st)
     if (!SMC_IOCTL_IS_VENDOR(io->code) || f <= NFC_IOCTL_BASE || f >= NFC_IOCTL_BASE + 16)
         return false;
     if (io->code == NFC_IOCTL_RADIO) {
-        uint32_t v = io->in_len >= 4 ? get_u32(io->in) : 2;
+        uint32_t v = io->in_len >= 4 ? scrm_get_u32le(io->in) : 2;
         *st = v <= 1 ? STATUS_SUCCESS : STATUS_INVALID_PARAMETER;
         if (v <= 1)
             set_radio(rd, v == 1);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/hex.h"
 #include "common/log.h"
 #include "drivers/nfc/nfc_fe.h"
@@ -177,7 +178,7 @@ static smc_status tag_fault(struct simfield *f, const struct smc_io *io)
         return STATUS_INVALID_PARAMETER;
     if (!f->tag)
         return STATUS_NO_MEDIA;
-    switch (io->in[0] | io->in[1] << 8 | io->in[2] << 16 | (uint32_t)io->in[3] << 24) {
+    switch (scrm_get_u32le(io->in)) {
     case NFC_FAULT_NONE: f->mute = f->leave_next = false; break;
     case NFC_FAULT_MUTE: f->mute = true; break;
     case NFC_FAULT_LEAVE_NEXT: f->leave_next = true; break;

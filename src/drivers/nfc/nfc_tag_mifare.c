@@ -14,6 +14,7 @@
  */
 #include <string.h>
 
+#include "common/bytes.h"
 #include "drivers/nfc/nfc_tag_priv.h"
 
 #define NAK_INVALID 0x00u /* invalid argument / not a value block */
@@ -238,21 +239,10 @@ static bool classic_write(struct nfc_tag *t, unsigned block, const uint8_t *d, u
     return ack(rx, rx_len);
 }
 
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* A well-formed value block: value, ~value, value, addr, ~addr, addr, ~addr. */
 static bool value_block(const uint8_t *b, uint32_t *value)
 {
-    uint32_t v = get_le32(b), nv = get_le32(b + 4), v2 = get_le32(b + 8);
+    uint32_t v = scrm_get_u32le(b), nv = scrm_get_u32le(b + 4), v2 = scrm_get_u32le(b + 8);
     if (v != v2 || v != ~nv || b[12] != b[14] || b[13] != b[15] || (b[12] ^ b[13]) != 0xFF)
         return false;
     *value = v;
@@ -269,7 +259,7 @@ static bool classic_value_op(struct nfc_tag *t, const uint8_t *tx, uint8_t *rx, 
     uint32_t v;
     if (!value_block(blk(t, block), &v))
         return nak(t, NAK_INVALID, rx, rx_len);
-    uint32_t operand = get_le32(tx + 2);
+    uint32_t operand = scrm_get_u32le(tx + 2);
     if (tx[0] == 0xC1)
         v += operand;
     else if (tx[0] == 0xC0)
@@ -285,9 +275,9 @@ static bool classic_transfer(struct nfc_tag *t, unsigned block, uint8_t *rx, siz
     if (!t->tbuf_valid || is_trailer(block) || !may(t, block, OP_DEC))
         return nak(t, NAK_DENIED, rx, rx_len);
     uint8_t *b = blk(t, block);
-    put_le32(b, t->tbuf);
-    put_le32(b + 4, ~t->tbuf);
-    put_le32(b + 8, t->tbuf);
+    scrm_put_u32le(b, t->tbuf);
+    scrm_put_u32le(b + 4, ~t->tbuf);
+    scrm_put_u32le(b + 8, t->tbuf);
     b[12] = b[14] = t->tbuf_addr;
     b[13] = b[15] = (uint8_t)~t->tbuf_addr;
     t->tbuf_valid = false;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "common/opts.h"
 #include "simcard.h"
@@ -210,10 +211,8 @@ static smc_status sim_fault(struct sim *s, const struct smc_io *io)
     if (io->in_len < 8)
         return STATUS_INVALID_PARAMETER;
     const uint8_t *p = io->in;
-    uint32_t fault =
-        (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    uint32_t param =
-        (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+    uint32_t fault = scrm_get_u32le(p);
+    uint32_t param = scrm_get_u32le(p + 4);
     switch (fault) {
     case SIM_FAULT_NONE:
         s->mute = s->remove_on_reset = false;
@@ -243,12 +242,6 @@ static smc_status sim_fault(struct sim *s, const struct smc_io *io)
     return STATUS_SUCCESS;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static smc_status sim_vendor(struct smc_reader *r, struct smc_io *io)
 {
     struct sim *s = smc_reader_priv(r);
@@ -263,9 +256,9 @@ static smc_status sim_vendor(struct smc_reader *r, struct smc_io *io)
     case SIM_IOCTL_INFO:
         if (io->out_len < 12)
             return STATUS_BUFFER_TOO_SMALL;
-        put_u32(io->out, s->card ? 1u : 0u);
-        put_u32(io->out + 4, s->insertions);
-        put_u32(io->out + 8, s->removals);
+        scrm_put_u32le(io->out, s->card ? 1u : 0u);
+        scrm_put_u32le(io->out + 4, s->insertions);
+        scrm_put_u32le(io->out + 8, s->removals);
         io->info = 12;
         return STATUS_SUCCESS;
     case IOCTL_SMARTCARD_GET_FEATURE_REQUEST:

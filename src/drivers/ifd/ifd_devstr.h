@@ -20,8 +20,8 @@
 #define IFD_ID_MAX           40u /* so "ifd:ID/NN" fits the 64-byte device names of the rm */
 #define IFD_NAME_MAX         121u /* FRIENDLYNAME + " 00 00" + NUL = 128, as pcscd's MAX_READERNAME */
 #define IFD_VALUE_MAX        1024u /* LIBPATH, DEVICENAME after decoding */
-#define IFD_POLL_DEFAULT     200u /* presence poll period (ms) for handlers without a polling thread \
-                                   */
+/* Presence poll period (ms) for handlers without a polling thread of their own. */
+#define IFD_POLL_DEFAULT     200u
 #define IFD_POLL_MIN         10u
 #define IFD_POLL_MAX         10000u
 #define IFD_WATCHDOG_DEFAULT 90000u /* a handler call running longer is reported (ms) */

@@ -3,10 +3,10 @@
  * {command, how it runs, request size, handler} generated from IPC_COMMAND_LIST, so a command
  * added to the protocol does not compile until it has a handler and an SRV_RUN_ entry here.
  *
- * Requests reach a handler already checked by ipc_check_request() (sizes, length fields). Card
- * handles on the wire are the random values this connection was given; they are looked up in the
- * session's own table, so another client's handle is SCARD_E_INVALID_HANDLE here before the
- * resource manager sees it.
+ * Requests reach a handler already checked by ipc_check_request() (sizes, length fields). The
+ * card commands only decode and encode: what they do is in server_core.c, shared with the
+ * pcsc-lite front end (card handles are the session's own, another client's handle is
+ * SCARD_E_INVALID_HANDLE there before the resource manager sees it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -73,12 +73,6 @@ void srv_reply(struct session *s, const struct ipc_hdr *req, uint32_t status, co
     if (var_len)
         memcpy(b + HDR + fixed_len, var, var_len);
     reply_in_place(s, req, status, total);
-}
-
-/* The rm card of a wire handle; false if this connection has no such handle. */
-static bool card_of(struct session *s, uint64_t handle, uint64_t *card)
-{
-    return idmap_get(&s->cards, handle, card);
 }
 
 void srv_reader_state(struct srv *srv, const char *name, struct ipc_reader_state *st)
@@ -225,27 +219,12 @@ static void cmd_CONNECT(struct session *s, const struct ipc_hdr *h, const uint8_
     struct ipc_connect_req req;
     struct ipc_connect_rep rep = {0};
     char name[IPC_READER_NAME_MAX];
-    uint64_t card = 0, handle;
-    uint32_t rc = SCARD_E_NO_MEMORY;
+    uint32_t rc;
 
     memcpy(&req, fixed, sizeof req);
     memcpy(name, var, var_len);
     name[var_len] = '\0';
-    if (!s->srv->max_cards || s->cards.count < s->srv->max_cards)
-        rc = rm_connect(s->srv->rm, s->id, name, req.share, req.protocols, &card, &rep.protocol);
-    if (rc == SCARD_S_SUCCESS) {
-        do {
-            handle = idmap_random_id();
-        } while (idmap_get(&s->cards, handle, NULL));
-        if (idmap_put(&s->cards, handle, card) < 0) {
-            rm_disconnect(s->srv->rm, card, SCARD_LEAVE_CARD);
-            rc = SCARD_E_NO_MEMORY;
-        } else {
-            rep.card = handle;
-        }
-    }
-    if (rc != SCARD_S_SUCCESS)
-        rep.protocol = 0;
+    rc = srv_core_connect(s, name, req.share, req.protocols, 0, &rep.card, &rep.protocol);
     srv_reply(s, h, rc, &rep, sizeof rep, NULL, 0);
 }
 
@@ -254,14 +233,12 @@ static void cmd_RECONNECT(struct session *s, const struct ipc_hdr *h, const uint
 {
     struct ipc_reconnect_req req;
     struct ipc_protocol_rep rep = {0};
-    uint64_t card;
-    uint32_t rc = SCARD_E_INVALID_HANDLE;
+    uint32_t rc;
     (void)var;
     (void)var_len;
 
     memcpy(&req, fixed, sizeof req);
-    if (card_of(s, req.card, &card))
-        rc = rm_reconnect(s->srv->rm, card, req.share, req.protocols, req.init, &rep.protocol);
+    rc = srv_core_reconnect(s, req.card, req.share, req.protocols, req.init, &rep.protocol);
     srv_reply(s, h, rc, &rep, sizeof rep, NULL, 0);
 }
 
@@ -270,18 +247,11 @@ static void cmd_DISCONNECT(struct session *s, const struct ipc_hdr *h, const uin
 {
     struct ipc_card_disp_req req;
     struct ipc_none rep = {0};
-    uint64_t card;
-    uint32_t rc = SCARD_E_INVALID_HANDLE;
     (void)var;
     (void)var_len;
 
     memcpy(&req, fixed, sizeof req);
-    if (card_of(s, req.card, &card)) {
-        rc = rm_disconnect(s->srv->rm, card, req.disposition);
-        if (rc != SCARD_E_INVALID_VALUE) /* the rm dropped the handle */
-            idmap_del(&s->cards, req.card);
-    }
-    srv_reply(s, h, rc, &rep, sizeof rep, NULL, 0);
+    srv_reply(s, h, srv_core_disconnect(s, req.card, req.disposition), &rep, sizeof rep, NULL, 0);
 }
 
 static void cmd_BEGIN_TRANSACTION(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed,
@@ -289,15 +259,11 @@ static void cmd_BEGIN_TRANSACTION(struct session *s, const struct ipc_hdr *h, co
 {
     struct ipc_card_req req;
     struct ipc_none rep = {0};
-    uint64_t card;
-    uint32_t rc = SCARD_E_INVALID_HANDLE;
     (void)var;
     (void)var_len;
 
     memcpy(&req, fixed, sizeof req);
-    if (card_of(s, req.card, &card))
-        rc = rm_begin_transaction(s->srv->rm, card, RM_INFINITE);
-    srv_reply(s, h, rc, &rep, sizeof rep, NULL, 0);
+    srv_reply(s, h, srv_core_begin_transaction(s, req.card), &rep, sizeof rep, NULL, 0);
 }
 
 static void cmd_END_TRANSACTION(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed,
@@ -305,15 +271,12 @@ static void cmd_END_TRANSACTION(struct session *s, const struct ipc_hdr *h, cons
 {
     struct ipc_card_disp_req req;
     struct ipc_none rep = {0};
-    uint64_t card;
-    uint32_t rc = SCARD_E_INVALID_HANDLE;
     (void)var;
     (void)var_len;
 
     memcpy(&req, fixed, sizeof req);
-    if (card_of(s, req.card, &card))
-        rc = rm_end_transaction(s->srv->rm, card, req.disposition);
-    srv_reply(s, h, rc, &rep, sizeof rep, NULL, 0);
+    srv_reply(s, h, srv_core_end_transaction(s, req.card, req.disposition), &rep, sizeof rep, NULL,
+              0);
 }
 
 static void cmd_STATUS(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed,
@@ -322,16 +285,13 @@ static void cmd_STATUS(struct session *s, const struct ipc_hdr *h, const uint8_t
     struct ipc_card_req req;
     struct ipc_status_rep rep = {0};
     struct rm_card_status st;
-    uint64_t card;
-    uint32_t rc = SCARD_E_INVALID_HANDLE;
+    uint32_t rc;
     size_t name_len = 0;
     (void)var;
     (void)var_len;
 
     memcpy(&req, fixed, sizeof req);
-    memset(&st, 0, sizeof st);
-    if (card_of(s, req.card, &card))
-        rc = rm_status(s->srv->rm, card, &st);
+    rc = srv_core_status(s, req.card, &st);
     if (rc == SCARD_S_SUCCESS || rc == SCARD_W_REMOVED_CARD || rc == SCARD_W_RESET_CARD) {
         name_len = strnlen(st.reader, sizeof st.reader - 1);
         rep.state = st.state;
@@ -350,23 +310,18 @@ static void cmd_TRANSMIT(struct session *s, const struct ipc_hdr *h, const uint8
 {
     struct ipc_transmit_req req;
     struct ipc_transmit_rep rep = {0};
-    size_t off = HDR + sizeof rep, resp_len = IPC_DATA_MAX;
+    size_t off = HDR + sizeof rep, resp_len;
     uint8_t *b = srv_reply_buf(s, off + IPC_DATA_MAX);
-    uint64_t card;
-    uint32_t rc = SCARD_E_INVALID_HANDLE;
+    uint32_t rc;
 
     memcpy(&req, fixed, sizeof req);
     if (!b) {
         srv_reply(s, h, SCARD_E_NO_MEMORY, &rep, sizeof rep, NULL, 0);
         return;
     }
-    if (card_of(s, req.card, &card))
-        rc = rm_transmit(s->srv->rm, card, req.protocol, var, var_len, b + off, &resp_len,
-                         &rep.protocol);
-    if (rc == SCARD_S_SUCCESS && resp_len > req.recv_max)
-        rc = SCARD_E_INSUFFICIENT_BUFFER; /* the card answered; the client's buffer is short */
-    if (rc == SCARD_S_SUCCESS || rc == SCARD_E_INSUFFICIENT_BUFFER)
-        rep.recv_len = (uint32_t)resp_len;
+    rc = srv_core_transmit(s, req.card, req.protocol, var, var_len, b + off, IPC_DATA_MAX,
+                           req.recv_max, &resp_len, &rep.protocol);
+    rep.recv_len = (uint32_t)resp_len;
     memcpy(b + HDR, &rep, sizeof rep);
     reply_in_place(s, h, rc, rc == SCARD_S_SUCCESS ? off + resp_len : off);
 }
@@ -376,10 +331,9 @@ static void cmd_CONTROL(struct session *s, const struct ipc_hdr *h, const uint8_
 {
     struct ipc_control_req req;
     struct ipc_data_rep rep = {0};
-    size_t off = HDR + sizeof rep, out_len = 0;
+    size_t off = HDR + sizeof rep, out_len;
     uint8_t *b;
-    uint64_t card;
-    uint32_t rc = SCARD_E_INVALID_HANDLE;
+    uint32_t rc;
 
     memcpy(&req, fixed, sizeof req);
     b = srv_reply_buf(s, off + req.recv_max);
@@ -387,12 +341,8 @@ static void cmd_CONTROL(struct session *s, const struct ipc_hdr *h, const uint8_
         srv_reply(s, h, SCARD_E_NO_MEMORY, &rep, sizeof rep, NULL, 0);
         return;
     }
-    if (card_of(s, req.card, &card))
-        rc = rm_control(s->srv->rm, card, req.code, var, var_len, b + off, req.recv_max, &out_len);
-    if (rc == SCARD_S_SUCCESS && out_len > req.recv_max)
-        rc = SCARD_F_INTERNAL_ERROR;
-    if (rc == SCARD_S_SUCCESS || rc == SCARD_E_INSUFFICIENT_BUFFER)
-        rep.len = (uint32_t)out_len;
+    rc = srv_core_control(s, req.card, req.code, var, var_len, b + off, req.recv_max, &out_len);
+    rep.len = (uint32_t)out_len;
     memcpy(b + HDR, &rep, sizeof rep);
     reply_in_place(s, h, rc, rc == SCARD_S_SUCCESS ? off + out_len : off);
 }
@@ -402,10 +352,9 @@ static void cmd_GET_ATTRIB(struct session *s, const struct ipc_hdr *h, const uin
 {
     struct ipc_getattr_req req;
     struct ipc_data_rep rep = {0};
-    size_t off = HDR + sizeof rep, out_len = 0;
+    size_t off = HDR + sizeof rep, out_len;
     uint8_t *b;
-    uint64_t card;
-    uint32_t rc = SCARD_E_INVALID_HANDLE;
+    uint32_t rc;
     (void)var;
     (void)var_len;
 
@@ -415,12 +364,8 @@ static void cmd_GET_ATTRIB(struct session *s, const struct ipc_hdr *h, const uin
         srv_reply(s, h, SCARD_E_NO_MEMORY, &rep, sizeof rep, NULL, 0);
         return;
     }
-    if (card_of(s, req.card, &card))
-        rc = rm_get_attrib(s->srv->rm, card, req.attr, b + off, req.recv_max, &out_len);
-    if (rc == SCARD_S_SUCCESS && out_len > req.recv_max)
-        rc = SCARD_F_INTERNAL_ERROR;
-    if (rc == SCARD_S_SUCCESS || rc == SCARD_E_INSUFFICIENT_BUFFER)
-        rep.len = (uint32_t)out_len;
+    rc = srv_core_get_attrib(s, req.card, req.attr, b + off, req.recv_max, &out_len);
+    rep.len = (uint32_t)out_len;
     memcpy(b + HDR, &rep, sizeof rep);
     reply_in_place(s, h, rc, rc == SCARD_S_SUCCESS ? off + out_len : off);
 }
@@ -430,13 +375,10 @@ static void cmd_SET_ATTRIB(struct session *s, const struct ipc_hdr *h, const uin
 {
     struct ipc_setattr_req req;
     struct ipc_none rep = {0};
-    uint64_t card;
-    uint32_t rc = SCARD_E_INVALID_HANDLE;
 
     memcpy(&req, fixed, sizeof req);
-    if (card_of(s, req.card, &card))
-        rc = rm_set_attrib(s->srv->rm, card, req.attr, var, var_len);
-    srv_reply(s, h, rc, &rep, sizeof rep, NULL, 0);
+    srv_reply(s, h, srv_core_set_attrib(s, req.card, req.attr, var, var_len), &rep, sizeof rep,
+              NULL, 0);
 }
 
 /* ---- Dispatch table ---------------------------------------------------------------------------

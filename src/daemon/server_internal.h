@@ -1,5 +1,6 @@
 /*
- * Internals of scrmd's socket server (server.c, server_session.c, server_cmds.c, server_pool.c).
+ * Internals of scrmd's socket server (server.c, server_session.c, server_core.c, server_cmds.c,
+ * server_pool.c).
  *
  * Threads
  *   - The loop thread (the caller of scrm_server_run) owns the epoll set: it accepts clients,
@@ -155,6 +156,34 @@ void session_end_wait(struct session *s, uint32_t rc);
  * once. 0, or -1 if out of memory (entries not taken). Loop thread. */
 int session_start_wait(struct session *s, const struct ipc_hdr *h, const struct ipc_gsc_req *req,
                        struct ipc_gsc_entry *entries);
+
+/* server_core.c: the commands on the rm for one session, whatever protocol carried them. Card
+ * handles are the session's own random wire handles (below handle_max when it is not 0). Every
+ * function returns a PC/SC result code; run by the thread executing the session's request. */
+struct rm_card_status;
+bool srv_core_has_card(struct session *s, uint64_t handle);
+uint32_t srv_core_connect(struct session *s, const char *reader, uint32_t share, uint32_t protocols,
+                          uint64_t handle_max, uint64_t *handle, uint32_t *protocol);
+uint32_t srv_core_reconnect(struct session *s, uint64_t handle, uint32_t share, uint32_t protocols,
+                            uint32_t init, uint32_t *protocol);
+uint32_t srv_core_disconnect(struct session *s, uint64_t handle, uint32_t disposition);
+uint32_t srv_core_begin_transaction(struct session *s, uint64_t handle);
+uint32_t srv_core_end_transaction(struct session *s, uint64_t handle, uint32_t disposition);
+/* Fills *st also with SCARD_W_REMOVED_CARD / SCARD_W_RESET_CARD (see rm_status). */
+uint32_t srv_core_status(struct session *s, uint64_t handle, struct rm_card_status *st);
+/* resp has resp_cap bytes; a response longer than recv_max (the client's buffer) is
+ * SCARD_E_INSUFFICIENT_BUFFER with *resp_len the length needed. *resp_len is 0 on other errors. */
+uint32_t srv_core_transmit(struct session *s, uint64_t handle, uint32_t send_protocol,
+                           const uint8_t *apdu, size_t apdu_len, uint8_t *resp, size_t resp_cap,
+                           size_t recv_max, size_t *resp_len, uint32_t *recv_protocol);
+/* *out_len: the data length on success, the length needed with SCARD_E_INSUFFICIENT_BUFFER,
+ * else 0. */
+uint32_t srv_core_control(struct session *s, uint64_t handle, uint32_t code, const void *in,
+                          size_t in_len, void *out, size_t out_cap, size_t *out_len);
+uint32_t srv_core_get_attrib(struct session *s, uint64_t handle, uint32_t attr, void *out,
+                             size_t out_cap, size_t *out_len);
+uint32_t srv_core_set_attrib(struct session *s, uint64_t handle, uint32_t attr, const void *in,
+                             size_t len);
 
 /* server_cmds.c: one handler per command, generated dispatch. */
 enum srv_run { SRV_LOOP, SRV_POOL };

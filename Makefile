@@ -33,8 +33,8 @@ fuzz:
 	@scripts/install-deps.sh check
 	@[ -f build/fuzz/build.ninja ] || CC=clang meson setup build/fuzz -Dbuildtype=debug \
 		-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
-	ninja -C build/fuzz tests/fuzz/fuzz_atr tests/fuzz/fuzz_t0 tests/fuzz/fuzz_t1
-	@for t in atr t0 t1; do \
+	ninja -C build/fuzz tests/fuzz/fuzz_atr tests/fuzz/fuzz_t0 tests/fuzz/fuzz_t1 tests/fuzz/fuzz_readerconf
+	@for t in atr t0 t1 readerconf; do \
 		mkdir -p build/fuzz/corpus-$$t; \
 		echo "== fuzz_$$t ($(FUZZ_TIME) s)"; \
 		build/fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \

@@ -260,9 +260,12 @@ uint32_t rm_reader_start(struct rm *rm, const char *device)
     }
     struct rm_dev *d = find_dev_locked(rm, device);
     if (d) {
-        while (d->st == RM_DEV_STARTING)
+        /* d may be freed while we wait (the device left): look it up again after each wake-up */
+        while (d && d->st == RM_DEV_STARTING) {
             pthread_cond_wait(&rm->dev_cond, &rm->lock);
-        uint32_t rc = d->result;
+            d = find_dev_locked(rm, device);
+        }
+        uint32_t rc = d ? d->result : SCARD_E_READER_UNAVAILABLE;
         pthread_mutex_unlock(&rm->lock);
         return rc;
     }

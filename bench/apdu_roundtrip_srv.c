@@ -14,6 +14,7 @@
 
 #include "apdu_roundtrip.h"
 #include "daemon/server.h"
+#include "drivers/registry.h"
 #include "rm/rm.h"
 #include "smc/smc.h"
 
@@ -36,7 +37,7 @@ int bench_daemon_main(unsigned readers, unsigned empty, const char *sock)
     cfg.listen_fd = -1;
     rm_config_init(&rc);
     ctx = smc_ctx_new();
-    rm = ctx ? rm_new(&rc, ctx) : NULL;
+    rm = ctx && scrm_drivers_register(ctx) == STATUS_SUCCESS ? rm_new(&rc, ctx) : NULL;
     if (!rm)
         return 1;
     for (unsigned i = 0; i < readers + empty; i++) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/timeutil.h"
+#include "drivers/registry.h"
 #include "rm/rm.h"
 #include "smc/sim.h"
 #include "smc/smc.h"
@@ -97,7 +98,7 @@ static int run(const struct scenario *s, size_t n)
     rm_config_init(&cfg);
     cfg.power_on_insert = s->power_on_insert;
     struct smc_ctx *ctx = smc_ctx_new();
-    struct rm *rm = ctx ? rm_new(&cfg, ctx) : NULL;
+    struct rm *rm = ctx && scrm_drivers_register(ctx) == STATUS_SUCCESS ? rm_new(&cfg, ctx) : NULL;
     struct probe p = {.calls = 0};
     pthread_mutex_init(&p.lock, NULL);
     scrm_cond_init_monotonic(&p.cond);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/timeutil.h"
+#include "drivers/registry.h"
 #include "smc/sim.h"
 #include "smc/smc.h"
 
@@ -105,6 +106,8 @@ int main(int argc, char **argv)
     if (iters <= 0)
         iters = 200000;
     struct smc_ctx *ctx = smc_ctx_new();
+    if (!ctx || scrm_drivers_register(ctx) != STATUS_SUCCESS)
+        return 1;
     struct smc_handle *t0 = open_reader(ctx, "sim:0", "sim:0", "t0", SCARD_PROTOCOL_T0);
     struct smc_handle *t1 = open_reader(ctx, "sim:1", "sim:1", "t1", SCARD_PROTOCOL_T1);
     if (!t0 || !t1)

@@ -1,8 +1,9 @@
 /*
- * The contactless (NFC) reader driver ("nfc"), built into libsmc. It implements the smart-card
- * IOCTL contract of an NFC reader (spec §7, §5.5) on top of a contactless front end; the front end
- * compiled in today is a simulated RF field in which simulated tags enter and leave at run time.
- * docs/nfc.md describes the behaviour in full.
+ * The contactless (NFC) reader driver ("nfc", src/drivers/nfc; its only front end is simulated, so
+ * -Dsimulators=false leaves it out). It implements the smart-card IOCTL contract of an NFC reader
+ * (spec §7, §5.5) on top of a contactless front end; the front end compiled in today is a simulated
+ * RF field in which simulated tags enter and leave at run time. docs/nfc.md describes the behaviour
+ * in full.
  *
  * Device string:  nfc:<address>[:option=value,...]
  *   vendor=<s>     SCARD_ATTR_VENDOR_NAME      (default "SCRM")

@@ -1,6 +1,7 @@
 /*
- * The simulated reader driver ("sim"), built into libsmc: the default reader of scrm, used by every
- * test and by `make demo`. It holds byte-level simulated cards that speak T=0 and T=1.
+ * The simulated reader driver ("sim", src/drivers/sim; left out by -Dsimulators=false): the
+ * default reader of scrm, used by every test and by `make demo`. It holds byte-level simulated
+ * cards that speak T=0 and T=1.
  *
  * Device string:  sim:<address>[:option=value,...]
  *   vendor=<s>        SCARD_ATTR_VENDOR_NAME        (default "SimVendor")

@@ -32,7 +32,8 @@ struct smc_driver_ops;
 /* ---- Context, drivers, devices ----------------------------------------------------------------
  */
 
-/* A new context with the built-in drivers registered (sim, and the others compiled in). */
+/* A new context without any driver: register the drivers with smc_register_driver() (scrm's
+ * programs register every driver of the build through src/drivers/registry.h). */
 SMC_API struct smc_ctx *smc_ctx_new(void);
 /* Close every device (pending requests complete CANCELLED) and free the context. */
 SMC_API void smc_ctx_free(struct smc_ctx *ctx);

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "daemon/config.h"
 #include "daemon/server.h"
+#include "drivers/registry.h"
 #include "rm/rm.h"
 #include "smc/smc.h"
 
@@ -237,7 +238,7 @@ static int serve(struct scrmd_config *cfg, const struct run_opts *ro, int sfd)
     rc.defect_threshold = cfg->defect_threshold;
     rc.power_on_insert = cfg->power_on_insert;
     struct smc_ctx *ctx = smc_ctx_new();
-    struct rm *rm = ctx ? rm_new(&rc, ctx) : NULL;
+    struct rm *rm = ctx && scrm_drivers_register(ctx) == STATUS_SUCCESS ? rm_new(&rc, ctx) : NULL;
     int status = 1;
     if (!rm) {
         log_error(core, "cannot start the resource manager");

@@ -3,6 +3,7 @@
  * ("sim:0:vendor=ACME"), discovery, removal, open/close with cleanup, cancellation, and the
  * synchronous IOCTL built on the asynchronous path.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,6 @@ struct smc_ctx *smc_ctx_new(void)
     if (!ctx)
         return NULL;
     pthread_mutex_init(&ctx->lock, NULL);
-    smc__register_builtin_drivers(ctx);
     return ctx;
 }
 
@@ -97,6 +97,21 @@ static const struct smc_driver_ops *find_driver(struct smc_ctx *ctx, const char 
     return ops;
 }
 
+/* The names of the registered drivers, ", "-separated, into buf (truncated to fit). */
+static void driver_names(struct smc_ctx *ctx, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    pthread_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->n_drivers && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", ctx->drivers[i]->name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
 /* Look up a device by name; ctx->lock held. */
 static struct smc_reader *find_device_locked(struct smc_ctx *ctx, const char *name)
 {
@@ -156,7 +171,10 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
     }
     const struct smc_driver_ops *ops = find_driver(ctx, device, drv_len);
     if (!ops) {
-        log_error(smc, "device '%s': no driver '%.*s'", device, (int)drv_len, device);
+        char names[256];
+        driver_names(ctx, names, sizeof(names));
+        log_error(smc, "device '%s': no driver '%.*s' (drivers: %s)", device, (int)drv_len, device,
+                  names[0] ? names : "none");
         return STATUS_NO_SUCH_DEVICE;
     }
     struct smc_reader *r = reader_new(ctx, ops, device, drv_len + 1 + addr_len);

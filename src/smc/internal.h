@@ -143,9 +143,6 @@ smc_status smc__power(struct smc_reader *r, struct smc_io *io);
 /* Power command `cmd` through the driver plus ATR parsing; io->out receives the ATR if given. */
 smc_status smc__do_power(struct smc_reader *r, uint32_t cmd, struct smc_io *io);
 
-/* builtin drivers (src/drivers/builtin.c) */
-void smc__register_builtin_drivers(struct smc_ctx *ctx);
-
 /* Little-endian DWORD helpers for IOCTL buffers. */
 #define smc__get_u32 scrm_get_u32le
 #define smc__put_u32 scrm_put_u32le

@@ -18,6 +18,7 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "drivers/registry.h"
 #include "rm/rm.h"
 #include "smc/sim.h"
 #include "smc/smc.h"
@@ -207,7 +208,7 @@ int main(int argc, char **argv)
     rm_config_init(&cfg);
     cfg.power_down_ms = power_down;
     d.ctx = smc_ctx_new();
-    d.rm = d.ctx ? rm_new(&cfg, d.ctx) : NULL;
+    d.rm = d.ctx && scrm_drivers_register(d.ctx) == STATUS_SUCCESS ? rm_new(&cfg, d.ctx) : NULL;
     int rc = 1;
     if (d.rm) {
         rm_set_trace(d.rm, print_trace, NULL);

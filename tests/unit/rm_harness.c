@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/timeutil.h"
+#include "drivers/registry.h"
 #include "testutil.h"
 
 /* ---- tdrv: the test driver ---- */
@@ -262,6 +263,7 @@ struct rmt *rmt_new(const struct rm_config *cfg)
     scrm_cond_init_monotonic(&t->tr.cond);
     t->ctx = smc_ctx_new();
     assert_non_null(t->ctx);
+    assert_int_equal(scrm_drivers_register(t->ctx), STATUS_SUCCESS);
     assert_int_equal(smc_register_driver(t->ctx, &tdrv_ops), STATUS_SUCCESS);
     struct rm_config def;
     rmt_config(&def);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "drivers/registry.h"
 #include "drivers/nfc/nfc_reader.h"
 #include "smc/nfc.h"
 #include "smc/smc.h"
@@ -70,6 +71,7 @@ static struct fx *open_smc(const char *device, const char *name)
     f->via_smc = true;
     f->ctx = smc_ctx_new();
     assert_non_null(f->ctx);
+    assert_int_equal(scrm_drivers_register(f->ctx), STATUS_SUCCESS);
     assert_int_equal(smc_add_device(f->ctx, device), STATUS_SUCCESS);
     assert_int_equal(smc_open(f->ctx, name, &f->h), STATUS_SUCCESS);
     return f;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drivers/registry.h"
 #include "smc/sim.h"
 #include "smc/smc.h"
 
@@ -22,6 +23,7 @@ static struct fixture *open_dev(const char *device)
     struct fixture *f = calloc(1, sizeof(*f));
     f->ctx = smc_ctx_new();
     assert_non_null(f->ctx);
+    assert_int_equal(scrm_drivers_register(f->ctx), STATUS_SUCCESS);
     assert_int_equal(smc_add_device(f->ctx, device), STATUS_SUCCESS);
     char name[64];
     size_t n = strcspn(device, ":");

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "common/timeutil.h"
+#include "drivers/registry.h"
 #include "smc/sim.h"
 #include "smc/smc.h"
 
@@ -70,6 +71,8 @@ static void test_tracking_stress(void **state)
 {
     (void)state;
     struct smc_ctx *ctx = smc_ctx_new();
+    assert_non_null(ctx);
+    assert_int_equal(scrm_drivers_register(ctx), STATUS_SUCCESS);
     assert_int_equal(smc_add_device(ctx, "sim:0"), STATUS_SUCCESS);
     struct shared s = {.completions = 0};
     pthread_mutex_init(&s.m, NULL);

@@ -18,7 +18,7 @@
 #include "common/bytes.h"
 #include "common/log.h"
 #include "common/opts.h"
-#include "simcard.h"
+#include "drivers/sim/simcard.h"
 #include "smc/driver.h"
 #include "smc/sim.h"
 

@@ -34,6 +34,7 @@ int bench_daemon_main(unsigned readers, unsigned empty, const char *sock)
     cfg.socket_path = (char *)sock;
     cfg.socket_mode = 0600;
     cfg.socket_gid = (gid_t)-1;
+    cfg.admin_gid = (gid_t)-1;
     cfg.listen_fd = -1;
     rm_config_init(&rc);
     ctx = smc_ctx_new();

@@ -115,6 +115,12 @@ struct smc_driver_ops {
     /* Optional: a handle on the device was closed (after its pending requests were cancelled);
      * runs under the op lock. Not called when the device itself is being removed. */
     void (*handle_closed)(struct smc_reader *r);
+    /* Optional: true for a vendor IOCTL code that changes the device for every user rather than
+     * for the caller's own session (a simulator's card insertion, removal and faults, an NFC
+     * simulator's tag entry and radio switch). scrmd lets only privileged clients (root, its own
+     * user, the admin_group of scrmd.conf) send such a code through SCardControl. Must not block
+     * and must not depend on the reader's state; may be called from any thread. */
+    bool (*ioctl_privileged)(uint32_t code);
 };
 
 /* ---- Reader object accessors for drivers ---------------------------------------------------- */

@@ -86,6 +86,10 @@ SMC_API void smc_close(struct smc_handle *h);
 /* The device name a handle is open on. */
 SMC_API const char *smc_handle_device(const struct smc_handle *h);
 
+/* Does the driver of this handle's device declare `code` privileged (ioctl_privileged in
+ * smc/driver.h)? false when the driver declares nothing. */
+SMC_API bool smc_ioctl_privileged(const struct smc_handle *h, uint32_t code);
+
 /*
  * Synchronous IOCTL. `out` and `in` may be the same memory (METHOD_BUFFERED). *returned gets the
  * number of bytes written to out (for STATUS_BUFFER_TOO_SMALL on GET_ATTRIBUTE: the size needed).

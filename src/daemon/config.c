@@ -32,6 +32,7 @@ int scrmd_config_defaults(struct scrmd_config *cfg)
     cfg->power_on_insert = true;
     cfg->socket_mode = 0666;
     cfg->socket_gid = (gid_t)-1;
+    cfg->admin_gid = (gid_t)-1;
     cfg->listen_fd = -1;
     cfg->socket_path = strdup(SCRMD_DEFAULT_SOCKET);
     return cfg->socket_path ? 0 : -1;
@@ -45,6 +46,7 @@ void scrmd_config_free(struct scrmd_config *cfg)
     free(cfg->log_spec);
     free(cfg->socket_path);
     free(cfg->socket_group);
+    free(cfg->admin_group);
     free(cfg->config_file);
     memset(cfg, 0, sizeof(*cfg));
     cfg->listen_fd = -1;
@@ -161,6 +163,22 @@ static int set_flag(struct scrmd_config *cfg, const char *key, const char *v, bo
     return field && !parse_bool(v, field) ? -1 : 0;
 }
 
+/* A group key: a name or number, "" for none. */
+static int set_group(char **name, gid_t *gid, const char *v)
+{
+    gid_t g;
+    if (!*v) {
+        free(*name);
+        *name = NULL;
+        *gid = (gid_t)-1;
+        return 0;
+    }
+    if (!parse_group(v, &g) || replace_string(name, v) < 0)
+        return -1;
+    *gid = g;
+    return 0;
+}
+
 /* String keys. */
 static int set_text(struct scrmd_config *cfg, const char *key, const char *v, bool *known)
 {
@@ -173,17 +191,10 @@ static int set_text(struct scrmd_config *cfg, const char *key, const char *v, bo
         return *v == '/' ? replace_string(&cfg->socket_path, v) : -1;
     if (strcmp(key, "socket_mode") == 0)
         return parse_mode(v, &cfg->socket_mode) ? 0 : -1;
-    if (strcmp(key, "socket_group") == 0) {
-        if (!*v) {
-            free(cfg->socket_group);
-            cfg->socket_group = NULL;
-            cfg->socket_gid = (gid_t)-1;
-            return 0;
-        }
-        if (!parse_group(v, &cfg->socket_gid))
-            return -1;
-        return replace_string(&cfg->socket_group, v);
-    }
+    if (strcmp(key, "socket_group") == 0)
+        return set_group(&cfg->socket_group, &cfg->socket_gid, v);
+    if (strcmp(key, "admin_group") == 0)
+        return set_group(&cfg->admin_group, &cfg->admin_gid, v);
     *known = false;
     return 0;
 }

@@ -36,9 +36,13 @@ struct scrmd_config {
     uint32_t socket_mode; /* permissions of the socket file (default 0666) */
     char *socket_group;   /* group allowed to connect (NULL = anyone the mode allows) */
     gid_t socket_gid;     /* resolved socket_group; (gid_t)-1 when none */
-    int listen_fd;        /* inherited listening socket (socket activation), -1 if none */
-    bool foreground;      /* -f: stay in the foreground, log to stderr */
-    char *config_file;    /* file that was read, NULL if none */
+    /* Group whose members may use privileged commands (the simulators' insert / remove / fault /
+     * radio controls, ...) besides root and the daemon's own user; NULL = none. */
+    char *admin_group;
+    gid_t admin_gid;   /* resolved admin_group; (gid_t)-1 when none */
+    int listen_fd;     /* inherited listening socket (socket activation), -1 if none */
+    bool foreground;   /* -f: stay in the foreground, log to stderr */
+    char *config_file; /* file that was read, NULL if none */
 };
 
 /* Defaults (no file read). Returns 0, or -1 if out of memory. */
@@ -47,9 +51,9 @@ int scrmd_config_defaults(struct scrmd_config *cfg);
 /*
  * Read a configuration file into cfg. Lines: "key = value", '#' comments, blank lines. Keys:
  * reader (repeatable), discover, power_down_ms, workers, defect_threshold, power_on_insert,
- * trace_ioctl, max_clients, max_cards_per_client, log, socket, socket_mode
- * (octal), socket_group. Unknown keys and bad values are errors naming file and line. Returns 0 or
- * -1 (message in err).
+ * trace_ioctl, max_clients, max_cards_per_client, log, socket, socket_mode (octal), socket_group,
+ * admin_group. Unknown keys and bad values are errors naming file and line. Returns 0 or -1
+ * (message in err).
  */
 int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, size_t err_len);
 

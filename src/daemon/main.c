@@ -34,7 +34,7 @@
 #define SCRM_VERSION "unknown"
 #endif
 
-enum { OPT_TRACE = 256, OPT_POWER_DOWN, OPT_NO_DISCOVER, OPT_NO_SOCKET };
+enum { OPT_TRACE = 256, OPT_POWER_DOWN, OPT_NO_DISCOVER, OPT_NO_SOCKET, OPT_ADMIN_GROUP };
 
 static const struct option long_opts[] = {
     {"foreground", no_argument, NULL, 'f'},
@@ -46,6 +46,7 @@ static const struct option long_opts[] = {
     {"power-down-ms", required_argument, NULL, OPT_POWER_DOWN},
     {"no-discover", no_argument, NULL, OPT_NO_DISCOVER},
     {"no-socket", no_argument, NULL, OPT_NO_SOCKET},
+    {"admin-group", required_argument, NULL, OPT_ADMIN_GROUP},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -64,6 +65,8 @@ static void usage(FILE *out)
             "      --no-discover       do not ask the drivers to enumerate their devices\n"
             "  -s, --socket PATH       socket path (default $SCRM_SOCKET, else %s)\n"
             "      --no-socket         run the resource manager without serving clients\n"
+            "      --admin-group GROUP members may use privileged commands (simulator\n"
+            "                          controls); root and scrmd's own user always may\n"
             "      --trace-ioctl       log every IOCTL the resource manager sends\n"
             "      --power-down-ms N   power-down timeout in milliseconds (default 5000)\n"
             "  -l, --log SPEC          log levels, e.g. rm:debug,ipc:info (default $SCRM_LOG)\n"
@@ -114,6 +117,7 @@ static int apply_option(struct scrmd_config *cfg, struct run_opts *ro, int c, co
     case OPT_POWER_DOWN: rc = scrmd_config_set(cfg, "power_down_ms", arg, err, sizeof(err)); break;
     case OPT_NO_DISCOVER: cfg->discover = false; break;
     case OPT_NO_SOCKET: ro->no_socket = true; break;
+    case OPT_ADMIN_GROUP: rc = scrmd_config_set(cfg, "admin_group", arg, err, sizeof(err)); break;
     default: usage(stderr); return -1;
     }
     if (rc < 0)

@@ -4,10 +4,11 @@
  *
  * The epoll set holds the listening socket, stop_fd (from main), wake_fd (an eventfd the watch
  * callbacks write) and every client socket; every entry is level-triggered. Each client's peer
- * credentials (SO_PEERCRED) are recorded at accept and name it in the log. Access control is the
- * socket file's mode and group; when a group is configured, a peer that is neither root nor in
- * that group (primary or supplementary, read from /proc) is refused as well, in case the socket
- * was passed on by other means.
+ * credentials (SO_PEERCRED, SO_PEERGROUPS; server_auth.c) are recorded at accept and name it in
+ * the log. Access control is the socket file's mode and group; when a group is configured, a peer
+ * that is neither root nor in that group (primary or supplementary, as recorded at connect) is
+ * refused as well, in case the socket was passed on by other means. Privileged commands ask
+ * srv_client_privileged() (server_auth.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -114,47 +115,15 @@ static int open_listener(const struct scrmd_config *cfg, bool *created)
 /* ---- Accepting --------------------------------------------------------------------------------
  */
 
-/* Is gid among the supplementary groups of pid? -1 if /proc cannot tell. */
-static int proc_in_group(pid_t pid, gid_t gid)
-{
-    char path[64], line[512];
-    FILE *f;
-    int found = -1;
-
-    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
-    f = fopen(path, "re");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f)) {
-        char *p = line + 7, *end;
-        if (strncmp(line, "Groups:", 7) != 0)
-            continue;
-        found = 0;
-        for (;;) {
-            unsigned long g = strtoul(p, &end, 10);
-            if (end == p)
-                break;
-            if ((gid_t)g == gid)
-                found = 1;
-            p = end;
-        }
-        break;
-    }
-    fclose(f);
-    return found;
-}
-
+/* The socket group (socket_group) admits root and its members; see server_auth.c for why the
+ * groups recorded at connect are used rather than /proc. */
 static bool peer_allowed(const struct srv *srv, const struct session *s)
 {
-    if (srv->group == (gid_t)-1 || s->uid == 0 || s->gid == srv->group)
-        return true;
-    return proc_in_group(s->pid, srv->group) != 0; /* unknown: the file mode decided already */
+    return srv->group == (gid_t)-1 || s->uid == 0 || srv_client_in_group(s, srv->group);
 }
 
 static void accept_one(struct srv *srv, int fd)
 {
-    struct ucred cred = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
-    socklen_t len = sizeof cred;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
     struct session *s;
 
@@ -165,12 +134,7 @@ static void accept_one(struct srv *srv, int fd)
         close(fd);
         return;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-        log_warn(ipc, "client %llu: no peer credentials: %s", (unsigned long long)s->id,
-                 strerror(errno));
-    s->pid = cred.pid;
-    s->uid = cred.uid;
-    s->gid = cred.gid;
+    srv_peer_record(s, fd);
     if (!peer_allowed(srv, s)) {
         log_warn(ipc, "client %llu (pid %ld, uid %ld): not in the allowed group; refused",
                  (unsigned long long)s->id, (long)s->pid, (long)s->uid);
@@ -313,6 +277,8 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     srv->rm = rm;
     srv->stop_fd = stop_fd;
     srv->group = cfg->socket_gid;
+    srv->admin_gid = cfg->admin_gid;
+    srv->uid = geteuid();
     srv->pid = getpid();
     srv->listen_fd = srv->epfd = srv->wake_fd = -1;
     pthread_mutex_init(&srv->ready_lock, NULL);

@@ -131,6 +131,12 @@ uint32_t srv_core_control(struct session *s, uint64_t handle, uint32_t code, con
     *out_len = 0;
     if (!card_of(s, handle, &card))
         return SCARD_E_INVALID_HANDLE;
+    /* A simulator's insert / remove / fault / radio controls act for everyone (server_auth.c). */
+    if (rm_control_privileged(s->srv->rm, card, code)) {
+        rc = srv_require_privileged(s, "a privileged control code (simulator)");
+        if (rc != SCARD_S_SUCCESS)
+            return rc;
+    }
     rc = rm_control(s->srv->rm, card, code, in, in_len, out, out_cap, out_len);
     if (rc == SCARD_S_SUCCESS && *out_len > out_cap)
         rc = SCARD_F_INTERNAL_ERROR;

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/scard_codes.h"
 #include "ipc/idmap.h"
 #include "ipc/ipc.h"
 
@@ -87,9 +88,11 @@ struct session {
     struct srv *srv;
     uint64_t id; /* client id; also the owner id given to the rm */
     int fd;
-    pid_t pid;
+    pid_t pid; /* peer credentials at connect (server_auth.c) */
     uid_t uid;
     gid_t gid;
+    gid_t *groups; /* supplementary groups at connect, n_groups entries */
+    size_t n_groups;
     atomic_uint refs;
 
     pthread_mutex_t lock; /* busy, closing, output, epoll interest */
@@ -122,6 +125,8 @@ struct srv {
     int epfd, listen_fd, stop_fd, wake_fd;
     const char *socket_path; /* file to remove at the end, NULL if inherited */
     gid_t group;             /* allowed group, (gid_t)-1 for any */
+    gid_t admin_gid;         /* admin_group, (gid_t)-1 for none (root and uid only) */
+    uid_t uid;               /* the daemon's own user: privileged as well */
     pid_t pid;
     uint64_t next_id;
     unsigned n_sessions;
@@ -132,6 +137,25 @@ struct srv {
     struct session *ready; /* sessions whose watched readers changed */
     struct srv_pool pool;
 };
+
+/* ---- Authorization (server_auth.c) ------------------------------------------------------------
+ */
+
+/* The status a privileged command returns to a client that is not: "Access denied by the
+ * security policy" (documented in scrmd(8) and docs/pcsc.md). */
+#define SRV_E_NOT_PRIVILEGED SCARD_W_SECURITY_VIOLATION
+
+/* Record the peer's credentials (SO_PEERCRED, SO_PEERGROUPS) at accept. */
+void srv_peer_record(struct session *s, int fd);
+/* Free what srv_peer_record allocated. */
+void srv_peer_forget(struct session *s);
+/* Is gid the client's primary group or one of its supplementary groups at connect time? */
+bool srv_client_in_group(const struct session *s, gid_t gid);
+/* Root, the daemon's own user, or a member of admin_group. */
+bool srv_client_privileged(const struct session *s);
+/* SCARD_S_SUCCESS for a privileged client; otherwise log the refusal of `what` and return
+ * SRV_E_NOT_PRIVILEGED. */
+uint32_t srv_require_privileged(const struct session *s, const char *what);
 
 /* server.c: a session closed; resume accepting if descriptors ran out before. */
 void srv_session_gone(struct srv *srv);

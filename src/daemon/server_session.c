@@ -57,6 +57,7 @@ void session_unref(struct session *s)
     free(s->out);
     free(s->job_msg);
     free(s->reply);
+    srv_peer_forget(s);
     free(s);
 }
 

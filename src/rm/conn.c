@@ -635,6 +635,17 @@ static uint32_t control_code(uint32_t code)
     return 0;
 }
 
+bool rm_control_privileged(struct rm *rm, uint64_t card, uint32_t code)
+{
+    uint32_t ioctl = control_code(code);
+    struct rm_conn *c = ioctl ? conn_get(rm, card) : NULL;
+    if (!c)
+        return false;
+    bool privileged = smc_ioctl_privileged(c->r->h, ioctl);
+    conn_put(c);
+    return privileged;
+}
+
 uint32_t rm_control(struct rm *rm, uint64_t card, uint32_t code, const void *in, size_t in_len,
                     void *out, size_t out_cap, size_t *out_len)
 {

@@ -256,6 +256,12 @@ uint32_t rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol, const
 uint32_t rm_control(struct rm *rm, uint64_t card, uint32_t code, const void *in, size_t in_len,
                     void *out, size_t out_cap, size_t *out_len);
 
+/* Is `code` (as rm_control takes it) a control that the driver of this handle's reader declares
+ * privileged (smc_ioctl_privileged: a simulator's insert / remove / faults, an NFC simulator's tag
+ * and radio controls)? The server sends such a code only for privileged clients. false for an
+ * unknown handle or a code rm_control would not pass on. */
+bool rm_control_privileged(struct rm *rm, uint64_t card, uint32_t code);
+
 /* GET_ATTRIBUTE / SET_ATTRIBUTE. The rm answers SCARD_ATTR_DEVICE_FRIENDLY_NAME_A / _W and
  * DEVICE_SYSTEM_NAME_A / _W itself (the reader name, NUL-terminated; _W as UTF-16LE). Unsupported
  * attribute: SCARD_E_UNSUPPORTED_FEATURE. Too small a buffer: SCARD_E_INSUFFICIENT_BUFFER with

@@ -405,6 +405,11 @@ const char *smc_handle_device(const struct smc_handle *h)
     return h->r->device;
 }
 
+bool smc_ioctl_privileged(const struct smc_handle *h, uint32_t code)
+{
+    return h->r->ops->ioctl_privileged && h->r->ops->ioctl_privileged(code);
+}
+
 bool smc_cancel(struct smc_handle *h, uint64_t req_id)
 {
     struct smc_reader *r = h->r;

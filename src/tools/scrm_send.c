@@ -156,6 +156,12 @@ static int direct_control(const char *arg, DWORD code, const void *in, DWORD len
         SCardDisconnect(card, SCARD_LEAVE_CARD);
     }
     SCardReleaseContext(ctx);
+    if (rc == SCARD_W_SECURITY_VIOLATION) {
+        scrm_fail(what, rc);
+        fprintf(stderr, "scrm: driving a simulator needs root, scrmd's own user or a member of "
+                        "scrmd's admin_group (see scrmd(8))\n");
+        return SCRM_EXIT_FAIL;
+    }
     return rc == SCARD_S_SUCCESS ? SCRM_EXIT_OK : scrm_fail(what, rc);
 }
 

@@ -42,6 +42,8 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.socket_path, SCRMD_DEFAULT_SOCKET);
     assert_int_equal(cfg.socket_mode, 0666);
     assert_int_equal(cfg.socket_gid, (gid_t)-1);
+    assert_int_equal(cfg.admin_gid, (gid_t)-1);
+    assert_null(cfg.admin_group);
     assert_int_equal(cfg.listen_fd, -1);
     assert_int_equal(cfg.n_readers, 0);
     scrmd_config_free(&cfg);
@@ -159,6 +161,17 @@ static void test_set_single(void **state)
     assert_int_equal(scrmd_config_set(&cfg, "socket_group", "", err, sizeof(err)), 0);
     assert_int_equal(cfg.socket_gid, (gid_t)-1);
     assert_null(cfg.socket_group);
+    assert_int_equal(scrmd_config_set(&cfg, "admin_group", "4242", err, sizeof(err)), 0);
+    assert_int_equal(cfg.admin_gid, 4242);
+    assert_string_equal(cfg.admin_group, "4242");
+    assert_int_equal(scrmd_config_set(&cfg, "admin_group", "root", err, sizeof(err)), 0);
+    assert_int_equal(cfg.admin_gid, 0);
+    assert_int_equal(scrmd_config_set(&cfg, "admin_group", "no-such-group-scrm", err, sizeof(err)),
+                     -1);
+    assert_int_equal(cfg.admin_gid, 0); /* a bad value leaves the setting as it was */
+    assert_int_equal(scrmd_config_set(&cfg, "admin_group", "", err, sizeof(err)), 0);
+    assert_int_equal(cfg.admin_gid, (gid_t)-1);
+    assert_null(cfg.admin_group);
     scrmd_config_free(&cfg);
 }
 

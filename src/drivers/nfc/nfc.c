@@ -211,6 +211,14 @@ static smc_status nfc_unused_slot(struct smc_reader *r, struct smc_io *io)
     return STATUS_INVALID_DEVICE_REQUEST;
 }
 
+/* The radio switch, tag entry / exit and tag faults change the field for everyone: scrmd keeps
+ * them for privileged clients. NFC_IOCTL_INFO only reads. */
+static bool nfc_ioctl_privileged(uint32_t code)
+{
+    return code == NFC_IOCTL_RADIO || code == NFC_IOCTL_TAG_ENTER || code == NFC_IOCTL_TAG_LEAVE ||
+           code == NFC_IOCTL_TAG_FAULT;
+}
+
 const struct smc_driver_ops smc_nfc_driver = {
     .name = "nfc",
     .open = nfc_open,
@@ -223,4 +231,5 @@ const struct smc_driver_ops smc_nfc_driver = {
     .dispatch = nfc_dispatch,
     .split_tracking = true,
     .handle_closed = nfc_handle_closed,
+    .ioctl_privileged = nfc_ioctl_privileged,
 };

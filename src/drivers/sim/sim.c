@@ -268,6 +268,13 @@ static smc_status sim_vendor(struct smc_reader *r, struct smc_io *io)
     }
 }
 
+/* Insertion, removal and faults change the reader for everyone: scrmd keeps them for privileged
+ * clients. SIM_IOCTL_INFO only reads. */
+static bool sim_ioctl_privileged(uint32_t code)
+{
+    return code == SIM_IOCTL_INSERT || code == SIM_IOCTL_REMOVE || code == SIM_IOCTL_FAULT;
+}
+
 /* ---- lifetime ---- */
 
 static bool set_protocols(struct smc_reader_caps *c, const char *v)
@@ -407,4 +414,5 @@ const struct smc_driver_ops smc_sim_driver = {
     .swallow = sim_swallow,
     .confiscate = sim_confiscate,
     .ioctl_vendor = sim_vendor,
+    .ioctl_privileged = sim_ioctl_privileged,
 };

@@ -92,7 +92,7 @@ void srv_reader_state(struct srv *srv, const char *name, struct ipc_reader_state
     memcpy(st->atr, info.atr, st->atr_len);
 }
 
-/* ---- Loop-thread commands ---------------------------------------------------------------------
+/* ---- Commands ---------------------------------------------------------------------
  */
 
 typedef void (*srv_handler)(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed,
@@ -384,11 +384,12 @@ static void cmd_SET_ATTRIB(struct session *s, const struct ipc_hdr *h, const uin
 /* ---- Dispatch table ---------------------------------------------------------------------------
  */
 
-/* Where each command runs: the loop thread for what never blocks on a reader. */
+/* Where each command runs: the loop thread for what is quick and bounded by the message; the
+ * status-change commands on the pool, since a wait costs O(its entries). */
 #define SRV_RUN_HELLO             SRV_LOOP
 #define SRV_RUN_LIST_READERS      SRV_LOOP
-#define SRV_RUN_GET_STATUS_CHANGE SRV_LOOP
-#define SRV_RUN_STOP_WAIT         SRV_LOOP
+#define SRV_RUN_GET_STATUS_CHANGE SRV_POOL
+#define SRV_RUN_STOP_WAIT         SRV_POOL
 #define SRV_RUN_CONNECT           SRV_POOL
 #define SRV_RUN_RECONNECT         SRV_POOL
 #define SRV_RUN_DISCONNECT        SRV_POOL

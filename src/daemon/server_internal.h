@@ -4,14 +4,19 @@
  *
  * Threads
  *   - The loop thread (the caller of scrm_server_run) owns the epoll set: it accepts clients,
- *     reads and checks every message, answers the quick commands itself (HELLO, LIST_READERS,
- *     GET_STATUS_CHANGE, STOP_WAIT), keeps the status-change waits, and closes sessions.
- *   - Requests that may block on a reader (CONNECT ... SET_ATTRIB) run on the worker pool. The pool
+ *     reads and checks every message, answers the quick commands itself (HELLO, LIST_READERS),
+ *     and closes sessions. Nothing it does costs more than the message at hand or grows with
+ *     the number of other clients or of their waits.
+ *   - Everything else runs on the worker pool: requests that may block on a reader (CONNECT ...
+ *     SET_ATTRIB), and the status-change waits (GET_STATUS_CHANGE, STOP_WAIT): registering one,
+ *     comparing its readers when a watch fires, and ending it cost O(the client's entries) and
+ *     are done by a worker, so a client with thousands of entries never holds up the loop. The pool
  *     grows on demand (a new thread when a job arrives and no idle thread is free for it),
  * so a slow card or a long transaction wait on one reader does not hold up clients of other
  *     readers. The worker writes the reply to the socket itself.
  *   - Reader events arrive on rm threads through watch callbacks, which only queue the session on
- *     the ready list and poke an eventfd; the loop thread re-evaluates the wait.
+ *     the ready list and poke an eventfd; the loop thread hands the session to a worker that
+ *     compares the wait's readers again (one watch per distinct reader name and client).
  *
  * A session processes one request at a time. While a worker runs one (`busy`), the loop does not
  * read from that client (its epoll interest drops EPOLLIN), which also gives back-pressure against
@@ -78,7 +83,7 @@ struct srv_wait {
     bool pnp;
     uint32_t pnp_known;
     struct ipc_gsc_entry *entries;
-    uint64_t *watches; /* count (+1 with pnp) watch ids, 0 where none */
+    struct rm_watch **watches; /* one per distinct name (+1 with pnp) */
     size_t n_watches;
 };
 
@@ -96,7 +101,8 @@ struct session {
     atomic_uint refs;
 
     pthread_mutex_t lock; /* busy, closing, output, epoll interest */
-    bool busy;            /* a worker executes a request */
+    bool busy;            /* a worker has the session (a request, or a wait to evaluate) */
+    bool wait_dirty;      /* a watch fired while busy: evaluate the wait before letting go */
     bool closing;         /* session_close ran (loop thread) */
     uint8_t *out;         /* unsent reply bytes */
     size_t out_len, out_off;
@@ -104,6 +110,8 @@ struct session {
     /* Loop thread only. */
     struct ipc_rx rx;
     bool hello_done;
+    /* The pending status-change wait: set and cleared only by the worker that has the session
+     * (busy) or by its teardown; others read it only while the session is not busy. */
     struct srv_wait *wait;
     struct session *next, *prev; /* the server's list */
 
@@ -168,16 +176,20 @@ void session_unref(struct session *s);
 void session_event(struct session *s, uint32_t events);
 /* Close with a reason for the log (loop thread); idempotent. */
 void session_close(struct session *s, const char *why, bool violation);
-/* Re-evaluate the session's wait after a watch fired (loop thread). */
+/* A watch of the session's wait fired (loop thread): queue a pool job that compares its readers
+ * again, or, while a worker has the session, have that worker do it before letting go. */
 void session_wait_fired(struct session *s);
+/* Compare the wait's readers with what the client knows and answer if they differ (the worker
+ * that has the session). */
+void session_wait_eval(struct session *s);
 /* Queue a reply (any thread): sends what the socket takes, keeps the rest. */
 void session_send(struct session *s, const uint8_t *msg, size_t len);
 /* Recompute the epoll interest from the state; s->lock held. */
 void session_rearm(struct session *s);
-/* End the wait (if any) with an empty reply of status rc (loop thread). */
+/* End the wait (if any) with an empty reply of status rc (the worker that has the session). */
 void session_end_wait(struct session *s, uint32_t rc);
 /* Start a status-change wait on the decoded entries (which it takes over); it may answer at
- * once. 0, or -1 if out of memory (entries not taken). Loop thread. */
+ * once. 0, or -1 if out of memory (entries not taken). The worker that has the session. */
 int session_start_wait(struct session *s, const struct ipc_hdr *h, const struct ipc_gsc_req *req,
                        struct ipc_gsc_entry *entries);
 

@@ -142,10 +142,14 @@ out:
  */
 
 /* Pool job: tell the rm the owner is gone, then drop the session. */
+static void free_wait(struct session *s);
+
 static void gone_job(struct srv_job *job)
 {
     struct session *s = (struct session *)((char *)job - offsetof(struct session, gone));
-    int n = rm_owner_gone(s->srv->rm, s->id);
+    int n;
+    free_wait(s); /* O(the client's entries), off the loop thread */
+    n = rm_owner_gone(s->srv->rm, s->id);
     if (n > 0)
         log_debug(ipc, "client %llu: %d card handle(s) reset and closed", (unsigned long long)s->id,
                   n);
@@ -186,7 +190,6 @@ void session_close(struct session *s, const char *why, bool violation)
                  (unsigned long long)s->id, (long)s->pid, (long)s->uid, why);
     else
         log_info(ipc, "client %llu (pid %ld): %s", (unsigned long long)s->id, (long)s->pid, why);
-    free_wait(s);
     rm_cancel_waits(srv->rm, s->id); /* a worker blocked for this client returns now */
     if (s->prev)
         s->prev->next = s->next;
@@ -248,14 +251,14 @@ static bool wait_snapshot(struct session *s, struct ipc_reader_state *st, uint32
     return changed;
 }
 
-void session_wait_fired(struct session *s)
+void session_wait_eval(struct session *s)
 {
     struct ipc_reader_state *st;
     struct ipc_hdr req = {.cmd = IPC_CMD_GET_STATUS_CHANGE};
     struct ipc_gsc_rep rep;
     uint32_t pnp;
 
-    if (!s->wait || s->closing)
+    if (!s->wait)
         return;
     st = calloc(s->wait->count ? s->wait->count : 1, sizeof *st);
     if (!st) {
@@ -268,9 +271,6 @@ void session_wait_fired(struct session *s)
         rep.pnp_counter = pnp;
         srv_reply(s, &req, SCARD_S_SUCCESS, &rep, sizeof rep, st, rep.count * sizeof *st);
         free_wait(s);
-        pthread_mutex_lock(&s->lock);
-        session_rearm(s);
-        pthread_mutex_unlock(&s->lock);
     }
     free(st);
 }
@@ -286,14 +286,40 @@ void session_end_wait(struct session *s, uint32_t rc)
     srv_reply(s, &req, rc, &rep, sizeof rep, NULL, 0);
 }
 
-/* Start a wait for the request's readers (loop thread); may answer at once. */
+/* Index of the first entry named like entries[i] among those already in the set, or -1 after
+ * adding i: an open-addressing set of entry indices, sized by the caller (a power of two larger
+ * than the count). */
+static long name_seen(const struct ipc_gsc_entry *entries, uint32_t *set, size_t set_n, uint32_t i)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)entries[i].name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    for (size_t k = h & (set_n - 1);; k = (k + 1) & (set_n - 1)) {
+        if (set[k] == 0) {
+            set[k] = i + 1;
+            return -1;
+        }
+        if (strcmp(entries[set[k] - 1].name, entries[i].name) == 0)
+            return (long)(set[k] - 1);
+    }
+}
+
+/* Start a wait for the request's readers (loop thread); may answer at once. One watch per
+ * distinct name: the cost is that of the client's own entries, and a notification of a reader
+ * calls each waiting client once. */
 int session_start_wait(struct session *s, const struct ipc_hdr *h, const struct ipc_gsc_req *req,
                        struct ipc_gsc_entry *entries)
 {
     struct srv_wait *w = calloc(1, sizeof *w);
     size_t n = req->count + ((req->flags & IPC_GSC_PNP) ? 1u : 0u);
+    size_t set_n = 16;
+    uint32_t *set;
 
-    if (!w || !(w->watches = calloc(n ? n : 1, sizeof *w->watches))) {
+    while (set_n < 2 * (size_t)req->count)
+        set_n *= 2;
+    set = calloc(set_n, sizeof *set);
+    if (!set || !w || !(w->watches = calloc(n ? n : 1, sizeof(struct rm_watch *)))) {
+        free(set);
         free(w);
         return -1;
     }
@@ -304,16 +330,22 @@ int session_start_wait(struct session *s, const struct ipc_hdr *h, const struct 
     w->entries = entries;
     s->wait = w;
     /* Watch first, then compare: an event between the two cannot be missed. */
-    for (uint32_t i = 0; i < w->count; i++)
-        w->watches[w->n_watches++] = rm_watch(s->srv->rm, entries[i].name, watch_fired, s);
-    if (w->pnp)
+    for (uint32_t i = 0; i < w->count; i++) {
+        if (name_seen(entries, set, set_n, i) >= 0)
+            continue;
+        struct rm_watch *id = rm_watch(s->srv->rm, entries[i].name, watch_fired, s);
+        w->watches[w->n_watches++] = id;
+        if (!id)
+            break;
+    }
+    free(set);
+    if (w->pnp && (w->n_watches == 0 || w->watches[w->n_watches - 1]))
         w->watches[w->n_watches++] = rm_watch(s->srv->rm, NULL, watch_fired, s);
-    for (size_t i = 0; i < w->n_watches; i++)
-        if (w->watches[i] == 0) {
-            session_end_wait(s, SCARD_E_NO_MEMORY);
-            return 0;
-        }
-    session_wait_fired(s);
+    if (w->n_watches && !w->watches[w->n_watches - 1]) {
+        session_end_wait(s, SCARD_E_NO_MEMORY);
+        return 0;
+    }
+    session_wait_eval(s);
     return 0;
 }
 
@@ -376,27 +408,75 @@ static bool take_next_request(struct session *s)
     return true;
 }
 
-/* Pool job: execute the request (and the ones that follow at once), then resume reading (or
- * finish closing). */
+/* End of a worker's turn for the session: evaluate again a wait whose readers changed
+ * meanwhile, then resume reading (or finish closing). */
+static void job_done(struct session *s)
+{
+    bool closing;
+
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        if (s->wait_dirty && s->wait && !s->closing) {
+            s->wait_dirty = false;
+            pthread_mutex_unlock(&s->lock);
+            session_wait_eval(s);
+            continue;
+        }
+        s->wait_dirty = false;
+        s->busy = false;
+        closing = s->closing;
+        session_rearm(s);
+        pthread_mutex_unlock(&s->lock);
+        break;
+    }
+    if (closing) { /* session_close left the teardown to us */
+        s->gone.fn = gone_job;
+        gone_job(&s->gone);
+    }
+}
+
+/* Pool job: execute the request (and the ones that follow at once). */
 static void request_job(struct srv_job *job)
 {
     struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
-    bool closing;
 
     do {
         srv_cmd_exec(s, s->job_msg, s->job_len);
         free(s->job_msg);
         s->job_msg = NULL;
     } while (take_next_request(s));
+    job_done(s);
+}
+
+/* Pool job: a watched reader changed; compare the wait's readers again. */
+static void wait_job(struct srv_job *job)
+{
+    struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
+    session_wait_eval(s);
+    job_done(s);
+}
+
+void session_wait_fired(struct session *s)
+{
     pthread_mutex_lock(&s->lock);
-    s->busy = false;
-    closing = s->closing;
+    if (s->closing) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    if (s->busy) { /* the worker looks again before it lets go of the session */
+        s->wait_dirty = true;
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    if (!s->wait) { /* answered already */
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    s->busy = true;
     session_rearm(s);
     pthread_mutex_unlock(&s->lock);
-    if (closing) { /* session_close left the teardown to us */
-        s->gone.fn = gone_job;
-        gone_job(&s->gone);
-    }
+    s->job.fn = wait_job;
+    srv_pool_submit(&s->srv->pool, &s->job);
 }
 
 /* Handle one complete message; false if the session must stop reading. */

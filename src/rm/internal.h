@@ -179,11 +179,28 @@ struct rm_dev {
 };
 
 struct rm_watch {
-    uint64_t id;
-    char *name; /* NULL: PnP */
+    char *name;    /* NULL: PnP */
+    uint32_t hash; /* of name */
     rm_watch_fn fn;
     void *user;
-    struct rm_watch *next;
+    struct rm_watch *next, **pprev; /* bucket chain (or the PnP list) */
+};
+
+/* One table of the watch registry: chains of watches by hash of the reader name. */
+struct rm_watch_tab {
+    struct rm_watch **b;
+    size_t n; /* buckets, a power of two (0: no table) */
+};
+
+/* The watch registry: watches by reader name in a hash table that grows incrementally (a new
+ * table takes the inserts while each registry call moves a few chains of the old one), so no
+ * call ever rehashes everything at once; PnP watches on their own list. rm_watch and rm_unwatch
+ * cost O(1); a notification walks only the chain of that name. */
+struct rm_watches {
+    struct rm_watch_tab cur, old; /* old.n != 0 while chains are being moved */
+    size_t old_pos;               /* next old bucket to move */
+    size_t count;                 /* named watches */
+    struct rm_watch *pnp;
 };
 
 struct rm {
@@ -204,8 +221,7 @@ struct rm {
     uint64_t next_conn_id;
 
     pthread_mutex_t watch_lock;
-    struct rm_watch *watches;
-    uint64_t next_watch_id;
+    struct rm_watches watches;
 
     pthread_mutex_t trace_lock;
     rm_trace_fn trace_fn;
@@ -245,6 +261,8 @@ uint32_t rm_reader_flags_locked(const struct rm_reader *r);
 /* Call the watches of r's name (and of the list when pnp). No lock held. */
 void rm_notify(struct rm *rm, const char *name, uint32_t counter, bool pnp);
 void rm_notify_reader(struct rm_reader *r);
+/* Free every watch left (rm_free). */
+void rm_watches_free(struct rm *rm);
 /* PnP listener installed on the context. */
 void rm_pnp_listener(void *user, enum smc_pnp_event ev, const char *device);
 /* Register a device (start-up sequence) unless known; returns its result. */

@@ -478,50 +478,165 @@ uint32_t rm_reader_events(struct rm *rm)
 
 /* ---- watches ---- */
 
-uint64_t rm_watch(struct rm *rm, const char *name, rm_watch_fn fn, void *user)
+#define WATCH_MOVE_STEP 8u /* old chains moved per registry call while growing */
+
+static uint32_t watch_hash(const char *name)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+static void chain_insert(struct rm_watch **head, struct rm_watch *w)
+{
+    w->next = *head;
+    if (w->next)
+        w->next->pprev = &w->next;
+    w->pprev = head;
+    *head = w;
+}
+
+static void chain_remove(struct rm_watch *w)
+{
+    *w->pprev = w->next;
+    if (w->next)
+        w->next->pprev = w->pprev;
+}
+
+/* Move a few chains of the old table into the current one; watch_lock held. */
+static void watches_move_some(struct rm_watches *ws)
+{
+    for (unsigned k = 0; k < WATCH_MOVE_STEP && ws->old.n; k++) {
+        struct rm_watch *w = ws->old.b[ws->old_pos];
+        while (w) {
+            struct rm_watch *next = w->next;
+            chain_insert(&ws->cur.b[w->hash & (ws->cur.n - 1)], w);
+            w = next;
+        }
+        ws->old.b[ws->old_pos] = NULL;
+        if (++ws->old_pos == ws->old.n) {
+            free(ws->old.b);
+            ws->old.b = NULL;
+            ws->old.n = 0;
+            ws->old_pos = 0;
+        }
+    }
+}
+
+/* Start growing when the load passes 2 and no move is in progress; watch_lock held. A failed
+ * allocation only leaves the chains longer. The move finishes long before the next growth: it
+ * needs old.n / WATCH_MOVE_STEP calls, the next growth 2 * old.n inserts. */
+static void watches_maybe_grow(struct rm_watches *ws)
+{
+    size_t n = ws->cur.n ? ws->cur.n * 4 : 64;
+    struct rm_watch **b;
+    if (ws->old.n || (ws->cur.n && ws->count < 2 * ws->cur.n))
+        return;
+    b = calloc(n, sizeof(struct rm_watch *));
+    if (!b)
+        return;
+    ws->old = ws->cur;
+    ws->old_pos = 0;
+    ws->cur.b = b;
+    ws->cur.n = n;
+    if (!ws->old.n) { /* first table: nothing to move */
+        free(ws->old.b);
+        ws->old.b = NULL;
+    }
+}
+
+struct rm_watch *rm_watch(struct rm *rm, const char *name, rm_watch_fn fn, void *user)
 {
     struct rm_watch *w = calloc(1, sizeof(*w));
+    struct rm_watches *ws = &rm->watches;
     if (!w || !fn || (name && !(w->name = strdup(name)))) {
         free(w);
-        return 0;
+        return NULL;
     }
     w->fn = fn;
     w->user = user;
+    w->hash = name ? watch_hash(name) : 0;
     pthread_mutex_lock(&rm->watch_lock);
-    w->id = ++rm->next_watch_id;
-    w->next = rm->watches;
-    rm->watches = w;
+    if (!name) {
+        chain_insert(&ws->pnp, w);
+    } else {
+        watches_move_some(ws);
+        watches_maybe_grow(ws);
+        if (!ws->cur.n) {
+            pthread_mutex_unlock(&rm->watch_lock);
+            free(w->name);
+            free(w);
+            return NULL;
+        }
+        chain_insert(&ws->cur.b[w->hash & (ws->cur.n - 1)], w);
+        ws->count++;
+    }
     pthread_mutex_unlock(&rm->watch_lock);
-    return w->id;
+    return w;
 }
 
-void rm_unwatch(struct rm *rm, uint64_t watch_id)
+void rm_unwatch(struct rm *rm, struct rm_watch *w)
 {
-    struct rm_watch *found = NULL;
+    if (!w)
+        return;
     pthread_mutex_lock(&rm->watch_lock);
-    for (struct rm_watch **pp = &rm->watches; *pp; pp = &(*pp)->next) {
-        if ((*pp)->id == watch_id) {
-            found = *pp;
-            *pp = found->next;
-            break;
-        }
+    chain_remove(w);
+    if (w->name) {
+        rm->watches.count--;
+        watches_move_some(&rm->watches);
     }
     pthread_mutex_unlock(&rm->watch_lock);
-    if (found) {
-        free(found->name);
-        free(found);
-    }
+    free(w->name);
+    free(w);
+}
+
+static void notify_chain(struct rm_watch *w, const char *name, uint32_t hash, uint32_t counter)
+{
+    for (; w; w = w->next)
+        if (w->hash == hash && strcmp(w->name, name) == 0)
+            w->fn(w->user, name, counter);
 }
 
 void rm_notify(struct rm *rm, const char *name, uint32_t counter, bool pnp)
 {
+    struct rm_watches *ws = &rm->watches;
     pthread_mutex_lock(&rm->watch_lock);
-    for (struct rm_watch *w = rm->watches; w; w = w->next) {
-        bool hit = pnp ? w->name == NULL : (w->name && name && strcmp(w->name, name) == 0);
-        if (hit)
-            w->fn(w->user, pnp ? NULL : name, counter);
+    if (pnp) {
+        for (struct rm_watch *w = ws->pnp; w; w = w->next)
+            w->fn(w->user, NULL, counter);
+    } else if (name) {
+        uint32_t h = watch_hash(name);
+        if (ws->cur.n)
+            notify_chain(ws->cur.b[h & (ws->cur.n - 1)], name, h, counter);
+        if (ws->old.n)
+            notify_chain(ws->old.b[h & (ws->old.n - 1)], name, h, counter);
     }
     pthread_mutex_unlock(&rm->watch_lock);
+}
+
+void rm_watches_free(struct rm *rm)
+{
+    struct rm_watches *ws = &rm->watches;
+    struct rm_watch_tab *tabs[2] = {&ws->cur, &ws->old};
+    for (int t = 0; t < 2; t++) {
+        for (size_t i = 0; i < tabs[t]->n; i++) {
+            while (tabs[t]->b[i]) {
+                struct rm_watch *w = tabs[t]->b[i];
+                tabs[t]->b[i] = w->next;
+                free(w->name);
+                free(w);
+            }
+        }
+        free(tabs[t]->b);
+        tabs[t]->b = NULL;
+        tabs[t]->n = 0;
+    }
+    while (ws->pnp) {
+        struct rm_watch *w = ws->pnp;
+        ws->pnp = w->next;
+        free(w);
+    }
 }
 
 void rm_notify_reader(struct rm_reader *r)

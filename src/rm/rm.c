@@ -125,12 +125,7 @@ void rm_free(struct rm *rm)
         rm->all = r->all_next;
         rm_reader_destroy(r);
     }
-    while (rm->watches) {
-        struct rm_watch *w = rm->watches;
-        rm->watches = w->next;
-        free(w->name);
-        free(w);
-    }
+    rm_watches_free(rm);
     rm_timers_fini(&rm->timers);
     pthread_mutex_destroy(&rm->trace_lock);
     pthread_mutex_destroy(&rm->watch_lock);

@@ -170,12 +170,15 @@ uint32_t rm_reader_events(struct rm *rm);
  * counter; sharing changes, power-down, defect and departure are reported with the counter
  * unchanged), or, for a PnP watch, after every arrival or departure with name NULL and counter =
  * rm_reader_events(). A name that is not (yet) registered may be watched; it fires when the reader
- * arrives. Returns a watch id (> 0), or 0 if out of memory. After rm_unwatch() returns, the
+ * arrives. Returns the watch (to pass to rm_unwatch() exactly once), or NULL if out of
+ * memory. Both calls cost O(1) whatever the number of watches, and a notification calls
+ * only the watches of that name (or the PnP ones). After rm_unwatch() returns, the
  * callback is not running and will not be called again.
  */
 typedef void (*rm_watch_fn)(void *user, const char *name, uint32_t counter);
-uint64_t rm_watch(struct rm *rm, const char *name, rm_watch_fn fn, void *user);
-void rm_unwatch(struct rm *rm, uint64_t watch_id);
+struct rm_watch;
+struct rm_watch *rm_watch(struct rm *rm, const char *name, rm_watch_fn fn, void *user);
+void rm_unwatch(struct rm *rm, struct rm_watch *w);
 
 /* ---- Connections -------------------------------------------------------------------------------
  */

@@ -377,7 +377,7 @@ bool rmt_wait_info(struct rmt *t, const char *name, bool (*pred)(const struct rm
 {
     struct rmt_counter c;
     rmt_counter_init(&c);
-    uint64_t w = rm_watch(t->rm, name, rmt_counter_cb, &c);
+    struct rm_watch *w = rm_watch(t->rm, name, rmt_counter_cb, &c);
     uint64_t end = scrm_now_ns() + (uint64_t)RMT_WAIT_MS * 1000000u;
     bool ok = false;
     for (;;) {

@@ -168,8 +168,8 @@ static void test_pnp_arrival_and_departure(void **state)
     struct rmt *t = setup(true);
     struct rmt_counter pnp;
     rmt_counter_init(&pnp);
-    uint64_t w = rm_watch(t->rm, NULL, rmt_counter_cb, &pnp);
-    assert_true(w > 0);
+    struct rm_watch *w = rm_watch(t->rm, NULL, rmt_counter_cb, &pnp);
+    assert_non_null(w);
     assert_int_equal(smc_add_device(t->ctx, "sim:3"), STATUS_SUCCESS);
     assert_true(rmt_counter_wait(&pnp, 1));
     assert_int_equal(pnp.last, 1);
@@ -194,7 +194,7 @@ static void test_monitor_insert_remove(void **state)
     add_empty(t, "sim:1");
     struct rmt_counter c;
     rmt_counter_init(&c);
-    uint64_t w = rm_watch(t->rm, R1, rmt_counter_cb, &c);
+    struct rm_watch *w = rm_watch(t->rm, R1, rmt_counter_cb, &c);
     assert_int_equal(rmt_insert(t, "sim:1", "t1"), STATUS_SUCCESS);
     assert_true(rmt_counter_wait(&c, 1));
     RMT_EXPECT(t, PRESENT_DONE, GS(SWALLOWED), ABSENT_PEND);
@@ -224,8 +224,8 @@ static void test_watch_only_that_reader(void **state)
     struct rmt_counter c0, c1;
     rmt_counter_init(&c0);
     rmt_counter_init(&c1);
-    uint64_t w0 = rm_watch(t->rm, R0, rmt_counter_cb, &c0);
-    uint64_t w1 = rm_watch(t->rm, R1, rmt_counter_cb, &c1);
+    struct rm_watch *w0 = rm_watch(t->rm, R0, rmt_counter_cb, &c0);
+    struct rm_watch *w1 = rm_watch(t->rm, R1, rmt_counter_cb, &c1);
     assert_int_equal(rmt_insert(t, "sim:1", "t1"), STATUS_SUCCESS);
     assert_true(rmt_counter_wait(&c1, 1));
     assert_int_equal(rmt_insert(t, "sim:0", "t1"), STATUS_SUCCESS);
@@ -237,6 +237,50 @@ static void test_watch_only_that_reader(void **state)
     rm_unwatch(t->rm, w1);
     rmt_counter_fini(&c0);
     rmt_counter_fini(&c1);
+    rmt_free(t);
+}
+
+/* Many watches across table growth: only the watches of the reader that changed are called,
+ * once each, also after half of the others left in an interleaved order. */
+static void test_watch_registry_growth(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    struct rmt *t = setup(false);
+    add_empty(t, "sim:1");
+    struct rmt_counter c, other;
+    rmt_counter_init(&c);
+    rmt_counter_init(&other);
+    struct rm_watch **ids = calloc(N, sizeof(struct rm_watch *));
+    struct rm_watch *mine[3];
+    assert_non_null(ids);
+    for (unsigned i = 0; i < N; i++) {
+        char name[48];
+        snprintf(name, sizeof(name), "Absent Reader %u", i);
+        ids[i] = rm_watch(t->rm, name, rmt_counter_cb, &other);
+        assert_non_null(ids[i]);
+        if (i % 2000 == 0)
+            mine[i / 2000] = rm_watch(t->rm, R1, rmt_counter_cb, &c);
+    }
+    for (unsigned i = 0; i < N; i += 2) { /* every other one leaves, while the table moves */
+        rm_unwatch(t->rm, ids[i]);
+        ids[i] = NULL;
+    }
+    rm_unwatch(t->rm, mine[1]);
+    assert_int_equal(rmt_insert(t, "sim:1", "t1"), STATUS_SUCCESS);
+    assert_true(rmt_counter_wait(&c, 2));
+    struct rm_reader_info i = rmt_info(t, R1);
+    assert_int_equal(i.event_counter, 1);
+    pthread_mutex_lock(&other.lock);
+    assert_int_equal(other.calls, 0);
+    pthread_mutex_unlock(&other.lock);
+    for (unsigned k = 1; k < N; k += 2)
+        rm_unwatch(t->rm, ids[k]);
+    rm_unwatch(t->rm, mine[0]);
+    rm_unwatch(t->rm, mine[2]);
+    free(ids);
+    rmt_counter_fini(&c);
+    rmt_counter_fini(&other);
     rmt_free(t);
 }
 
@@ -643,7 +687,7 @@ static void test_reader_removed_with_clients(void **state)
     assert_int_equal(pthread_create(&th, NULL, begin_thread, &arg), 0);
     struct rmt_counter pnp;
     rmt_counter_init(&pnp);
-    uint64_t w = rm_watch(t->rm, NULL, rmt_counter_cb, &pnp);
+    struct rm_watch *w = rm_watch(t->rm, NULL, rmt_counter_cb, &pnp);
     assert_int_equal(smc_remove_device(t->ctx, "sim:1"), STATUS_SUCCESS);
     pthread_join(th, NULL);
     assert_int_equal(arg.rc, SCARD_E_READER_UNAVAILABLE);
@@ -678,7 +722,7 @@ static void test_defective_reader(void **state)
     struct rmt *t = setup(true);
     struct rmt_counter c;
     rmt_counter_init(&c);
-    uint64_t w = rm_watch(t->rm, RT, rmt_counter_cb, &c);
+    struct rm_watch *w = rm_watch(t->rm, RT, rmt_counter_cb, &c);
     assert_int_equal(rm_add_reader(t->rm, "tdrv:5:failtrack"), SCARD_S_SUCCESS);
     assert_true(rmt_counter_wait(&c, 1));
     RMT_EXPECT(t, STARTUP_ATTRS, "IOCTL_SMARTCARD_IS_PRESENT -> STATUS_IO_DEVICE_ERROR",
@@ -876,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_unnamed_reader_refused),
         cmocka_unit_test(test_duplicate_refused),
         cmocka_unit_test(test_pnp_arrival_and_departure),
+        cmocka_unit_test(test_watch_registry_growth),
         cmocka_unit_test(test_monitor_insert_remove),
         cmocka_unit_test(test_watch_only_that_reader),
         cmocka_unit_test(test_connect_present_swallowing_reader),

@@ -26,6 +26,7 @@ int scrmd_config_defaults(struct scrmd_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->discover = true;
+    cfg->usb = -1;
     cfg->power_down_ms = 5000;
     cfg->workers = 2;
     cfg->defect_threshold = 3;
@@ -44,6 +45,8 @@ void scrmd_config_free(struct scrmd_config *cfg)
         free(cfg->readers[i]);
     free(cfg->readers);
     free(cfg->log_spec);
+    free(cfg->reader_conf_dir);
+    free(cfg->driver_dir);
     free(cfg->socket_path);
     free(cfg->socket_group);
     free(cfg->admin_group);
@@ -187,6 +190,17 @@ static int set_text(struct scrmd_config *cfg, const char *key, const char *v, bo
         return *v ? add_reader(cfg, v) : -1;
     if (strcmp(key, "log") == 0)
         return replace_string(&cfg->log_spec, v);
+    if (strcmp(key, "reader_conf_dir") == 0)
+        return !*v || *v == '/' ? replace_string(&cfg->reader_conf_dir, v) : -1;
+    if (strcmp(key, "driver_dir") == 0)
+        return *v == '/' ? replace_string(&cfg->driver_dir, v) : -1;
+    if (strcmp(key, "usb") == 0) {
+        bool on;
+        if (!parse_bool(v, &on))
+            return -1;
+        cfg->usb = on ? 1 : 0;
+        return 0;
+    }
     if (strcmp(key, "socket") == 0)
         return *v == '/' ? replace_string(&cfg->socket_path, v) : -1;
     if (strcmp(key, "socket_mode") == 0)

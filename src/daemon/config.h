@@ -15,13 +15,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SCRMD_DEFAULT_SOCKET "/run/scrm/scrm.sock" /* = IPC_DEFAULT_SOCKET (src/ipc/ipc.h) */
-#define SCRMD_DEFAULT_CONFIG "/etc/scrmd.conf"
+#define SCRMD_DEFAULT_SOCKET          "/run/scrm/scrm.sock" /* = IPC_DEFAULT_SOCKET (src/ipc/ipc.h) */
+#define SCRMD_DEFAULT_CONFIG          "/etc/scrmd.conf"
+#define SCRMD_DEFAULT_READER_CONF_DIR "/etc/reader.conf.d"
+#define SCRMD_DEFAULT_DRIVER_DIR      "/usr/lib/pcsc/drivers"
 
 struct scrmd_config {
     char **readers; /* device strings to add ("sim:0:swallows=1"), n_readers entries */
     size_t n_readers;
-    bool discover;             /* also ask every driver to enumerate its devices (default true) */
+    bool discover; /* also ask every driver to enumerate its devices (default true) */
+    /* Reader sources (src/sources): reader.conf.d directory (NULL = the default, read only when
+     * discover is on; "" = none) and the USB driver bundles; usb: 1 on, 0 off, -1 = discover. */
+    char *reader_conf_dir;
+    char *driver_dir; /* NULL = SCRMD_DEFAULT_DRIVER_DIR */
+    int usb;
     uint32_t power_down_ms;    /* power-down timeout (default 5000) */
     unsigned workers;          /* rm pool threads (default 2) */
     unsigned defect_threshold; /* tracking failures before a reader is defective (default 3) */
@@ -50,10 +57,10 @@ int scrmd_config_defaults(struct scrmd_config *cfg);
 
 /*
  * Read a configuration file into cfg. Lines: "key = value", '#' comments, blank lines. Keys:
- * reader (repeatable), discover, power_down_ms, workers, defect_threshold, power_on_insert,
- * trace_ioctl, max_clients, max_cards_per_client, log, socket, socket_mode (octal), socket_group,
- * admin_group. Unknown keys and bad values are errors naming file and line. Returns 0 or -1
- * (message in err).
+ * reader (repeatable), discover, reader_conf_dir, driver_dir, usb, power_down_ms, workers,
+ * defect_threshold, power_on_insert, trace_ioctl, max_clients, max_cards_per_client, log, socket,
+ * socket_mode (octal), socket_group, admin_group. Unknown keys and bad values are errors naming
+ * file and line. Returns 0 or -1 (message in err).
  */
 int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, size_t err_len);
 

@@ -4,7 +4,10 @@
  * main() gathers the configuration (config.c: defaults, file, $SCRM_SOCKET, options, socket
  * activation), blocks SIGTERM and SIGINT and receives them through a signalfd, detaches unless
  * -f, creates the libsmc context and the resource manager (src/rm), adds the configured readers,
- * lets drivers enumerate theirs, then hands the rm to the socket server (scrm_server_run in
+ * the readers of reader.conf.d and USB (src/sources), lets drivers enumerate theirs, starts the
+ * reader sources thread (USB hot-plug; SIGHUP, blocked everywhere and read from a second
+ * signalfd, re-reads the configuration and starts or removes readers to match), then hands the
+ * rm to the socket server (scrm_server_run in
  * server.c) with the signalfd as its stop descriptor: the server returns once a signal is
  * pending. With --no-socket the rm runs alone (monitoring, power management, IOCTL trace) until
  * a signal arrives. Shutdown is the reverse order: server, rm, context.
@@ -29,12 +32,23 @@
 #include "drivers/registry.h"
 #include "rm/rm.h"
 #include "smc/smc.h"
+#include "sources/sources.h"
+#include "sources/usb.h"
 
 #ifndef SCRM_VERSION
 #define SCRM_VERSION "unknown"
 #endif
 
-enum { OPT_TRACE = 256, OPT_POWER_DOWN, OPT_NO_DISCOVER, OPT_NO_SOCKET, OPT_ADMIN_GROUP };
+enum {
+    OPT_TRACE = 256,
+    OPT_POWER_DOWN,
+    OPT_NO_DISCOVER,
+    OPT_NO_SOCKET,
+    OPT_READER_CONF_DIR,
+    OPT_DRIVER_DIR,
+    OPT_NO_USB,
+    OPT_ADMIN_GROUP
+};
 
 static const struct option long_opts[] = {
     {"foreground", no_argument, NULL, 'f'},
@@ -45,6 +59,9 @@ static const struct option long_opts[] = {
     {"trace-ioctl", no_argument, NULL, OPT_TRACE},
     {"power-down-ms", required_argument, NULL, OPT_POWER_DOWN},
     {"no-discover", no_argument, NULL, OPT_NO_DISCOVER},
+    {"reader-conf-dir", required_argument, NULL, OPT_READER_CONF_DIR},
+    {"driver-dir", required_argument, NULL, OPT_DRIVER_DIR},
+    {"no-usb", no_argument, NULL, OPT_NO_USB},
     {"no-socket", no_argument, NULL, OPT_NO_SOCKET},
     {"admin-group", required_argument, NULL, OPT_ADMIN_GROUP},
     {"help", no_argument, NULL, 'h'},
@@ -62,7 +79,11 @@ static void usage(FILE *out)
             "  -f, --foreground        stay in the foreground, log to stderr\n"
             "  -c, --config FILE       configuration file (default %s if it exists)\n"
             "  -r, --reader DEVICE     add a reader, e.g. sim:0:swallows=1 (repeatable)\n"
-            "      --no-discover       do not ask the drivers to enumerate their devices\n"
+            "      --no-discover       do not ask the drivers to enumerate their devices, do not\n"
+            "                          read %s or look for USB readers\n"
+            "      --reader-conf-dir DIR  readers declared in DIR (pcsc-lite format; \"\" = none)\n"
+            "      --driver-dir DIR    USB driver bundles (default %s)\n"
+            "      --no-usb            do not look for USB readers\n"
             "  -s, --socket PATH       socket path (default $SCRM_SOCKET, else %s)\n"
             "      --no-socket         run the resource manager without serving clients\n"
             "      --admin-group GROUP members may use privileged commands (simulator\n"
@@ -74,7 +95,8 @@ static void usage(FILE *out)
             "  -V, --version           print the version\n"
             "\n"
             "See scrmd(8) for the configuration file.\n",
-            SCRMD_DEFAULT_CONFIG, SCRMD_DEFAULT_SOCKET);
+            SCRMD_DEFAULT_CONFIG, SCRMD_DEFAULT_READER_CONF_DIR, SCRMD_DEFAULT_DRIVER_DIR,
+            SCRMD_DEFAULT_SOCKET);
 }
 
 struct run_opts {
@@ -116,6 +138,11 @@ static int apply_option(struct scrmd_config *cfg, struct run_opts *ro, int c, co
     case OPT_TRACE: cfg->trace_ioctl = true; break;
     case OPT_POWER_DOWN: rc = scrmd_config_set(cfg, "power_down_ms", arg, err, sizeof(err)); break;
     case OPT_NO_DISCOVER: cfg->discover = false; break;
+    case OPT_READER_CONF_DIR:
+        rc = scrmd_config_set(cfg, "reader_conf_dir", arg, err, sizeof(err));
+        break;
+    case OPT_DRIVER_DIR: rc = scrmd_config_set(cfg, "driver_dir", arg, err, sizeof(err)); break;
+    case OPT_NO_USB: cfg->usb = 0; break;
     case OPT_NO_SOCKET: ro->no_socket = true; break;
     case OPT_ADMIN_GROUP: rc = scrmd_config_set(cfg, "admin_group", arg, err, sizeof(err)); break;
     default: usage(stderr); return -1;
@@ -193,27 +220,86 @@ static int stop_signals(void)
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
         return -1;
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
     return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/* Register the configured readers, then let the drivers enumerate. Returns how many work. */
-static size_t add_readers(struct rm *rm, const struct scrmd_config *cfg)
+/* Block SIGHUP in every thread and return a signalfd for it: the reader sources thread reloads
+ * the configuration when it is readable (no signal handler runs). */
+static int reload_signal(void)
 {
-    size_t ok = 0;
-    for (size_t i = 0; i < cfg->n_readers; i++) {
-        uint32_t rc = rm_add_reader(rm, cfg->readers[i]);
-        if (rc == SCARD_S_SUCCESS)
-            ok++;
-        else
-            log_error(core, "reader %s not added: %s", cfg->readers[i], scard_code_name(rc));
-    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return -1;
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* The reader.conf.d directory in effect: the configured one, else the default when drivers
+ * may discover readers. NULL or "" for none. */
+static const char *reader_conf_dir(const struct scrmd_config *cfg)
+{
+    if (cfg->reader_conf_dir)
+        return cfg->reader_conf_dir;
+    return cfg->discover ? SCRMD_DEFAULT_READER_CONF_DIR : NULL;
+}
+
+/* Make the configured readers (reader = lines, reader.conf.d) those of cfg. Returns how many
+ * run, or -1 if out of memory. */
+static ssize_t apply_configured(struct sources *src, const struct scrmd_config *cfg)
+{
+    struct strlist want = {0};
+    ssize_t n = -1;
+    if (sources_configured(cfg->readers, cfg->n_readers, reader_conf_dir(cfg), &want) == 0)
+        n = (ssize_t)sources_apply(src, &want);
+    else
+        log_error(core, "out of memory reading the reader configuration");
+    strlist_free(&want);
+    return n;
+}
+
+/* Register the configured readers, let the drivers enumerate, set up USB. Returns how many
+ * readers work. */
+static size_t add_readers(struct rm *rm, struct sources *src, const struct scrmd_config *cfg)
+{
+    ssize_t n = apply_configured(src, cfg);
+    size_t ok = n > 0 ? (size_t)n : 0;
     if (cfg->discover) {
-        int n = rm_discover(rm);
-        if (n > 0)
-            ok += (size_t)n;
+        int d = rm_discover(rm);
+        if (d > 0)
+            ok += (size_t)d;
+    }
+    if (cfg->usb == 1 || (cfg->usb < 0 && cfg->discover)) {
+        struct usb_source *usb = usb_udev_new();
+        if (usb)
+            (void)sources_set_usb(src, usb,
+                                  cfg->driver_dir ? cfg->driver_dir : SCRMD_DEFAULT_DRIVER_DIR);
     }
     return ok;
+}
+
+/* The command line, kept for SIGHUP: the configuration is read again exactly as at start-up. */
+struct reload_ctx {
+    int argc;
+    char **argv;
+};
+
+static int configure(int argc, char **argv, struct scrmd_config *cfg, struct run_opts *ro);
+
+/* SIGHUP (on the sources thread): re-read file and options; apply the reader settings. */
+static void reload(void *user, struct sources *src)
+{
+    struct reload_ctx *rc = user;
+    struct scrmd_config cfg = {0};
+    struct run_opts ro = {false};
+    optind = 0; /* getopt starts over (glibc) */
+    if (configure(rc->argc, rc->argv, &cfg, &ro) != 0) {
+        log_error(core, "SIGHUP: the configuration has errors; configuration kept");
+    } else {
+        ssize_t n = apply_configured(src, &cfg);
+        log_info(core, "SIGHUP: configuration reloaded, %zd configured reader(s)", n);
+    }
+    scrmd_config_free(&cfg);
 }
 
 /* Wait for SIGTERM / SIGINT without a socket server. */
@@ -232,7 +318,8 @@ static void log_stop_reason(int sfd)
 }
 
 /* Everything after the configuration: returns the exit status. */
-static int serve(struct scrmd_config *cfg, const struct run_opts *ro, int sfd)
+static int serve(struct scrmd_config *cfg, const struct run_opts *ro, int sfd, int hup,
+                 struct reload_ctx *rctx)
 {
     struct rm_config rc;
     rm_config_init(&rc);
@@ -243,12 +330,15 @@ static int serve(struct scrmd_config *cfg, const struct run_opts *ro, int sfd)
     rc.power_on_insert = cfg->power_on_insert;
     struct smc_ctx *ctx = smc_ctx_new();
     struct rm *rm = ctx && scrm_drivers_register(ctx) == STATUS_SUCCESS ? rm_new(&rc, ctx) : NULL;
+    struct sources *src = rm ? sources_new(rm) : NULL;
     int status = 1;
-    if (!rm) {
+    if (!rm || !src) {
         log_error(core, "cannot start the resource manager");
         goto out;
     }
-    size_t n = add_readers(rm, cfg);
+    size_t n = add_readers(rm, src, cfg);
+    if (sources_start(src, hup, reload, rctx) < 0)
+        goto out;
     log_info(core, "scrmd %s: %zu reader(s)%s%s", SCRM_VERSION, n,
              cfg->config_file ? ", configuration " : "", cfg->config_file ? cfg->config_file : "");
     if (ro->no_socket) {
@@ -259,6 +349,7 @@ static int serve(struct scrmd_config *cfg, const struct run_opts *ro, int sfd)
     }
     log_stop_reason(sfd);
 out:
+    sources_free(src);
     rm_free(rm);
     smc_ctx_free(ctx);
     return status;
@@ -277,11 +368,13 @@ int main(int argc, char **argv)
     if (cfg.log_spec && scrm_log_configure(cfg.log_spec) != 0)
         fprintf(stderr, "scrmd: some log settings in '%s' were ignored\n", cfg.log_spec);
     int status = 1;
-    int sfd = -1;
+    int sfd = -1, hup = -1;
+    struct reload_ctx rctx = {argc, argv};
     if (scrmd_config_socket_activation(&cfg) < 0)
         goto out;
     sfd = stop_signals();
-    if (sfd < 0) {
+    hup = reload_signal();
+    if (sfd < 0 || hup < 0) {
         fprintf(stderr, "scrmd: cannot set up signal handling: %s\n", strerror(errno));
         goto out;
     }
@@ -292,11 +385,13 @@ int main(int argc, char **argv)
         }
         scrm_log_set_output(SCRM_LOG_TO_SYSLOG, "scrmd");
     }
-    status = serve(&cfg, &ro, sfd);
+    status = serve(&cfg, &ro, sfd, hup, &rctx);
     log_info(core, "scrmd stopped");
 out:
     if (sfd >= 0)
         close(sfd);
+    if (hup >= 0)
+        close(hup);
     scrmd_config_free(&cfg);
     return status;
 }

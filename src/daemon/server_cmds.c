@@ -400,6 +400,8 @@ static void cmd_SET_ATTRIB(struct session *s, const struct ipc_hdr *h, const uin
 #define SRV_RUN_CONTROL           SRV_POOL
 #define SRV_RUN_GET_ATTRIB        SRV_POOL
 #define SRV_RUN_SET_ATTRIB        SRV_POOL
+#define SRV_RUN_READER_ADD        SRV_POOL
+#define SRV_RUN_READER_REMOVE     SRV_POOL
 
 struct srv_cmd {
     uint16_t cmd;

@@ -221,6 +221,12 @@ uint32_t srv_core_get_attrib(struct session *s, uint64_t handle, uint32_t attr, 
 uint32_t srv_core_set_attrib(struct session *s, uint64_t handle, uint32_t attr, const void *in,
                              size_t len);
 
+/* server_readers.c: readers added and removed at run time (privileged clients only). */
+void cmd_READER_ADD(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed,
+                    const uint8_t *var, size_t var_len);
+void cmd_READER_REMOVE(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed,
+                       const uint8_t *var, size_t var_len);
+
 /* server_cmds.c: one handler per command, generated dispatch. */
 enum srv_run { SRV_LOOP, SRV_POOL };
 /* How a command runs, or -1 for a code the protocol does not have. */

@@ -88,6 +88,16 @@ static const char *check_lengths(uint32_t cmd, const uint8_t *fixed, size_t var_
         memcpy(&r, fixed, sizeof r);
         return r.recv_max > IPC_DATA_MAX ? "bad attribute length" : NULL;
     }
+    case IPC_CMD_READER_ADD:
+    case IPC_CMD_READER_REMOVE: {
+        struct ipc_reader_req r;
+        memcpy(&r, fixed, sizeof r);
+        size_t max = cmd == IPC_CMD_READER_ADD ? IPC_DEVICE_MAX : IPC_READER_NAME_MAX - 1;
+        if (r.len != var_len || var_len == 0 || var_len > max ||
+            memchr(fixed + sizeof r, 0, var_len))
+            return "bad reader argument length";
+        return NULL;
+    }
     case IPC_CMD_SET_ATTRIB: {
         struct ipc_setattr_req r;
         memcpy(&r, fixed, sizeof r);

@@ -216,6 +216,22 @@ struct ipc_setattr_req {
     uint32_t len;
 };
 
+/*
+ * READER_ADD: the variable part is a device string ("sim:7", "ifd:ID:lib=..."), len bytes, no
+ * NUL; the reply's variable part is the new reader's name (name_len bytes). READER_REMOVE: the
+ * variable part is a reader name; the reply has name_len 0. Both are privileged (root, scrmd's
+ * own user or the admin group); anyone else gets SCARD_W_SECURITY_VIOLATION.
+ */
+#define IPC_DEVICE_MAX 2048u
+struct ipc_reader_req {
+    uint32_t len;
+    uint32_t reserved;
+};
+struct ipc_reader_rep {
+    uint32_t name_len;
+    uint32_t reserved;
+};
+
 /* ---- The command list -------------------------------------------------------------------------
  * X(NAME, code, request struct, max variable request bytes, reply struct)
  */
@@ -234,7 +250,9 @@ struct ipc_setattr_req {
     X(TRANSMIT, 11, ipc_transmit_req, IPC_DATA_MAX, ipc_transmit_rep)                            \
     X(CONTROL, 12, ipc_control_req, IPC_DATA_MAX, ipc_data_rep)                                  \
     X(GET_ATTRIB, 13, ipc_getattr_req, 0, ipc_data_rep)                                          \
-    X(SET_ATTRIB, 14, ipc_setattr_req, IPC_DATA_MAX, ipc_none)
+    X(SET_ATTRIB, 14, ipc_setattr_req, IPC_DATA_MAX, ipc_none)                                   \
+    X(READER_ADD, 15, ipc_reader_req, IPC_DEVICE_MAX, ipc_reader_rep)                            \
+    X(READER_REMOVE, 16, ipc_reader_req, IPC_READER_NAME_MAX, ipc_reader_rep)
 
 enum ipc_cmd {
 #define IPC_X_ENUM(name, code, req, var, rep) IPC_CMD_##name = (code),
@@ -291,6 +309,8 @@ IPC_ASSERT_SIZE(ipc_control_req, 24);
 IPC_ASSERT_SIZE(ipc_data_rep, 8);
 IPC_ASSERT_SIZE(ipc_getattr_req, 16);
 IPC_ASSERT_SIZE(ipc_setattr_req, 16);
+IPC_ASSERT_SIZE(ipc_reader_req, 8);
+IPC_ASSERT_SIZE(ipc_reader_rep, 8);
 _Static_assert(IPC_GSC_MAX *(IPC_GSC_ENTRY_HDR + IPC_READER_NAME_MAX) + 16 + 16 <= IPC_MSG_MAX,
                "largest GET_STATUS_CHANGE request fits a message");
 _Static_assert(IPC_GSC_MAX * sizeof(struct ipc_reader_state) + 16 + 8 <= IPC_MSG_MAX,

@@ -168,6 +168,19 @@ uint32_t rm_add_reader(struct rm *rm, const char *device)
     return rm_reader_start(rm, name);
 }
 
+uint32_t rm_remove_reader(struct rm *rm, const char *device)
+{
+    char name[64];
+    if (!device || !device_name(device, name, sizeof(name)))
+        return SCARD_E_INVALID_VALUE;
+    /* libsmc reports SMC_DEVICE_LEFT to rm_pnp_listener on this thread: the reader is
+     * unregistered, its waiters woken and the PnP watchers notified before this returns. */
+    smc_status st = smc_remove_device(rm->ctx, name);
+    if (st == STATUS_NO_SUCH_DEVICE)
+        return SCARD_E_UNKNOWN_READER;
+    return st == STATUS_SUCCESS ? SCARD_S_SUCCESS : SCARD_E_READER_UNAVAILABLE;
+}
+
 int rm_discover(struct rm *rm)
 {
     (void)smc_discover(rm->ctx);

@@ -81,6 +81,15 @@ void rm_free(struct rm *rm);
  */
 uint32_t rm_add_reader(struct rm *rm, const char *device);
 
+/*
+ * Remove a reader at run time by its device ("sim:7", options ignored): the device leaves libsmc
+ * (pending requests complete CANCELLED), the reader is unregistered and every PnP watcher and
+ * every watcher of that reader is notified before this returns; its connections stay until they
+ * are disconnected (their calls get SCARD_E_READER_UNAVAILABLE / SCARD_W_REMOVED_CARD).
+ * SCARD_E_UNKNOWN_READER if no such device exists; SCARD_E_INVALID_VALUE for a malformed string.
+ */
+uint32_t rm_remove_reader(struct rm *rm, const char *device);
+
 /* Ask every driver to enumerate its devices and register each new one (synchronously). Returns the
  * number of readers registered by this call. */
 int rm_discover(struct rm *rm);

@@ -8,10 +8,13 @@
  *   scrm sim remove READER             remove it
  *   scrm nfc enter READER PROFILE[:UID] a simulated tag enters the field (nfc driver readers)
  *   scrm nfc leave READER              it leaves; `scrm nfc radio READER on|off` the radio
+ *   scrm reader add DEVICE             add a reader to the running scrmd (privileged)
+ *   scrm reader remove READER          remove one (privileged)
  *
  * READER is a reader name, its index in `scrm list`, or a unique part of its name. The daemon's
  * socket is $SCRM_SOCKET (default /run/scrm/scrm.sock). This file holds the subcommand table,
- * the shared helpers and `list` / `watch`; scrm_send.c has `send`, `sim` and `nfc`.
+ * the shared helpers and `list` / `watch`; scrm_send.c has `send`, `sim` and `nfc`; scrm_reader.c
+ * has `reader`.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -41,6 +44,8 @@ static const struct subcommand subcommands[] = {
     {"sim", "sim insert|remove READER [PROFILE]   drive a simulated reader", scrm_cmd_sim},
     {"nfc", "nfc enter|leave|radio READER [PROFILE[:UID]|on|off]   drive an nfc reader",
      scrm_cmd_nfc},
+    {"reader", "reader add DEVICE | remove READER   add or remove a reader (root, admin group)",
+     scrm_cmd_reader},
 };
 
 static int usage(FILE *f)

@@ -1,7 +1,9 @@
 /*
  * Internals of the `scrm` command-line tool. scrm is an ordinary PC/SC application: every
  * subcommand goes through libpcsclite.so.1 (the public API), so what it shows is what any
- * application would see. Subcommands are listed once in scrm.c's table {name, usage, function}.
+ * application would see; only the administration commands (`scrm reader add/remove`), which
+ * PC/SC has no call for, speak scrm's socket protocol directly. Subcommands are listed once in
+ * scrm.c's table {name, usage, function}.
  */
 #ifndef SCRM_TOOLS_SCRM_H
 #define SCRM_TOOLS_SCRM_H
@@ -34,5 +36,6 @@ int scrm_cmd_watch(int argc, char **argv);
 int scrm_cmd_send(int argc, char **argv);
 int scrm_cmd_sim(int argc, char **argv);
 int scrm_cmd_nfc(int argc, char **argv);
+int scrm_cmd_reader(int argc, char **argv);
 
 #endif

@@ -3,7 +3,8 @@
  * READER_REMOVE (a reader name), for privileged clients only (server_auth.c: root, scrmd's own
  * user, or a member of the admin group; others get SRV_E_NOT_PRIVILEGED). The rm does the work
  * (rm_add_reader / rm_remove_reader) and notifies every PnP watcher, so clients blocked in
- * SCardGetStatusChange on \\?PnP?\Notification wake at once. Both run on the worker pool: adding a reader runs its start-up IOCTLs.
+ * SCardGetStatusChange on \\?PnP?\Notification wake at once. Both run on the worker pool:
+ * adding a reader runs its start-up IOCTLs.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -28,6 +28,11 @@
 #define SMC_IOCTL_IS_VENDOR(code) \
     (((code)&0xFFFFC003u) == 0x00310000u && SMC_IOCTL_FUNCTION(code) >= SMC_IOCTL_VENDOR_FIRST)
 
+/* pcsc-lite's SCardControl codes SCARD_CTL_CODE(f) = 0x42000000 + f whose function does not fit
+ * a Windows vendor IOCTL (f > 4095, e.g. libccid's PC/SC part 10 features 0x42330000 + n): they
+ * go to the driver's vendor slot unchanged (the IFD-handler bridge passes them to IFDHControl). */
+#define SMC_IOCTL_IS_PCSC_VENDOR(code) (((code)&0xFF000000u) == 0x42000000u)
+
 /* X(NAME, function): IOCTL_SMARTCARD_<NAME> = SMC_CTL_CODE(function). */
 #define SMC_IOCTL_LIST(X)                                              \
     X(POWER, 1)                                                        \

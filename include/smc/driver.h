@@ -34,6 +34,10 @@ struct smc_vendor_attr {
     uint32_t unit;                                    /* SCARD_ATTR_DEVICE_UNIT */
     uint32_t ifd_version;                             /* 0xMMmmbbbb; 0 = not supported */
     char serial[MAXIMUM_ATTR_STRING_LENGTH + 1];      /* "" = not supported */
+    /* SCARD_ATTR_DEVICE_FRIENDLY_NAME and the reader's name in the resource manager. "" (the
+     * usual case): "<vendor_name> <ifd_type> <unit>". A driver that must reproduce another
+     * stack's names (the IFD-handler bridge: "FRIENDLYNAME 00 00") sets it during open. */
+    char friendly_name[128];
 };
 
 /* Reader capabilities (SCARD_READER_CAPABILITIES), maintained by the driver. */
@@ -139,8 +143,24 @@ SMC_API uint32_t smc_reader_state(struct smc_reader *r);
 SMC_API void smc_reader_set_state(struct smc_reader *r, uint32_t state);
 /* Store the ATR a reset returned (raw, as received). Called from the power slot. */
 SMC_API void smc_reader_set_atr(struct smc_reader *r, const uint8_t *atr, size_t len);
+/* For a reader that runs the card protocol itself (TPDU/APDU-level hardware, the IFD-handler
+ * bridge) and implements SET_PROTOCOL without smc_select_protocol(): record the protocol now in
+ * force (SCARD_PROTOCOL_T0, T1 or RAW). Called from the set_protocol slot before it returns
+ * success; TRANSMIT then accepts that protocol. */
+SMC_API void smc_reader_set_protocol(struct smc_reader *r, uint32_t protocol);
 /* Snapshot of the card capabilities (under the reader's state lock). */
 SMC_API void smc_reader_card_caps(struct smc_reader *r, struct smc_card_caps *out);
+
+/* Called from open only: once this device has been added (and announced), add `device` too, a
+ * further slot of the same hardware ("ifd:vpcd/1"). Devices are added in the order asked, right
+ * after this one; one that fails to open is logged and skipped. */
+SMC_API smc_status smc_reader_add_sibling(struct smc_reader *r, const char *device);
+
+/* The hardware is gone (unplugged, the handler reports no such device): libsmc removes the device
+ * from its own thread as smc_remove_device() does (pending requests complete CANCELLED, close is
+ * called, SMC_DEVICE_LEFT is announced). Safe from any thread, a slot or the driver's event thread
+ * included; calling it again, or for a device already removed, does nothing. */
+SMC_API void smc_reader_gone(struct smc_reader *r);
 
 /* ---- The event path (safe from any thread) ---------------------------------------------------
  * The completion callbacks of the tracking requests run on the thread that reports the event, and

@@ -19,7 +19,8 @@
 /* clang-format off */
 #define SCRM_DRIVERS(X)                 \
     X(smc_sim_driver, SIMULATOR)        \
-    X(smc_nfc_driver, SIMULATOR)
+    X(smc_nfc_driver, SIMULATOR)        \
+    X(smc_ifd_driver, ALWAYS)
 /* clang-format on */
 
 /* Number of drivers in this build. */

@@ -624,13 +624,15 @@ uint32_t rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol, const
 /* Map a control code to a libsmc vendor IOCTL, or 0 if it may not be sent. */
 static uint32_t control_code(uint32_t code)
 {
-    if ((code & 0xFFFF0000u) == PCSC_CTL_BASE) {
-        uint32_t fn = code & 0xFFFFu;
-        if (fn > SMC_IOCTL_VENDOR_LAST)
-            return 0;
+    uint32_t fn = code & 0xFFFFu;
+    if ((code & 0xFFFF0000u) == PCSC_CTL_BASE &&
+        ((fn >= SMC_IOCTL_VENDOR_FIRST && fn <= SMC_IOCTL_VENDOR_LAST) ||
+         code == PCSC_CTL_BASE + SMC_IOCTL_FUNCTION(IOCTL_SMARTCARD_GET_FEATURE_REQUEST)))
         code = SMC_CTL_CODE(fn);
-    }
-    if (SMC_IOCTL_IS_VENDOR(code) || code == IOCTL_SMARTCARD_GET_FEATURE_REQUEST)
+    /* the other pcsc-lite codes (SCARD_CTL_CODE(1), reader features such as 0x42330012) go to
+     * the driver's vendor slot as they are */
+    if (SMC_IOCTL_IS_VENDOR(code) || SMC_IOCTL_IS_PCSC_VENDOR(code) ||
+        code == IOCTL_SMARTCARD_GET_FEATURE_REQUEST)
         return code;
     return 0;
 }

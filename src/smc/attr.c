@@ -58,9 +58,16 @@ static void put_wstring(struct value *v, const char *s)
     v->len = n;
 }
 
-static void friendly_name(const struct smc_reader *r, char *buf, size_t cap)
+/* "<vendor> <ifd type> <unit>", or the driver's own name; false if the reader has no name. */
+static bool friendly_name(const struct smc_reader *r, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s %s %u", r->vendor.vendor_name, r->vendor.ifd_type, r->vendor.unit);
+    if (r->vendor.friendly_name[0])
+        snprintf(buf, cap, "%s", r->vendor.friendly_name);
+    else if (r->vendor.vendor_name[0] && r->vendor.ifd_type[0])
+        snprintf(buf, cap, "%s %s %u", r->vendor.vendor_name, r->vendor.ifd_type, r->vendor.unit);
+    else
+        return false;
+    return true;
 }
 
 static uint8_t icc_presence(const struct smc_reader *r)
@@ -76,7 +83,7 @@ static uint8_t icc_presence(const struct smc_reader *r)
 static smc_status reader_attr(const struct smc_reader *r, uint32_t id, struct value *v)
 {
     const struct smc_reader_caps *c = &r->caps;
-    char name[3 * MAXIMUM_ATTR_STRING_LENGTH + 16];
+    char name[sizeof(r->vendor.friendly_name) + 3 * MAXIMUM_ATTR_STRING_LENGTH + 16];
     switch (id) {
     case SCARD_ATTR_VENDOR_NAME: return put_string(v, r->vendor.vendor_name);
     case SCARD_ATTR_VENDOR_IFD_TYPE: return put_string(v, r->vendor.ifd_type);
@@ -109,10 +116,12 @@ static smc_status reader_attr(const struct smc_reader *r, uint32_t id, struct va
         break;
     case SCARD_PERF_TRANSMISSION_TIME: put_dword(v, (uint32_t)(r->perf.time_ns / 1000u)); break;
     case SCARD_ATTR_DEVICE_FRIENDLY_NAME_A:
-        friendly_name(r, name, sizeof(name));
+        if (!friendly_name(r, name, sizeof(name)))
+            return STATUS_NOT_SUPPORTED;
         return put_string(v, name);
     case SCARD_ATTR_DEVICE_FRIENDLY_NAME_W:
-        friendly_name(r, name, sizeof(name));
+        if (!friendly_name(r, name, sizeof(name)))
+            return STATUS_NOT_SUPPORTED;
         put_wstring(v, name);
         break;
     case SCARD_ATTR_DEVICE_SYSTEM_NAME_A: return put_string(v, r->device);

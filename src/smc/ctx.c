@@ -17,13 +17,17 @@ struct smc_ctx *smc_ctx_new(void)
     if (!ctx)
         return NULL;
     pthread_mutex_init(&ctx->lock, NULL);
+    pthread_cond_init(&ctx->reaper_cond, NULL);
     return ctx;
 }
+
+static void reaper_stop(struct smc_ctx *ctx);
 
 void smc_ctx_free(struct smc_ctx *ctx)
 {
     if (!ctx)
         return;
+    reaper_stop(ctx);
     for (;;) {
         pthread_mutex_lock(&ctx->lock);
         struct smc_reader *r = ctx->devices;
@@ -38,6 +42,7 @@ void smc_ctx_free(struct smc_ctx *ctx)
         free(name);
     }
     free(ctx->drivers);
+    pthread_cond_destroy(&ctx->reaper_cond);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
@@ -220,7 +225,18 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
     }
     log_info(smc, "device %s arrived (%s %s %u)", r->device, r->vendor.vendor_name,
              r->vendor.ifd_type, r->vendor.unit);
+    /* The siblings the driver asked for during open: taken now, the reader is public. */
+    char **siblings = r->siblings;
+    size_t n_siblings = r->n_siblings;
+    r->siblings = NULL;
+    r->n_siblings = 0;
     smc__notify(ctx, SMC_DEVICE_ARRIVED, r->device);
+    for (size_t i = 0; i < n_siblings; i++) {
+        if (smc_add_device(ctx, siblings[i]) != STATUS_SUCCESS)
+            log_error(smc, "device %s: its sibling %s could not be added", device, siblings[i]);
+        free(siblings[i]);
+    }
+    free(siblings);
     return STATUS_SUCCESS;
 }
 
@@ -275,19 +291,9 @@ static void finish_list(struct smc_request *list, smc_status st)
     }
 }
 
-smc_status smc_remove_device(struct smc_ctx *ctx, const char *device)
+/* Remove r, already unlinked from ctx->devices (the caller owns the context's reference). */
+static void remove_unlinked(struct smc_ctx *ctx, struct smc_reader *r)
 {
-    pthread_mutex_lock(&ctx->lock);
-    struct smc_reader **pp = &ctx->devices;
-    while (*pp && strcmp((*pp)->device, device) != 0)
-        pp = &(*pp)->next;
-    struct smc_reader *r = *pp;
-    if (r)
-        *pp = r->next;
-    pthread_mutex_unlock(&ctx->lock);
-    if (!r)
-        return STATUS_NO_SUCH_DEVICE;
-
     pthread_mutex_lock(&r->op_lock);
     pthread_mutex_lock(&r->lock);
     r->gone = true;
@@ -300,7 +306,98 @@ smc_status smc_remove_device(struct smc_ctx *ctx, const char *device)
     log_info(smc, "device %s left", r->device);
     smc__notify(ctx, SMC_DEVICE_LEFT, r->device);
     smc__reader_unref(r);
+}
+
+smc_status smc_remove_device(struct smc_ctx *ctx, const char *device)
+{
+    pthread_mutex_lock(&ctx->lock);
+    struct smc_reader **pp = &ctx->devices;
+    while (*pp && strcmp((*pp)->device, device) != 0)
+        pp = &(*pp)->next;
+    struct smc_reader *r = *pp;
+    if (r)
+        *pp = r->next;
+    pthread_mutex_unlock(&ctx->lock);
+    if (!r)
+        return STATUS_NO_SUCH_DEVICE;
+    remove_unlinked(ctx, r);
     return STATUS_SUCCESS;
+}
+
+/* ---- the reaper: removal of devices whose hardware is gone (smc_reader_gone) ---- */
+
+static void *reaper_main(void *arg)
+{
+    struct smc_ctx *ctx = arg;
+    pthread_mutex_lock(&ctx->lock);
+    for (;;) {
+        while (!ctx->gone_queue && !ctx->reaper_stop)
+            pthread_cond_wait(&ctx->reaper_cond, &ctx->lock);
+        if (ctx->reaper_stop)
+            break;
+        struct smc_reader *r = ctx->gone_queue;
+        ctx->gone_queue = r->gone_next;
+        /* Still a device of the context (not removed meanwhile)? Then unlink it here. */
+        struct smc_reader **pp = &ctx->devices;
+        while (*pp && *pp != r)
+            pp = &(*pp)->next;
+        bool listed = *pp != NULL;
+        if (listed)
+            *pp = r->next;
+        pthread_mutex_unlock(&ctx->lock);
+        if (listed) {
+            log_info(smc, "device %s: the hardware is gone; removing it", r->device);
+            remove_unlinked(ctx, r); /* drops the context's reference */
+        }
+        smc__reader_unref(r); /* the queue's reference */
+        pthread_mutex_lock(&ctx->lock);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return NULL;
+}
+
+void smc_reader_gone(struct smc_reader *r)
+{
+    struct smc_ctx *ctx = r->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    if (!r->gone_queued && !ctx->reaper_stop) {
+        if (!ctx->reaper_started && pthread_create(&ctx->reaper, NULL, reaper_main, ctx) == 0)
+            ctx->reaper_started = true;
+        if (ctx->reaper_started) {
+            r->gone_queued = true;
+            smc__reader_ref(r);
+            struct smc_reader **pp = &ctx->gone_queue;
+            while (*pp)
+                pp = &(*pp)->gone_next;
+            r->gone_next = NULL;
+            *pp = r;
+            pthread_cond_signal(&ctx->reaper_cond);
+        } else {
+            log_error(smc, "device %s: cannot start the reaper thread; it stays", r->device);
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* Stop the reaper (what it has not removed yet, smc_ctx_free removes). */
+static void reaper_stop(struct smc_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    ctx->reaper_stop = true;
+    bool started = ctx->reaper_started;
+    pthread_cond_signal(&ctx->reaper_cond);
+    pthread_mutex_unlock(&ctx->lock);
+    if (started)
+        pthread_join(ctx->reaper, NULL);
+    pthread_mutex_lock(&ctx->lock);
+    struct smc_reader *q = ctx->gone_queue;
+    ctx->gone_queue = NULL;
+    pthread_mutex_unlock(&ctx->lock);
+    while (q) {
+        struct smc_reader *next = q->gone_next;
+        smc__reader_unref(q);
+        q = next;
+    }
 }
 
 void smc_list_devices(struct smc_ctx *ctx, void (*fn)(void *user, const char *device), void *user)

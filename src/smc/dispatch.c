@@ -91,7 +91,7 @@ static const struct rule *find_rule(uint32_t code)
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
         if (rules[i].code == code)
             return &rules[i];
-    return SMC_IOCTL_IS_VENDOR(code) ? &vendor_rule : NULL;
+    return SMC_IOCTL_IS_VENDOR(code) || SMC_IOCTL_IS_PCSC_VENDOR(code) ? &vendor_rule : NULL;
 }
 
 static bool slot_present(const struct smc_driver_ops *ops, enum slot s)

@@ -87,7 +87,12 @@ struct smc_reader {
     struct smc_t1 t1;
     uint8_t *xfer_buf; /* request copy + response, SMC_XFER_BUF bytes */
 
-    struct smc_reader *next; /* in ctx->devices */
+    char **siblings; /* smc_reader_add_sibling() during open: devices to add next */
+    size_t n_siblings;
+    bool gone_queued; /* smc_reader_gone() queued it for the reaper (under ctx->lock) */
+
+    struct smc_reader *next;      /* in ctx->devices */
+    struct smc_reader *gone_next; /* in ctx->gone_queue */
 };
 
 #define SMC_MAX_APDU  65544u /* 4 header + 3 Lc + 65535 data + 2 Le */
@@ -101,6 +106,11 @@ struct smc_ctx {
     struct smc_reader *devices;
     smc_pnp_fn pnp;
     void *pnp_user;
+    /* The reaper thread: removes the devices whose drivers called smc_reader_gone(). */
+    pthread_t reaper;
+    bool reaper_started, reaper_stop;
+    pthread_cond_t reaper_cond;
+    struct smc_reader *gone_queue; /* each holds a reference */
 };
 
 /* reader.c */

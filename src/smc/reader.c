@@ -24,6 +24,9 @@ void smc__reader_unref(struct smc_reader *r)
         return;
     pthread_mutex_destroy(&r->op_lock);
     pthread_mutex_destroy(&r->lock);
+    for (size_t i = 0; i < r->n_siblings; i++)
+        free(r->siblings[i]);
+    free(r->siblings);
     free(r->xfer_buf);
     free(r->device);
     free(r);
@@ -91,6 +94,26 @@ void smc_reader_set_atr(struct smc_reader *r, const uint8_t *atr, size_t len)
     memcpy(r->atr, atr, len);
     r->atr_len = len;
     pthread_mutex_unlock(&r->lock);
+}
+
+void smc_reader_set_protocol(struct smc_reader *r, uint32_t protocol)
+{
+    pthread_mutex_lock(&r->lock);
+    r->card.protocol_selected = protocol;
+    smc_caps_update_timing(&r->card);
+    pthread_mutex_unlock(&r->lock);
+}
+
+smc_status smc_reader_add_sibling(struct smc_reader *r, const char *device)
+{
+    char **grown = realloc(r->siblings, (r->n_siblings + 1) * sizeof(*grown));
+    if (!grown)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    r->siblings = grown;
+    if (!(grown[r->n_siblings] = strdup(device)))
+        return STATUS_INSUFFICIENT_RESOURCES;
+    r->n_siblings++;
+    return STATUS_SUCCESS;
 }
 
 void smc_reader_card_caps(struct smc_reader *r, struct smc_card_caps *out)

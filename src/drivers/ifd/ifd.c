@@ -1,0 +1,824 @@
+/*
+ * The IFD-handler bridge: a libsmc driver over a pcsc-lite reader driver (docs/ifd.md).
+ *
+ *   open        load the library (shared), CreateChannelByName / CreateChannel, the slot count,
+ *               thread-safety tags, the polling function, the initial presence, the event thread;
+ *               further slots are added as sibling devices "ifd:ID/N"
+ *   power       IFDHPowerICC (presence checked first, as pcscd does)
+ *   set_protocol  IFDHSetProtocolParameters (T=1 preferred; the handler does PPS)
+ *   transmit    IFDHTransmitToICC with the APDU (the handler runs T=0 / T=1)
+ *   ioctl_vendor  attributes → IFDHGetCapabilities / IFDHSetCapabilities; vendor and PC/SC
+ *               control codes → IFDHControl with pcsc-lite's code (0x42000000 + function)
+ *   events      the handler's polling function when it has one, else IFDHICCPresence every
+ *               `poll` ms; IFD_NO_SUCH_DEVICE removes the device (smc_reader_gone)
+ *
+ * Every handler call goes through call_begin/call_end: the call lock the thread-safety tags
+ * require, and the watchdog. Lengths a handler returns are checked against the buffers given.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bytes.h"
+#include "common/log.h"
+#include "common/opts.h"
+#include "common/timeutil.h"
+#include "drivers/ifd/ifd_priv.h"
+#include "smc/smc.h"
+
+#define RX_GUARD 16u
+static const uint8_t guard_byte = 0xA5;
+
+/* ---- calls ---- */
+
+static void call_begin(struct ifd_slot *s, struct ifd_call *c, const char *fn, bool lock)
+{
+    if (lock)
+        pthread_mutex_lock(s->call_lock);
+    c->fn = fn;
+    c->lib = s->unit->lib->path;
+    c->reader = s->name;
+    c->lun = s->lun;
+    c->limit_ms = s->unit->spec.watchdog_ms;
+    ifd_call_arm(c);
+}
+
+static void call_end(struct ifd_slot *s, struct ifd_call *c, bool lock)
+{
+    ifd_call_disarm(c);
+    if (lock)
+        pthread_mutex_unlock(s->call_lock);
+}
+
+static void log_rc(const struct ifd_slot *s, const char *fn, ifd_rc rc)
+{
+    char t[48];
+    log_info(drv, "ifd: driver %s: %s on reader '%s' returned %s", s->unit->lib->path, fn, s->name,
+             ifd_rc_text(rc, t, sizeof(t)));
+}
+
+static ifd_rc get_caps(struct ifd_slot *s, ifd_dword tag, uint8_t *buf, ifd_dword *len)
+{
+    struct ifd_call c;
+    ifd_dword cap = *len;
+    call_begin(s, &c, "IFDHGetCapabilities", true);
+    ifd_rc rc = s->unit->lib->f.get_caps(s->lun, tag, len, buf);
+    call_end(s, &c, true);
+    if (rc == IFD_SUCCESS && *len > cap) {
+        log_error(drv,
+                  "ifd: driver %s: IFDHGetCapabilities(0x%lX) on reader '%s' returned %lu "
+                  "bytes for a buffer of %lu; ignored",
+                  s->unit->lib->path, tag, s->name, *len, cap);
+        rc = IFD_COMMUNICATION_ERROR;
+        *len = 0;
+    }
+    return rc;
+}
+
+/* A one-byte capability, or -1. */
+static int cap_byte(struct ifd_slot *s, ifd_dword tag)
+{
+    uint8_t b[8] = {0};
+    ifd_dword len = 1;
+    ifd_rc rc = get_caps(s, tag, b, &len);
+    return rc == IFD_SUCCESS && len == 1 ? b[0] : -1;
+}
+
+/* A function pointer capability, or NULL. */
+static void *cap_fn(struct ifd_slot *s, ifd_dword tag)
+{
+    union {
+        void *p;
+        uint8_t b[sizeof(void *) + 8];
+    } v = {.p = NULL};
+    ifd_dword len = sizeof(void *);
+    ifd_rc rc = get_caps(s, tag, v.b, &len);
+    return rc == IFD_SUCCESS && len == sizeof(void *) ? v.p : NULL;
+}
+
+/* ---- presence and events ---- */
+
+static void mark_gone(struct ifd_slot *s, const char *fn)
+{
+    pthread_mutex_lock(&s->mu);
+    bool first = !s->gone;
+    s->gone = true;
+    pthread_mutex_unlock(&s->mu);
+    if (!first)
+        return;
+    log_info(drv, "ifd: reader '%s': %s reports the device is gone; removing the reader", s->name,
+             fn);
+    smc_reader_gone(s->r);
+    ifd_unit_each_other_slot(s->unit, s->idx, smc_reader_gone);
+}
+
+/* Report a presence result to libsmc when it changes what libsmc knows. */
+static void report(struct ifd_slot *s, int present)
+{
+    pthread_mutex_lock(&s->mu);
+    int was = s->present;
+    s->present = present;
+    pthread_mutex_unlock(&s->mu);
+    if (was == present)
+        return;
+    if (present == 1)
+        smc_card_inserted(s->r, SCARD_SWALLOWED);
+    else if (present == 0)
+        smc_card_removed(s->r);
+    else
+        smc_reader_lost(s->r);
+}
+
+/* IFDHICCPresence: 1 present, 0 absent, -1 error, -2 device gone. */
+static int presence(struct ifd_slot *s)
+{
+    struct ifd_call c;
+    call_begin(s, &c, "IFDHICCPresence", true);
+    ifd_rc rc = s->unit->lib->f.presence(s->lun);
+    call_end(s, &c, true);
+    switch (rc) {
+    case IFD_SUCCESS:
+    case IFD_ICC_PRESENT: return 1;
+    case IFD_ICC_NOT_PRESENT: return 0;
+    case IFD_NO_SUCH_DEVICE: return -2;
+    default: {
+        pthread_mutex_lock(&s->mu);
+        bool known = s->present != -1;
+        pthread_mutex_unlock(&s->mu);
+        if (known)
+            log_rc(s, "IFDHICCPresence", rc);
+        return -1;
+    }
+    }
+}
+
+/* Wait ms or until stopped; true if stopped. */
+static bool wait_stop(struct ifd_slot *s, uint32_t ms)
+{
+    struct timespec until = scrm_deadline_ms(ms);
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
+    }
+    bool stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+static bool stopping(struct ifd_slot *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+/* The polling function's timeout: long when it can be interrupted, short enough otherwise that
+ * closing the reader does not wait long. */
+static int poll_timeout_ms(const struct ifd_slot *s)
+{
+    return s->stop_fn || s->killable ? 600000 : 1000;
+}
+
+static void *event_main(void *arg)
+{
+    struct ifd_slot *s = arg;
+    for (;;) {
+        if (s->poll_fn) {
+            if (s->killable)
+                pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+            ifd_rc rc = s->poll_fn(s->lun, poll_timeout_ms(s));
+            if (s->killable)
+                pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+            if (rc == IFD_NO_SUCH_DEVICE) {
+                mark_gone(s, "the polling function");
+                break;
+            }
+            if (rc != IFD_SUCCESS && wait_stop(s, s->unit->spec.poll_ms))
+                break;
+        } else if (wait_stop(s, s->unit->spec.poll_ms)) {
+            break;
+        }
+        if (stopping(s))
+            break;
+        int p = presence(s);
+        if (p == -2) {
+            mark_gone(s, "IFDHICCPresence");
+            break;
+        }
+        report(s, p);
+    }
+    return NULL;
+}
+
+static void event_stop(struct ifd_slot *s)
+{
+    if (!s->thread_started)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->poll_fn && s->stop_fn) {
+        struct ifd_call c;
+        call_begin(s, &c, "the stop-polling function", false);
+        (void)s->stop_fn(s->lun);
+        call_end(s, &c, false);
+    } else if (s->poll_fn && s->killable) {
+        pthread_cancel(s->thread);
+    }
+    pthread_join(s->thread, NULL);
+    s->thread_started = false;
+}
+
+/* ---- status mapping ---- */
+
+static smc_status map_rc(struct ifd_slot *s, const char *fn, ifd_rc rc)
+{
+    switch (rc) {
+    case IFD_SUCCESS: return STATUS_SUCCESS;
+    case IFD_ICC_NOT_PRESENT: report(s, 0); return STATUS_NO_MEDIA;
+    case IFD_NO_SUCH_DEVICE: mark_gone(s, fn); return STATUS_DEVICE_NOT_CONNECTED;
+    case IFD_ERROR_NOT_SUPPORTED:
+    case IFD_NOT_SUPPORTED:
+    case IFD_PROTOCOL_NOT_SUPPORTED:
+    case IFD_ERROR_TAG: return STATUS_NOT_SUPPORTED;
+    case IFD_ERROR_INSUFFICIENT_BUFFER: return STATUS_BUFFER_TOO_SMALL;
+    case IFD_RESPONSE_TIMEOUT: log_rc(s, fn, rc); return STATUS_IO_TIMEOUT;
+    case IFD_ERROR_PTS_FAILURE:
+    case IFD_PARITY_ERROR: log_rc(s, fn, rc); return STATUS_DEVICE_PROTOCOL_ERROR;
+    default: log_rc(s, fn, rc); return STATUS_IO_DEVICE_ERROR;
+    }
+}
+
+/* ---- slots ---- */
+
+static smc_status ifd_power(struct smc_reader *r, struct smc_io *io)
+{
+    struct ifd_slot *s = smc_reader_priv(r);
+    const struct ifd_lib *l = s->unit->lib;
+    if (io->minor != SCARD_POWER_DOWN) {
+        int p = presence(s); /* as pcscd: no power-up of an absent card */
+        if (p == -2) {
+            mark_gone(s, "IFDHICCPresence");
+            return STATUS_DEVICE_NOT_CONNECTED;
+        }
+        if (p == 0) {
+            report(s, 0);
+            return STATUS_NO_MEDIA;
+        }
+    }
+    ifd_dword actions[2];
+    size_t n = 0;
+    if (io->minor == SCARD_POWER_DOWN) {
+        actions[n++] = IFD_POWER_DOWN;
+    } else if (io->minor == SCARD_WARM_RESET) {
+        actions[n++] = IFD_RESET;
+    } else {
+        if (smc_reader_state(r) >= SCARD_POWERED)
+            actions[n++] = IFD_POWER_DOWN; /* a cold reset of a powered card */
+        actions[n++] = IFD_POWER_UP;
+    }
+    uint8_t atr[IFD_MAX_ATR + RX_GUARD];
+    ifd_dword atr_len = 0;
+    ifd_rc rc = IFD_SUCCESS;
+    for (size_t i = 0; i < n && rc == IFD_SUCCESS; i++) {
+        memset(atr, guard_byte, sizeof(atr));
+        atr_len = IFD_MAX_ATR;
+        struct ifd_call c;
+        call_begin(s, &c, "IFDHPowerICC", true);
+        rc = l->f.power(s->lun, actions[i], atr, &atr_len);
+        call_end(s, &c, true);
+    }
+    if (rc != IFD_SUCCESS) {
+        smc_status st = map_rc(s, "IFDHPowerICC", rc);
+        /* a card that does not come up is mute for libsmc */
+        return st == STATUS_IO_DEVICE_ERROR && io->minor != SCARD_POWER_DOWN ? STATUS_IO_TIMEOUT
+                                                                             : st;
+    }
+    if (io->minor == SCARD_POWER_DOWN)
+        return STATUS_SUCCESS; /* vpcd leaves AtrLength as it was: not an ATR */
+    if (atr_len > IFD_MAX_ATR || atr[IFD_MAX_ATR] != guard_byte) {
+        log_error(drv,
+                  "ifd: driver %s: IFDHPowerICC on reader '%s' returned an ATR length of %lu "
+                  "(at most %u fit); refused",
+                  l->path, s->name, (unsigned long)atr_len, IFD_MAX_ATR);
+        return STATUS_IO_DEVICE_ERROR;
+    }
+    if (atr_len == 0)
+        return STATUS_IO_TIMEOUT;
+    smc_reader_set_atr(r, atr, atr_len);
+    return STATUS_SUCCESS;
+}
+
+static smc_status ifd_set_protocol(struct smc_reader *r, struct smc_io *io)
+{
+    struct ifd_slot *s = smc_reader_priv(r);
+    const struct ifd_lib *l = s->unit->lib;
+    struct smc_card_caps caps;
+    smc_reader_card_caps(r, &caps);
+    uint32_t mask = io->minor;
+    uint32_t chosen = SCARD_PROTOCOL_UNDEFINED;
+    if (caps.protocol_selected != SCARD_PROTOCOL_UNDEFINED) {
+        /* specific mode (TA2): the card's protocol is fixed */
+        if (!(caps.protocol_selected & mask))
+            return STATUS_NOT_SUPPORTED;
+        chosen = caps.protocol_selected;
+    } else {
+        uint32_t offered = caps.atr.protocols ? caps.atr.protocols : SCARD_PROTOCOL_T0;
+        uint32_t avail = mask & offered & (SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+        uint32_t first = caps.atr.first_protocol == 1 ? SCARD_PROTOCOL_T1 : SCARD_PROTOCOL_T0;
+        if (avail & SCARD_PROTOCOL_T1)
+            chosen = SCARD_PROTOCOL_T1;
+        else if (avail & SCARD_PROTOCOL_T0)
+            chosen = SCARD_PROTOCOL_T0;
+        else if (mask & SCARD_PROTOCOL_RAW)
+            chosen = SCARD_PROTOCOL_RAW;
+        else
+            return STATUS_NOT_SUPPORTED;
+        if (chosen != SCARD_PROTOCOL_RAW && l->f.set_proto) {
+            struct ifd_call c;
+            call_begin(s, &c, "IFDHSetProtocolParameters", true);
+            ifd_rc rc = l->f.set_proto(s->lun, chosen, 0, 0, 0, 0);
+            call_end(s, &c, true);
+            if ((rc == IFD_PROTOCOL_NOT_SUPPORTED || rc == IFD_ERROR_NOT_SUPPORTED) &&
+                chosen != first && (mask & first)) {
+                chosen = first; /* as pcscd: the card's default protocol, no PPS */
+            } else if (rc == IFD_NOT_SUPPORTED) {
+                if (!(mask & first))
+                    return STATUS_NOT_SUPPORTED;
+                chosen = first;
+            } else if (rc != IFD_SUCCESS) {
+                smc_status st = map_rc(s, "IFDHSetProtocolParameters", rc);
+                return st == STATUS_NOT_SUPPORTED ? st : STATUS_DEVICE_PROTOCOL_ERROR;
+            }
+        }
+    }
+    smc_reader_set_protocol(r, chosen);
+    scrm_put_u32le(io->out, chosen);
+    io->info = 4;
+    return STATUS_SUCCESS;
+}
+
+static smc_status ifd_transmit(struct smc_reader *r, struct smc_io *io)
+{
+    struct ifd_slot *s = smc_reader_priv(r);
+    const struct ifd_lib *l = s->unit->lib;
+    uint32_t proto = scrm_get_u32le(io->in);
+    uint32_t pci_len = scrm_get_u32le(io->in + 4);
+    const uint8_t *apdu = io->in + pci_len;
+    size_t apdu_len = io->in_len - pci_len;
+    if (apdu_len > IFD_MAX_BUFFER_EXTENDED)
+        return STATUS_INVALID_PARAMETER;
+    struct ifd_io_header send = {.protocol = proto == SCARD_PROTOCOL_T1   ? 1
+                                             : proto == SCARD_PROTOCOL_T0 ? 0
+                                                                          : 4,
+                                 .length = pci_len};
+    struct ifd_io_header recv = send;
+    ifd_dword cap = IFD_MAX_BUFFER_EXTENDED;
+    ifd_dword rx_len = cap;
+    memset(s->rx + cap, guard_byte, RX_GUARD);
+    /* The handler gets its own copy of the command: io->out may alias io->in. */
+    uint8_t *tx = s->rx + cap + RX_GUARD;
+    memcpy(tx, apdu, apdu_len);
+    struct ifd_call c;
+    call_begin(s, &c, "IFDHTransmitToICC", true);
+    ifd_rc rc = l->f.transmit(s->lun, send, tx, apdu_len, s->rx, &rx_len, &recv);
+    call_end(s, &c, true);
+    if (rc != IFD_SUCCESS)
+        return map_rc(s, "IFDHTransmitToICC", rc);
+    bool overrun = false;
+    for (size_t i = 0; i < RX_GUARD; i++)
+        overrun |= s->rx[cap + i] != guard_byte;
+    if (rx_len > cap || overrun) {
+        log_error(drv,
+                  "ifd: driver %s: IFDHTransmitToICC on reader '%s' returned %lu bytes for a "
+                  "buffer of %lu%s; refused",
+                  l->path, s->name, (unsigned long)rx_len, (unsigned long)cap,
+                  overrun ? " and wrote past it" : "");
+        return STATUS_IO_DEVICE_ERROR;
+    }
+    if (rx_len < 2 && proto != SCARD_PROTOCOL_RAW) {
+        /* vpcd answers success with no bytes when its card went away mid-APDU */
+        log_info(drv, "ifd: reader '%s': the handler returned %lu response bytes (no status word)",
+                 s->name, (unsigned long)rx_len);
+        return STATUS_IO_TIMEOUT;
+    }
+    if (io->out_len < SMC_IO_HEADER_LENGTH + rx_len)
+        return STATUS_BUFFER_TOO_SMALL;
+    scrm_put_u32le(io->out, proto);
+    scrm_put_u32le(io->out + 4, SMC_IO_HEADER_LENGTH);
+    memcpy(io->out + SMC_IO_HEADER_LENGTH, s->rx, rx_len);
+    io->info = SMC_IO_HEADER_LENGTH + rx_len;
+    return STATUS_SUCCESS;
+}
+
+static smc_status ifd_card_tracking(struct smc_reader *r, uint32_t code)
+{
+    (void)r;
+    (void)code;
+    return STATUS_PENDING; /* the event thread always watches */
+}
+
+/* GET_ATTRIBUTE ids libsmc does not answer itself → IFDHGetCapabilities. */
+static smc_status get_attr(struct ifd_slot *s, struct smc_io *io)
+{
+    uint32_t id = scrm_get_u32le(io->in);
+    ifd_dword cap = io->out_len < IFD_MAX_BUFFER_EXTENDED ? io->out_len : IFD_MAX_BUFFER_EXTENDED;
+    ifd_dword len = cap;
+    memset(s->rx + cap, guard_byte, RX_GUARD);
+    ifd_rc rc = get_caps(s, id, s->rx, &len);
+    if (rc == IFD_ERROR_TAG || rc == IFD_ERROR_NOT_SUPPORTED || rc == IFD_NOT_SUPPORTED)
+        return STATUS_NOT_SUPPORTED;
+    if (rc == IFD_ERROR_INSUFFICIENT_BUFFER)
+        return STATUS_BUFFER_TOO_SMALL;
+    if (rc != IFD_SUCCESS)
+        return map_rc(s, "IFDHGetCapabilities", rc);
+    for (size_t i = 0; i < RX_GUARD; i++) {
+        if (s->rx[cap + i] != guard_byte) {
+            log_error(drv,
+                      "ifd: driver %s: IFDHGetCapabilities(0x%X) on reader '%s' wrote past "
+                      "its buffer; refused",
+                      s->unit->lib->path, id, s->name);
+            return STATUS_IO_DEVICE_ERROR;
+        }
+    }
+    memcpy(io->out, s->rx, len);
+    io->info = len;
+    return STATUS_SUCCESS;
+}
+
+static smc_status set_attr(struct ifd_slot *s, struct smc_io *io)
+{
+    uint32_t id = scrm_get_u32le(io->in);
+    size_t n = io->in_len - 4;
+    if (n > IFD_MAX_BUFFER_EXTENDED)
+        return STATUS_INVALID_PARAMETER;
+    memcpy(s->rx, io->in + 4, n);
+    struct ifd_call c;
+    call_begin(s, &c, "IFDHSetCapabilities", true);
+    ifd_rc rc = s->unit->lib->f.set_caps(s->lun, id, n, s->rx);
+    call_end(s, &c, true);
+    if (rc == IFD_ERROR_TAG || rc == IFD_ERROR_NOT_SUPPORTED || rc == IFD_NOT_SUPPORTED ||
+        rc == IFD_ERROR_VALUE_READ_ONLY)
+        return STATUS_NOT_SUPPORTED;
+    if (rc == IFD_ERROR_SET_FAILURE)
+        return STATUS_INVALID_PARAMETER;
+    io->info = 0;
+    return map_rc(s, "IFDHSetCapabilities", rc);
+}
+
+/* pcsc-lite's control code for a libsmc vendor IOCTL: SCARD_CTL_CODE(function). */
+static uint32_t pcsc_code(uint32_t code)
+{
+    if (SMC_IOCTL_IS_PCSC_VENDOR(code))
+        return code;
+    return IFD_PCSC_CTL_BASE + SMC_IOCTL_FUNCTION(code);
+}
+
+static smc_status control(struct ifd_slot *s, struct smc_io *io)
+{
+    const struct ifd_lib *l = s->unit->lib;
+    if (io->in_len > IFD_MAX_BUFFER_EXTENDED)
+        return STATUS_INVALID_PARAMETER;
+    ifd_dword cap = io->out_len < IFD_MAX_BUFFER_EXTENDED ? io->out_len : IFD_MAX_BUFFER_EXTENDED;
+    uint8_t *tx = s->rx + IFD_MAX_BUFFER_EXTENDED + RX_GUARD;
+    memcpy(tx, io->in, io->in_len);
+    memset(s->rx + cap, guard_byte, RX_GUARD);
+    ifd_dword returned = 0;
+    struct ifd_call c;
+    ifd_rc rc;
+    call_begin(s, &c, "IFDHControl", true);
+    if (l->version == 3) {
+        rc = l->f.control(s->lun, pcsc_code(io->code), tx, io->in_len, s->rx, cap, &returned);
+    } else if (l->f.control2) {
+        returned = cap;
+        rc = l->f.control2(s->lun, tx, io->in_len, s->rx, &returned);
+    } else {
+        rc = IFD_ERROR_NOT_SUPPORTED;
+    }
+    call_end(s, &c, true);
+    if (rc != IFD_SUCCESS)
+        return map_rc(s, "IFDHControl", rc);
+    bool overrun = false;
+    for (size_t i = 0; i < RX_GUARD; i++)
+        overrun |= s->rx[cap + i] != guard_byte;
+    if (returned > cap || overrun) {
+        log_error(drv,
+                  "ifd: driver %s: IFDHControl(0x%X) on reader '%s' returned %lu bytes for "
+                  "a buffer of %lu%s; refused",
+                  l->path, pcsc_code(io->code), s->name, (unsigned long)returned,
+                  (unsigned long)cap, overrun ? " and wrote past it" : "");
+        return STATUS_IO_DEVICE_ERROR;
+    }
+    memcpy(io->out, s->rx, returned);
+    io->info = returned;
+    return STATUS_SUCCESS;
+}
+
+static smc_status ifd_vendor(struct smc_reader *r, struct smc_io *io)
+{
+    struct ifd_slot *s = smc_reader_priv(r);
+    if (io->code == IOCTL_SMARTCARD_GET_ATTRIBUTE)
+        return get_attr(s, io);
+    if (io->code == IOCTL_SMARTCARD_SET_ATTRIBUTE)
+        return set_attr(s, io);
+    return control(s, io);
+}
+
+/* ---- open / close ---- */
+
+/* A string capability into dst (trimmed of NULs), or false. */
+static bool cap_string(struct ifd_slot *s, ifd_dword tag, char *dst, size_t cap)
+{
+    uint8_t b[64];
+    ifd_dword len = sizeof(b) - 1;
+    if (get_caps(s, tag, b, &len) != IFD_SUCCESS)
+        return false;
+    while (len > 0 && b[len - 1] == '\0')
+        len--;
+    if (len == 0 || len >= cap)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (b[i] < 0x20 || b[i] > 0x7E)
+            return false;
+    memcpy(dst, b, len);
+    dst[len] = '\0';
+    return true;
+}
+
+static void describe(struct ifd_slot *s)
+{
+    struct smc_vendor_attr *va = smc_reader_vendor(s->r);
+    const struct ifd_devspec *spec = &s->unit->spec;
+    if (!cap_string(s, 0x00010100u, va->vendor_name, sizeof(va->vendor_name)))
+        snprintf(va->vendor_name, sizeof(va->vendor_name), "IFD handler");
+    if (!cap_string(s, 0x00010101u, va->ifd_type, sizeof(va->ifd_type))) {
+        const char *base = strrchr(spec->lib, '/');
+        snprintf(va->ifd_type, sizeof(va->ifd_type), "%.*s", (int)(sizeof(va->ifd_type) - 1),
+                 base ? base + 1 : spec->lib);
+    }
+    (void)cap_string(s, 0x00010103u, va->serial, sizeof(va->serial));
+    uint8_t v[8] = {0};
+    ifd_dword len = 4;
+    if (get_caps(s, 0x00010102u, v, &len) == IFD_SUCCESS && len == 4)
+        va->ifd_version = scrm_get_u32le(v);
+    va->unit = s->idx;
+    snprintf(va->friendly_name, sizeof(va->friendly_name), "%.*s",
+             (int)sizeof(va->friendly_name) - 1, s->name);
+
+    struct smc_reader_caps *c = smc_reader_caps(s->r);
+    c->protocols = SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1 | SCARD_PROTOCOL_RAW;
+    c->reader_type = strncmp(spec->device, "usb:", 4) == 0       ? SCARD_READER_TYPE_USB
+                     : strncmp(spec->device, "/dev/tty", 8) == 0 ? SCARD_READER_TYPE_SERIAL
+                                                                 : SCARD_READER_TYPE_VENDOR;
+    c->channel = (uint32_t)s->lun;
+    c->max_ifsd = 254;
+}
+
+static void slot_free(struct ifd_slot *s)
+{
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->own_lock);
+    free(s->rx);
+    free(s);
+}
+
+/* Choose the slot's call lock from the thread-safety tags (see docs/ifd.md). */
+static void choose_lock(struct ifd_slot *s)
+{
+    struct ifd_unit *u = s->unit;
+    bool ts = u->lib->thread_safe, sts = u->slot_thread_safe;
+    if (ts && (sts || u->nslots == 1))
+        s->call_lock = &s->own_lock;
+    else if (ts)
+        s->call_lock = &u->lock;
+    else if (sts || u->nslots == 1)
+        s->call_lock = ifd_lib_slot_lock(u->lib, s->idx);
+    else
+        s->call_lock = &u->lib->lock;
+}
+
+static smc_status slot_open(struct smc_reader *r, struct ifd_unit *u, unsigned idx)
+{
+    struct ifd_slot *s = calloc(1, sizeof(*s));
+    uint8_t *rx = malloc(2 * (size_t)IFD_MAX_BUFFER_EXTENDED + 2 * RX_GUARD);
+    if (!s || !rx) {
+        free(s);
+        free(rx);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    s->rx = rx;
+    s->unit = u;
+    s->r = r;
+    s->idx = idx;
+    s->lun = ((ifd_dword)u->number << 16) | idx;
+    s->present = -1;
+    snprintf(s->name, sizeof(s->name), "%s %02X %02X", u->spec.name, u->number & 0xFFu, idx);
+    pthread_mutex_init(&s->own_lock, NULL);
+    pthread_mutex_init(&s->mu, NULL);
+    scrm_cond_init_monotonic(&s->cv);
+    const struct ifd_lib *l = u->lib;
+
+    /* Create the channel under the library-wide lock: nothing else runs in a library that is
+     * not thread safe, and the first unit has not told yet. */
+    s->call_lock = &u->lib->lock;
+    struct ifd_call c;
+    ifd_rc rc;
+    bool by_name = l->version == 3 && u->spec.device[0];
+    call_begin(s, &c, by_name ? "IFDHCreateChannelByName" : "IFDHCreateChannel", true);
+    if (by_name) {
+        char dev[IFD_VALUE_MAX];
+        snprintf(dev, sizeof(dev), "%s", u->spec.device);
+        rc = l->f.create_by_name(s->lun, dev);
+    } else {
+        rc = l->f.create(s->lun, u->spec.channel);
+    }
+    call_end(s, &c, true);
+    if (rc != IFD_SUCCESS) {
+        char t[48];
+        log_error(drv, "ifd: driver %s: %s(Lun 0x%lX, %s) for reader '%s' failed: %s", l->path,
+                  c.fn, (unsigned long)s->lun, by_name ? u->spec.device : "channel", s->name,
+                  ifd_rc_text(rc, t, sizeof(t)));
+        slot_free(s);
+        return rc == IFD_NO_SUCH_DEVICE ? STATUS_NO_SUCH_DEVICE : STATUS_DEVICE_NOT_CONNECTED;
+    }
+    smc_reader_set_priv(r, s);
+    if (idx == 0) {
+        if (!u->lib->thread_safe_known) {
+            u->lib->thread_safe = cap_byte(s, IFD_TAG_THREAD_SAFE) == 1;
+            u->lib->thread_safe_known = true;
+        }
+        int n = cap_byte(s, IFD_TAG_SLOTS_NUMBER);
+        u->nslots = n > 0 ? (unsigned)n : 1;
+        if (u->nslots > 1)
+            u->slot_thread_safe = cap_byte(s, IFD_TAG_SLOT_THREAD_SAFE) == 1;
+        u->slots = calloc(u->nslots, sizeof(struct ifd_slot *));
+    }
+    choose_lock(s);
+    s->poll_fn = (ifd_poll_fn)cap_fn(s, IFD_TAG_POLLING_THREAD_WITH_TIMEOUT);
+    if (s->poll_fn) {
+        s->stop_fn = (ifd_stop_fn)cap_fn(s, IFD_TAG_STOP_POLLING_THREAD);
+        s->killable = cap_byte(s, IFD_TAG_POLLING_THREAD_KILLABLE) == 1;
+    }
+    describe(s);
+    int p = presence(s); /* as pcscd's initial check: an error fails the reader */
+    if (p < 0) {
+        log_error(drv, "ifd: reader '%s': the initial presence check failed", s->name);
+        call_begin(s, &c, "IFDHCloseChannel", true);
+        (void)l->f.close(s->lun);
+        call_end(s, &c, true);
+        smc_reader_set_priv(r, NULL);
+        slot_free(s);
+        return STATUS_DEVICE_NOT_CONNECTED;
+    }
+    s->present = p;
+    smc_reader_set_state(r, p ? SCARD_SWALLOWED : SCARD_ABSENT);
+    if (pthread_create(&s->thread, NULL, event_main, s) == 0) {
+        s->thread_started = true;
+    } else {
+        log_error(drv, "ifd: reader '%s': cannot start its event thread", s->name);
+        call_begin(s, &c, "IFDHCloseChannel", true);
+        (void)l->f.close(s->lun);
+        call_end(s, &c, true);
+        smc_reader_set_priv(r, NULL);
+        slot_free(s);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    ifd_unit_set_slot(u, idx, s);
+    log_info(drv, "ifd: reader '%s' open (%s, Lun 0x%lX, %s)", s->name, l->path,
+             (unsigned long)s->lun,
+             s->poll_fn ? "the handler's polling thread" : "presence polled by scrm");
+    return STATUS_SUCCESS;
+}
+
+static smc_status open_sibling(struct smc_reader *r, const char *address)
+{
+    const char *slash = strchr(address, '/');
+    char id[IFD_ID_MAX + 1];
+    uint32_t idx = 0;
+    size_t n = (size_t)(slash - address);
+    if (n == 0 || n > IFD_ID_MAX || !scrm_parse_u32(slash + 1, 255, &idx) || idx == 0) {
+        log_error(drv, "ifd: bad slot device ifd:%s", address);
+        return STATUS_INVALID_PARAMETER;
+    }
+    memcpy(id, address, n);
+    id[n] = '\0';
+    struct ifd_unit *u = ifd_unit_find(id);
+    if (!u || !u->ready || idx >= u->nslots) {
+        log_error(drv, "ifd: ifd:%s: no open reader ifd:%s with a slot %u", address, id, idx);
+        if (u)
+            ifd_unit_put(u);
+        return STATUS_NO_SUCH_DEVICE;
+    }
+    smc_status st = slot_open(r, u, idx);
+    if (st != STATUS_SUCCESS)
+        ifd_unit_put(u);
+    return st;
+}
+
+static smc_status ifd_open(struct smc_reader *r, const char *address, const char *options)
+{
+    if (strchr(address, '/'))
+        return open_sibling(r, address);
+    if (!ifd_id_valid(address)) {
+        log_error(drv, "ifd: bad device ID '%s' (1..%u characters of A-Z a-z 0-9 . _ + @ -)",
+                  address, IFD_ID_MAX);
+        return STATUS_INVALID_PARAMETER;
+    }
+    struct ifd_devspec *spec = malloc(sizeof(*spec));
+    if (!spec)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    char err[256];
+    if (!ifd_devstr_parse(options, spec, err, sizeof(err))) {
+        log_error(drv, "ifd:%s: %s", address, err);
+        free(spec);
+        return STATUS_INVALID_PARAMETER;
+    }
+    if (!spec->name[0])
+        snprintf(spec->name, sizeof(spec->name), "%s", address);
+    struct ifd_lib *l = ifd_lib_get(spec->lib);
+    if (!l) {
+        free(spec);
+        return STATUS_NO_SUCH_DEVICE;
+    }
+    struct ifd_unit *u = ifd_unit_new(l, address, spec);
+    free(spec);
+    if (!u) {
+        ifd_lib_put(l);
+        return STATUS_DEVICE_BUSY;
+    }
+    /* As pcscd: a further reader of the same library must fit its SIMULTANEOUS_ACCESS. */
+    struct ifd_unit *other = ifd_unit_sibling_of_lib(u);
+    if (other) {
+        int max = other->slots && other->slots[0]
+                      ? cap_byte(other->slots[0], IFD_TAG_SIMULTANEOUS_ACCESS)
+                      : -1;
+        ifd_unit_put(other);
+        if (max > 0 && u->number >= (unsigned)max) {
+            log_error(drv, "ifd: driver %s does not support more than %d reader(s)", l->path, max);
+            ifd_unit_put(u);
+            return STATUS_DEVICE_BUSY;
+        }
+    }
+    smc_status st = slot_open(r, u, 0);
+    if (st != STATUS_SUCCESS) {
+        ifd_unit_put(u);
+        return st;
+    }
+    u->ready = true;
+    char dev[sizeof(u->id) + 32];
+    for (unsigned i = 1; i < u->nslots; i++) {
+        snprintf(dev, sizeof(dev), "ifd:%s/%u", u->id, i);
+        if (smc_reader_add_sibling(r, dev) != STATUS_SUCCESS)
+            log_error(drv, "ifd: reader ifd:%s: out of memory for slot %u", u->id, i);
+    }
+    return STATUS_SUCCESS;
+}
+
+static void ifd_close(struct smc_reader *r)
+{
+    struct ifd_slot *s = smc_reader_priv(r);
+    if (!s)
+        return;
+    struct ifd_unit *u = s->unit;
+    event_stop(s);
+    ifd_unit_set_slot(u, s->idx, NULL);
+    /* Removing slot 0 removes the whole reader, as pcscd does. */
+    if (s->idx == 0)
+        ifd_unit_each_other_slot(u, 0, smc_reader_gone);
+    pthread_mutex_lock(&s->mu);
+    bool gone = s->gone;
+    pthread_mutex_unlock(&s->mu);
+    if (gone && u->lib->f.set_caps) {
+        /* as pcscd on an unplug: tell a handler that supports it before closing */
+        if (cap_byte(s, IFD_TAG_DEVICE_REMOVED) == 1) {
+            uint8_t one = 1;
+            struct ifd_call c;
+            call_begin(s, &c, "IFDHSetCapabilities", true);
+            (void)u->lib->f.set_caps(s->lun, IFD_TAG_DEVICE_REMOVED, 1, &one);
+            call_end(s, &c, true);
+        }
+    }
+    struct ifd_call c;
+    call_begin(s, &c, "IFDHCloseChannel", true);
+    ifd_rc rc = u->lib->f.close(s->lun);
+    call_end(s, &c, true);
+    if (rc != IFD_SUCCESS && !gone)
+        log_rc(s, "IFDHCloseChannel", rc);
+    log_info(drv, "ifd: reader '%s' closed", s->name);
+    smc_reader_set_priv(r, NULL);
+    slot_free(s);
+    ifd_unit_put(u);
+}
+
+const struct smc_driver_ops smc_ifd_driver = {
+    .name = "ifd",
+    .open = ifd_open,
+    .close = ifd_close,
+    .power = ifd_power,
+    .transmit = ifd_transmit,
+    .set_protocol = ifd_set_protocol,
+    .card_tracking = ifd_card_tracking,
+    .ioctl_vendor = ifd_vendor,
+};

@@ -321,21 +321,6 @@ CLIENT_EXPORT LONG SCardEndTransaction(SCARDHANDLE hCard, DWORD dwDisposition)
 /* ---- Status ------------------------------------------------------------------------------------
  */
 
-/* SCardStatus state bits for a driver-library state (0 UNKNOWN .. 6 SPECIFIC). */
-static DWORD status_bits(uint32_t state)
-{
-    static const DWORD bits[] = {
-        SCARD_UNKNOWN,
-        SCARD_ABSENT,
-        SCARD_PRESENT,
-        SCARD_PRESENT | SCARD_SWALLOWED,
-        SCARD_PRESENT | SCARD_POWERED,
-        SCARD_PRESENT | SCARD_POWERED | SCARD_NEGOTIABLE,
-        SCARD_PRESENT | SCARD_POWERED | SCARD_SPECIFIC,
-    };
-    return state < sizeof bits / sizeof bits[0] ? bits[state] : SCARD_UNKNOWN;
-}
-
 /* Fill SCardStatus's outputs from a STATUS reply. */
 static LONG status_outputs(const struct creply *r, LPSTR name, LPDWORD name_len, LPDWORD state,
                            LPDWORD protocol, LPBYTE atr, LPDWORD atr_len)
@@ -350,7 +335,7 @@ static LONG status_outputs(const struct creply *r, LPSTR name, LPDWORD name_len,
     memcpy(buf, r->var, rep.name_len);
     buf[rep.name_len] = '\0';
     if (state)
-        *state = ((DWORD)(rep.counter & 0xFFFFu) << 16) | status_bits(rep.state);
+        *state = ((DWORD)(rep.counter & 0xFFFFu) << 16) | (rep.state & 0xFFFFu);
     if (protocol)
         *protocol = rep.protocol;
     if (name_len) /* the name with its NUL, as pcsc-lite returns it */

@@ -294,7 +294,7 @@ static void cmd_STATUS(struct session *s, const struct ipc_hdr *h, const uint8_t
     rc = srv_core_status(s, req.card, &st);
     if (rc == SCARD_S_SUCCESS || rc == SCARD_W_REMOVED_CARD || rc == SCARD_W_RESET_CARD) {
         name_len = strnlen(st.reader, sizeof st.reader - 1);
-        rep.state = st.state;
+        rep.state = st.pcsc_state;
         rep.flags = st.flags;
         rep.counter = st.event_counter;
         rep.protocol = st.protocol;

@@ -166,7 +166,7 @@ struct ipc_card_req {
 /* STATUS reply; the variable part is the reader name (name_len bytes, no NUL). It is filled also
  * with SCARD_W_REMOVED_CARD / SCARD_W_RESET_CARD. */
 struct ipc_status_rep {
-    uint32_t state; /* driver-library state 0..6 */
+    uint32_t state; /* pcsc-lite's SCardStatus state bits (the rm's RM_PCSC_*), no counter */
     uint32_t flags; /* IPC_RS_* of the reader */
     uint32_t counter;
     uint32_t protocol;

@@ -229,7 +229,10 @@ static uint32_t attach(struct rm_conn *c)
     struct rm_reader *r = c->r;
     uint32_t rc = SCARD_S_SUCCESS;
     pthread_mutex_lock(&r->lock);
-    if (r->gone || r->defective)
+    rm_monitor_settle_locked(r);
+    /* A reader in an unknown state (lost, NFC radio off) is as unavailable to a card connect as
+     * it is in the reader list; DIRECT still reaches it (e.g. to switch the radio back on). */
+    if (r->gone || r->defective || (r->lost && c->share != SCARD_SHARE_DIRECT))
         rc = SCARD_E_READER_UNAVAILABLE;
     else if (r->exclusive || (c->share == SCARD_SHARE_EXCLUSIVE && r->n_conns > 0))
         rc = SCARD_E_SHARING_VIOLATION;
@@ -381,6 +384,9 @@ uint32_t rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t pre
     struct rm_conn *c = conn_get(rm, card);
     if (!c)
         return SCARD_E_INVALID_HANDLE;
+    pthread_mutex_lock(&c->r->lock);
+    rm_monitor_settle_locked(c->r);
+    pthread_mutex_unlock(&c->r->lock);
     uint32_t rc = conn_enter(c, false, UINT64_MAX);
     if (rc) {
         conn_put(c);
@@ -525,6 +531,7 @@ uint32_t rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st)
     if (!rc || rc == SCARD_E_READER_UNAVAILABLE) {
         snprintf(st->reader, sizeof(st->reader), "%s", r->name);
         st->state = r->gone ? SCARD_UNKNOWN : r->state;
+        st->pcsc_state = rm_pcsc_state_locked(r);
         st->flags = rm_reader_flags_locked(r);
         st->event_counter = r->event_counter;
         st->protocol = rm_proto_from_smc(c->protocol);

@@ -122,7 +122,10 @@ struct rm_reader {
     uint8_t atr[RM_ATR_MAX];
     size_t atr_len;
     bool card_present, mute, lost, defective, gone;
-    bool radio_off; /* tracking answered DEVICE_POWERED_OFF (NFC radio off); lost meanwhile */
+    bool app_unpowered; /* a handle's SCARD_UNPOWER_CARD switched the card off (pcsc: PRESENT) */
+    bool radio_off;     /* tracking answered DEVICE_POWERED_OFF (NFC radio off); lost meanwhile */
+    bool mon_busy;      /* a tracking completion (or a retry) is queued or being handled by the
+                           monitor: the snapshot may lag the card; connects wait on `cond` */
 
     /* connections and transaction (lock) */
     struct rm_conn *conns;
@@ -258,6 +261,8 @@ struct rm_reader *rm_reader_by_id(struct rm *rm, uint64_t id);
 struct rm_reader *rm_reader_by_name(struct rm *rm, const char *name);
 /* Flags of the snapshot; r->lock held. */
 uint32_t rm_reader_flags_locked(const struct rm_reader *r);
+/* pcsc-lite's SCardStatus state word (RM_PCSC_*) of the snapshot; r->lock held. */
+uint32_t rm_pcsc_state_locked(const struct rm_reader *r);
 /* Call the watches of r's name (and of the list when pnp). No lock held. */
 void rm_notify(struct rm *rm, const char *name, uint32_t counter, bool pnp);
 void rm_notify_reader(struct rm_reader *r);
@@ -277,6 +282,10 @@ void rm_monitor_start(struct rm_reader *r);
 void rm_monitor_stop(struct rm_reader *r);
 /* The device can serve again (SMC_DEVICE_CHANGED): wake a monitor idle since the radio went off. */
 void rm_monitor_device_changed(struct rm_reader *r);
+/* Wait until the monitor has handled every tracking completion already delivered (r->lock held;
+ * waits on r->cond). A connect calls it first, so that a handle never sees a card the snapshot
+ * does not know yet (empty ATR, lagging event counter). Ends early if the reader leaves. */
+void rm_monitor_settle_locked(struct rm_reader *r);
 /* Arm the power-down timer (r->lock held). */
 void rm_power_down_arm_locked(struct rm_reader *r);
 /* Disarm it (r->lock held). */

@@ -37,14 +37,40 @@ enum mon_next { MON_WAIT, MON_AGAIN, MON_STOP };
 
 static void monitor_run(struct rm_reader *r, smc_status st);
 
+/* The monitor's view is (or is no longer) behind the card: set before its job is queued, cleared
+ * when the job has handled everything and waits again; connects wait for it (rm_monitor_settle). */
+static void set_busy(struct rm_reader *r, bool busy)
+{
+    pthread_mutex_lock(&r->lock);
+    r->mon_busy = busy;
+    if (!busy)
+        pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Queue the monitor's job to handle `st`. */
+static void submit(struct rm_reader *r, smc_status st)
+{
+    set_busy(r, true);
+    r->mon_status = st;
+    if (!rm_pool_submit(&r->rm->pool, &r->mon_job)) {
+        log_debug(rm, "reader '%s': monitor job not queued (stopping)", r->name);
+        set_busy(r, false);
+    }
+}
+
 static void mon_done(void *user, smc_status st, size_t returned)
 {
     struct rm_reader *r = user;
     (void)returned;
     rm_trace_completion(r, r->mon_code, st, r->mon_posted_ns);
-    r->mon_status = st;
-    if (!rm_pool_submit(&r->rm->pool, &r->mon_job))
-        log_debug(rm, "reader '%s': monitor job not queued (stopping)", r->name);
+    submit(r, st);
+}
+
+void rm_monitor_settle_locked(struct rm_reader *r)
+{
+    while (r->mon_busy && !r->gone && !atomic_load(&r->rm->closing))
+        pthread_cond_wait(&r->cond, &r->lock);
 }
 
 static void mon_job_fn(struct rm_job *job)
@@ -100,8 +126,7 @@ static void retry_fired(struct rm *rm, uint64_t id, uint64_t token)
     struct rm_reader *r = rm_reader_by_id(rm, id);
     if (!r)
         return;
-    r->mon_status = MON_JUST_POST;
-    rm_pool_submit(&rm->pool, &r->mon_job);
+    submit(r, MON_JUST_POST);
     rm_reader_unref(r);
 }
 
@@ -153,6 +178,7 @@ static void card_left_locked(struct rm_reader *r)
     r->atr_len = 0;
     r->protocol = 0;
     r->mute = false;
+    r->app_unpowered = false;
     r->event_counter++;
     rm_conns_mark_removed_locked(r);
     rm_power_down_cancel_locked(r);
@@ -199,8 +225,7 @@ void rm_monitor_device_changed(struct rm_reader *r)
     if (!wake)
         return;
     log_debug(rm, "reader '%s': device changed, monitor resumes", r->name);
-    r->mon_status = MON_JUST_POST;
-    rm_pool_submit(&r->rm->pool, &r->mon_job);
+    submit(r, MON_JUST_POST);
 }
 
 /* A tracking request completed: GET_STATE and update. Returns the GET_STATE status. */
@@ -213,9 +238,8 @@ static smc_status card_event(struct rm_reader *r)
     bool now = state > SCARD_ABSENT;
     pthread_mutex_lock(&r->lock);
     bool was = r->card_present, was_lost = r->lost;
-    /* IS_ABSENT completed but a card is there, unpowered, where a powered one was: replaced. */
-    bool swap = was && now && r->mon_code == IOCTL_SMARTCARD_IS_ABSENT &&
-                state <= SCARD_SWALLOWED && r->state >= SCARD_POWERED;
+    /* IS_ABSENT completed (the card left at some point) but a card is there: replaced. */
+    bool swap = was && now && r->mon_code == IOCTL_SMARTCARD_IS_ABSENT;
     if ((was && !now) || swap)
         card_left_locked(r);
     r->lost = state == SCARD_UNKNOWN;
@@ -280,16 +304,18 @@ static void monitor_run(struct rm_reader *r, smc_status st)
 {
     for (unsigned i = 0; i < 64; i++) {
         enum mon_next n = monitor_step(r, &st);
-        if (n == MON_WAIT)
+        if (n == MON_WAIT) {
+            set_busy(r, false);
             return;
+        }
         if (n == MON_STOP) {
+            set_busy(r, false);
             rm_reader_unref(r); /* the monitor's reference */
             return;
         }
     }
     /* A reader whose state flips at every request: yield the worker, continue later. */
-    r->mon_status = st;
-    rm_pool_submit(&r->rm->pool, &r->mon_job);
+    submit(r, st);
 }
 
 void rm_monitor_start(struct rm_reader *r)

@@ -398,27 +398,44 @@ void rm_pnp_listener(void *user, enum smc_pnp_event ev, const char *device)
 
 /* ---- snapshot ---- */
 
+/* As pcscd's SCardGetStatusChange: an unavailable reader shows UNAVAILABLE alone; INUSE needs a
+ * card; EXCLUSIVE shows even on an empty or unavailable reader. */
 uint32_t rm_reader_flags_locked(const struct rm_reader *r)
 {
     uint32_t f = 0;
-    if (r->gone || r->defective || r->lost)
+    bool unavailable = r->gone || r->defective || r->lost;
+    if (unavailable) {
         f |= RM_READER_UNAVAILABLE;
-    if (r->lost)
-        f |= RM_READER_UNKNOWN;
-    if (r->card_present) {
+    } else if (r->card_present) {
         f |= RM_READER_PRESENT;
         if (r->mute)
             f |= RM_READER_MUTE;
         if (r->state < SCARD_POWERED)
             f |= RM_READER_UNPOWERED;
-    } else if (!r->lost) {
+    } else {
         f |= RM_READER_EMPTY;
     }
     if (r->exclusive)
         f |= RM_READER_EXCLUSIVE;
-    else if (r->n_conns)
+    else if (r->n_conns && r->card_present && !unavailable)
         f |= RM_READER_INUSE;
     return f;
+}
+
+/* As pcscd's reader state: 0x34 for a card that answered its reset (powered or not since: pcscd
+ * keeps the word when its power-down timer switches the card off), PRESENT alone while nobody
+ * powered it (no ATR yet) or after a handle's UNPOWER, PRESENT | SWALLOWED for a mute card. */
+uint32_t rm_pcsc_state_locked(const struct rm_reader *r)
+{
+    if (r->gone || r->defective || r->lost)
+        return RM_PCSC_UNKNOWN;
+    if (!r->card_present)
+        return RM_PCSC_ABSENT;
+    if (r->mute)
+        return RM_PCSC_PRESENT | RM_PCSC_SWALLOWED;
+    if (r->atr_len == 0 || r->app_unpowered)
+        return RM_PCSC_PRESENT;
+    return RM_PCSC_PRESENT | RM_PCSC_POWERED | RM_PCSC_NEGOTIABLE;
 }
 
 static void fill_info_locked(const struct rm_reader *r, struct rm_reader_info *out)
@@ -429,6 +446,7 @@ static void fill_info_locked(const struct rm_reader *r, struct rm_reader_info *o
     out->flags = rm_reader_flags_locked(r);
     out->event_counter = r->event_counter;
     out->state = r->state;
+    out->pcsc_state = rm_pcsc_state_locked(r);
     out->protocol = rm_proto_from_smc(r->protocol);
     out->sharing = r->exclusive ? -1 : (int32_t)r->n_conns;
     out->characteristics = r->characteristics;

@@ -129,15 +129,35 @@ void rm_set_trace_log(struct rm *rm, bool on);
 #define RM_READER_NAME_MAX 128 /* including the NUL */
 #define RM_ATR_MAX         33
 
-/* Reader state flags; the values are those of pcsc-lite's SCARD_STATE_* bits. */
-#define RM_READER_UNKNOWN     0x0004u /* the reader does not know the card state (lost) */
-#define RM_READER_UNAVAILABLE 0x0008u /* defective, lost, or gone */
+/* Reader state flags; the values are those of pcsc-lite's SCARD_STATE_* bits, and they are set as
+ * pcscd sets them in SCardGetStatusChange: an unavailable reader (defective, lost, radio off,
+ * gone) is UNAVAILABLE alone (EXCLUSIVE may follow), else EMPTY or PRESENT (MUTE with a card that
+ * does not answer a reset); INUSE only with a card in; EXCLUSIVE whenever an exclusive handle
+ * exists. UNPOWERED is the rm's own information (scrm's tools); the PC/SC client library does not
+ * report it, as pcscd never does. UNKNOWN is never set for a registered reader. */
+#define RM_READER_UNKNOWN     0x0004u /* (not set: an unknown reader name) */
+#define RM_READER_UNAVAILABLE 0x0008u /* defective, lost (state unknown, radio off), or gone */
 #define RM_READER_EMPTY       0x0010u /* no card */
 #define RM_READER_PRESENT     0x0020u /* a card is in the reader */
 #define RM_READER_EXCLUSIVE   0x0080u /* a handle has it in exclusive mode */
-#define RM_READER_INUSE       0x0100u /* at least one handle is connected */
+#define RM_READER_INUSE       0x0100u /* a card is in and at least one handle is connected */
 #define RM_READER_MUTE        0x0200u /* the card does not answer a reset */
-#define RM_READER_UNPOWERED   0x0400u /* a card is present and not powered */
+#define RM_READER_UNPOWERED   0x0400u /* a card is present and not powered (rm only) */
+
+/* The card state word pcsc-lite's SCardStatus reports (its SCARD_UNKNOWN .. SCARD_SPECIFIC bits):
+ * what pcscd shows in the same situation, computed from the rm's snapshot (rm_pcsc_state). */
+#define RM_PCSC_UNKNOWN 0x0001u /* the reader is unavailable (lost, radio off, defective) */
+#define RM_PCSC_ABSENT  0x0002u
+#define RM_PCSC_PRESENT                                                                            \
+    0x0004u                       /* card present, not powered by anyone: its ATR not read yet, or \
+                                     powered down by a handle's SCARD_UNPOWER_CARD */
+#define RM_PCSC_SWALLOWED 0x0008u /* with PRESENT: the card did not answer the reset (mute) */
+#define RM_PCSC_POWERED   0x0010u
+#define RM_PCSC_NEGOTIABLE                                                                       \
+    0x0020u                      /* PRESENT | POWERED | NEGOTIABLE: a usable card, whether idle, \
+                                    connected in a specific protocol, or switched off by the     \
+                                    power-down timer (pcscd reports 0x34 in all three) */
+#define RM_PCSC_SPECIFIC 0x0040u /* never reported (pcscd does not either) */
 
 /* pcsc-lite protocol numbers used by this API. */
 #define RM_PROTOCOL_UNDEFINED 0x0u
@@ -154,6 +174,7 @@ struct rm_reader_info {
     uint32_t flags;           /* RM_READER_* */
     uint32_t event_counter;   /* +1 on each card event (insertion, removal, defect) */
     uint32_t state;           /* driver state SCARD_UNKNOWN (0) .. SCARD_SPECIFIC (6) */
+    uint32_t pcsc_state;      /* RM_PCSC_* bits: pcsc-lite's view of the card state */
     uint32_t protocol;        /* RM_PROTOCOL_* of the card, RM_PROTOCOL_UNDEFINED if none */
     int32_t sharing;          /* -1 exclusive, 0 unused, n = number of connected handles */
     uint32_t characteristics; /* SCARD_ATTR_CHARACTERISTICS (SCARD_READER_SWALLOWS ...) */
@@ -239,8 +260,9 @@ uint32_t rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition);
 
 struct rm_card_status {
     char reader[RM_READER_NAME_MAX];
-    uint32_t state; /* driver state 0..6 (pcsc-lite's SCardStatus bit is 1 << state) */
-    uint32_t flags; /* RM_READER_* of the reader */
+    uint32_t state;      /* driver state 0..6 */
+    uint32_t pcsc_state; /* RM_PCSC_* bits: the state word pcsc-lite's SCardStatus reports */
+    uint32_t flags;      /* RM_READER_* of the reader */
     uint32_t event_counter;
     uint32_t protocol; /* active protocol of this handle (RM_PROTOCOL_*) */
     uint8_t atr[RM_ATR_MAX];

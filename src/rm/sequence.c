@@ -48,6 +48,7 @@ static void set_atr(struct rm_reader *r, const uint8_t *atr, size_t len)
     memcpy(r->atr, atr, len);
     r->atr_len = len;
     r->mute = false;
+    r->app_unpowered = false;
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -114,6 +115,7 @@ static smc_status set_protocol(struct rm_reader *r, uint32_t pref, uint32_t *pro
     pthread_mutex_lock(&r->lock);
     r->state = SCARD_SPECIFIC;
     r->protocol = sel;
+    r->app_unpowered = false;
     pthread_mutex_unlock(&r->lock);
     *protocol = sel;
     return STATUS_SUCCESS;
@@ -234,6 +236,11 @@ uint32_t rm_seq_disposition(struct rm_reader *r, struct rm_conn *by, uint32_t di
     }
     if (st == STATUS_SUCCESS && disposition == SCARD_RESET_CARD)
         set_atr(r, atr, n);
+    if (st == STATUS_SUCCESS && disposition == SCARD_UNPOWER_CARD) {
+        pthread_mutex_lock(&r->lock);
+        r->app_unpowered = true;
+        pthread_mutex_unlock(&r->lock);
+    }
     uint32_t state;
     if (rm_get_state(r, &state) == STATUS_SUCCESS)
         set_state(r, state);

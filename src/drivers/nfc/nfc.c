@@ -55,6 +55,11 @@ static void host_available(void *ctx)
     smc_reader_changed(ctx);
 }
 
+static void host_unavailable(void *ctx)
+{
+    (void)smc_complete_card_tracking(ctx);
+}
+
 /* ---- options ---- */
 
 static bool set_uid(struct start *s, const char *v)
@@ -157,6 +162,7 @@ static smc_status nfc_open(struct smc_reader *r, const char *address, const char
         .left = host_left,
         .set_state = host_set_state,
         .available = host_available,
+        .unavailable = host_unavailable,
     };
     struct nfc_reader *rd = nfc_reader_new(&cfg, &host);
     if (!rd)

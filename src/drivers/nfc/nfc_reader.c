@@ -104,6 +104,10 @@ static void set_radio(struct nfc_reader *rd, bool on)
     (void)rd->fe_ops->field(rd->fe, on);
     if (!on) {
         on_left(rd);
+        /* With an empty field nothing completed: complete the pending tracking request anyway,
+         * so the host learns (DEVICE_POWERED_OFF on its next IOCTL) that the reader is off. */
+        if (rd->host.unavailable)
+            rd->host.unavailable(rd->host.ctx);
         return;
     }
     struct nfc_target t;

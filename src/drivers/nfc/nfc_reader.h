@@ -28,7 +28,9 @@ struct nfc_host {
     void (*arrived)(void *ctx);                   /* state SPECIFIC; completes card tracking */
     void (*left)(void *ctx);                      /* state ABSENT; completes card tracking */
     void (*set_state)(void *ctx, uint32_t state); /* any other state change */
-    void (*available)(void *ctx); /* the radio is back on: refused requests may be re-posted */
+    void (*available)(void *ctx);   /* the radio is back on: refused requests may be re-posted */
+    void (*unavailable)(void *ctx); /* the radio went off: a pending card-tracking request
+                                       completes, so its owner re-reads the state (NULL: none) */
 };
 
 struct nfc_reader_config {

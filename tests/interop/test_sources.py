@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -215,3 +216,54 @@ def test_sighup_reload(hup_daemon, ctx):
         env.wait_for(lambda: 'configuration kept' in d.log_text(), 10, 'the refused reload')
         assert readers(ctx) == ['SimVendor SimReader 0', 'SimVendor SimReader 2',
                                 'SimVendor SimReader 3']
+
+
+# ---- reader.conf.d with a real driver: Debian's vpcd entry, through the ifd: bridge ------------
+
+VPCD_ENTRY = ('# as vsmartcard installs it\n'
+              'FRIENDLYNAME "Virtual PCD"\n'
+              'DEVICENAME   /dev/null:0x8C7B\n'
+              'LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\n'
+              'CHANNELID    0x8C7B\n')
+
+
+@pytest.fixture()
+def conf_dir_daemon():
+    from test_ifd_vpcd import VPCD, NetnsDaemon  # pylint: disable=import-outside-toplevel
+    if os.geteuid() != 0 or not os.path.exists(VPCD):
+        pytest.skip('needs root (private network namespace) and vsmartcard-vpcd')
+    rdir = tempfile.mkdtemp(prefix='scrm-readerconf-')
+    with open(os.path.join(rdir, 'vpcd'), 'w', encoding='utf-8') as f:
+        f.write(VPCD_ENTRY)
+    with open(os.path.join(rdir, 'broken'), 'w', encoding='utf-8') as f:
+        f.write('FRIENDLYNAME "Broken"\nLIBPATH /no/such/libdriver.so\nCHANNELID 1\n')
+    d = NetnsDaemon(readers=['sim:0'], extra=LOG + f'reader_conf_dir = {rdir}\n')
+    d.rdir = rdir
+    yield d
+    d.close()
+    shutil.rmtree(rdir, ignore_errors=True)
+
+
+def test_reader_conf_dir_and_sighup(conf_dir_daemon, ctx):
+    d = conf_dir_daemon
+    # the vpcd entry starts both of its slots, named as pcscd names them; the broken entry is
+    # refused with its file and line, and does not stop the others
+    assert readers(ctx) == ['SimVendor SimReader 0', 'Virtual PCD 00 00', 'Virtual PCD 00 01']
+    broken = os.path.join(d.rdir, 'broken')
+    assert f'{broken}:2: library /no/such/libdriver.so: No such file or directory' in d.log_text()
+    # the entry is removed and scrmd told: its readers leave, PnP waiters wake
+    os.unlink(os.path.join(d.rdir, 'vpcd'))
+    w = PnpWaiter()
+    d.proc.send_signal(signal.SIGHUP)
+    w.woke()
+    env.wait_for(lambda: d.log_text().count('SIGHUP: configuration reloaded') == 1, 10, 'reload')
+    env.wait_for(lambda: readers(ctx) == ['SimVendor SimReader 0'], 10, 'vpcd readers to leave')
+    # and put back: they come back
+    with open(os.path.join(d.rdir, 'vpcd'), 'w', encoding='utf-8') as f:
+        f.write(VPCD_ENTRY)
+    w = PnpWaiter()
+    d.proc.send_signal(signal.SIGHUP)
+    w.woke()
+    env.wait_for(lambda: d.log_text().count('SIGHUP: configuration reloaded') == 2, 10, 'reload')
+    env.wait_for(lambda: readers(ctx) == ['SimVendor SimReader 0', 'Virtual PCD 00 00',
+                                          'Virtual PCD 00 01'], 10, 'vpcd readers to return')

@@ -26,19 +26,28 @@ bench: release
 	@for b in $$(find build/release/bench -maxdepth 1 -type f -executable | sort); do \
 		echo "== $$b"; $$b || exit 1; echo; done
 
-# libFuzzer targets (tests/fuzz), built with clang in build/fuzz; each runs FUZZ_TIME seconds from
-# its seed corpus, new inputs kept in build/fuzz/corpus-<name>. Crashes land in build/fuzz/.
+# libFuzzer targets: every tests/fuzz/fuzz_<name>.c built in build/fuzz (clang, -Dfuzz=true) is
+# run, found by name, so a new target joins without editing this file. Each runs FUZZ_TIME seconds
+# (or FUZZ_RUNS executions when set) from its seed corpus tests/fuzz/corpus/<name>; new inputs are
+# kept in build/fuzz/corpus-<name>, crashes land in build/fuzz/. FUZZ_TARGETS="a b" runs only
+# those. libFuzzer's final statistics (execs, execs/s, cov) end each target's output.
 FUZZ_TIME ?= 60
+FUZZ_RUNS ?=
+FUZZ_TARGETS ?=
 fuzz:
 	@scripts/install-deps.sh check
 	@[ -f build/fuzz/build.ninja ] || CC=clang meson setup build/fuzz -Dbuildtype=debug \
 		-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
-	ninja -C build/fuzz tests/fuzz/fuzz_atr tests/fuzz/fuzz_t0 tests/fuzz/fuzz_t1 tests/fuzz/fuzz_readerconf
-	@for t in atr t0 t1 readerconf; do \
-		mkdir -p build/fuzz/corpus-$$t; \
-		echo "== fuzz_$$t ($(FUZZ_TIME) s)"; \
-		build/fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
-			-artifact_prefix=build/fuzz/ build/fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
+	ninja -C build/fuzz
+	@targets="$(FUZZ_TARGETS)"; [ -n "$$targets" ] || targets=$$(find build/fuzz/tests/fuzz \
+		-maxdepth 1 -type f -executable -name 'fuzz_*' | sed 's,.*/fuzz_,,' | sort); \
+	limit="-max_total_time=$(FUZZ_TIME)"; [ -z "$(FUZZ_RUNS)" ] || limit="-runs=$(FUZZ_RUNS)"; \
+	for t in $$targets; do \
+		mkdir -p build/fuzz/corpus-$$t; seeds=; \
+		[ -d tests/fuzz/corpus/$$t ] && seeds=tests/fuzz/corpus/$$t; \
+		echo "== fuzz_$$t ($$limit)"; \
+		build/fuzz/tests/fuzz/fuzz_$$t $$limit -print_final_stats=1 -timeout=60 \
+			-artifact_prefix=build/fuzz/$$t- build/fuzz/corpus-$$t $$seeds || exit 1; \
 	done
 
 format:

@@ -31,6 +31,9 @@ int scrmd_config_defaults(struct scrmd_config *cfg)
     cfg->workers = 2;
     cfg->defect_threshold = 3;
     cfg->power_on_insert = true;
+    cfg->max_clients = SCRMD_DEFAULT_MAX_CLIENTS;
+    cfg->max_cards_per_client = SCRMD_DEFAULT_MAX_CARDS;
+    cfg->io_timeout_ms = 10000;
     cfg->socket_mode = 0666;
     cfg->socket_gid = (gid_t)-1;
     cfg->admin_gid = (gid_t)-1;
@@ -145,6 +148,9 @@ static int set_number(struct scrmd_config *cfg, const char *key, const char *v, 
             return -1;
     } else if (strcmp(key, "max_cards_per_client") == 0) {
         if (!scrm_parse_u32(v, UINT32_MAX, &cfg->max_cards_per_client))
+            return -1;
+    } else if (strcmp(key, "io_timeout_ms") == 0) {
+        if (!scrm_parse_u32(v, 3600000, &cfg->io_timeout_ms))
             return -1;
     } else {
         *known = false;

@@ -19,6 +19,10 @@
 #define SCRMD_DEFAULT_CONFIG          "/etc/scrmd.conf"
 #define SCRMD_DEFAULT_READER_CONF_DIR "/etc/reader.conf.d"
 #define SCRMD_DEFAULT_DRIVER_DIR      "/usr/lib/pcsc/drivers"
+/* Default quotas: sized so that every client at its worst (docs/pcsc.md, "Memory per client")
+ * fits in well under 1 GB. */
+#define SCRMD_DEFAULT_MAX_CLIENTS     256
+#define SCRMD_DEFAULT_MAX_CARDS       64
 
 struct scrmd_config {
     char **readers; /* device strings to add ("sim:0:swallows=1"), n_readers entries */
@@ -38,6 +42,9 @@ struct scrmd_config {
      * threads need no quota: each client has at most one request in flight.) */
     uint32_t max_clients;
     uint32_t max_cards_per_client;
+    /* A client must send its HELLO, and complete each message it begins, within this many ms
+     * (default 10000; 0 = no limit). An idle client with nothing half-sent is never cut. */
+    uint32_t io_timeout_ms;
     char *log_spec;       /* SCRM_LOG-style levels, e.g. "rm:debug,ipc:info" (NULL = env) */
     char *socket_path;    /* Unix socket (default SCRMD_DEFAULT_SOCKET) */
     uint32_t socket_mode; /* permissions of the socket file (default 0666) */

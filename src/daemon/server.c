@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -28,7 +29,7 @@
 #include "rm/rm.h"
 
 /* Tags for the non-session epoll entries (sessions use their pointer). */
-static char tag_listen, tag_stop, tag_wake;
+static char tag_listen, tag_stop, tag_wake, tag_timer;
 
 /* ---- Listening socket -------------------------------------------------------------------------
  */
@@ -152,6 +153,7 @@ static void accept_one(struct srv *srv, int fd)
         s->next->prev = s;
     srv->sessions = s;
     srv->n_sessions++;
+    srv_deadline_arm(srv, s); /* until its HELLO */
     log_info(ipc, "client %llu connected (pid %ld, uid %ld, gid %ld)", (unsigned long long)s->id,
              (long)s->pid, (long)s->uid, (long)s->gid);
 }
@@ -240,6 +242,8 @@ static void loop(struct srv *srv)
                 return;
             if (p == &tag_listen) {
                 accept_all(srv);
+            } else if (p == &tag_timer) {
+                srv_deadline_expired(srv);
             } else if (p == &tag_wake) {
                 run_ready(srv);
             } else {
@@ -280,16 +284,19 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     srv->admin_gid = cfg->admin_gid;
     srv->uid = geteuid();
     srv->pid = getpid();
-    srv->listen_fd = srv->epfd = srv->wake_fd = -1;
+    srv->listen_fd = srv->epfd = srv->wake_fd = srv->timer_fd = -1;
     pthread_mutex_init(&srv->ready_lock, NULL);
     srv->max_clients = cfg->max_clients;
     srv->max_cards = cfg->max_cards_per_client;
+    srv->io_timeout_ms = cfg->io_timeout_ms;
     srv_pool_init(&srv->pool);
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->epfd < 0 || srv->wake_fd < 0)
         return -1;
-    if (add_tag(srv, stop_fd, &tag_stop) < 0 || add_tag(srv, srv->wake_fd, &tag_wake) < 0)
+    srv->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (add_tag(srv, stop_fd, &tag_stop) < 0 || add_tag(srv, srv->wake_fd, &tag_wake) < 0 ||
+        srv->timer_fd < 0 || add_tag(srv, srv->timer_fd, &tag_timer) < 0)
         return -1;
     return 0;
 }
@@ -326,6 +333,8 @@ out:
         close(srv.listen_fd);
     if (srv.wake_fd >= 0)
         close(srv.wake_fd);
+    if (srv.timer_fd >= 0)
+        close(srv.timer_fd);
     if (srv.epfd >= 0)
         close(srv.epfd);
     pthread_mutex_destroy(&srv.ready_lock);

@@ -124,6 +124,7 @@ static void cmd_HELLO(struct session *s, const struct ipc_hdr *h, const uint8_t 
     if (req.minor < rep.minor)
         rep.minor = req.minor;
     s->hello_done = true;
+    ipc_rx_set_limit(&s->rx, IPC_MSG_MAX);
     srv_reply(s, h, SCARD_S_SUCCESS, &rep, sizeof rep, NULL, 0);
 }
 

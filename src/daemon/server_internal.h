@@ -124,6 +124,12 @@ struct session {
     struct srv_job job;  /* request job */
     struct srv_job gone; /* teardown job */
 
+    /* Deadline (loop thread, server_timeout.c): armed before HELLO and while a message is
+     * half-received. */
+    uint64_t deadline_ns;
+    bool tq_on;
+    struct session *tq_next, *tq_prev;
+
     bool in_ready; /* on the ready list (srv->ready_lock) */
     struct session *ready_next;
 };
@@ -138,7 +144,10 @@ struct srv {
     pid_t pid;
     uint64_t next_id;
     unsigned n_sessions;
-    uint32_t max_clients, max_cards; /* quotas from the configuration, 0 = none */
+    uint32_t max_clients, max_cards;   /* quotas from the configuration, 0 = none */
+    uint32_t io_timeout_ms;            /* deadline of HELLO and of a begun message, 0 = none */
+    int timer_fd;                      /* timerfd at the earliest deadline (server_timeout.c) */
+    struct session *tq_head, *tq_tail; /* sessions with a deadline, earliest first */
     bool accept_paused; /* out of file descriptors: the listening socket is not watched */
     struct session *sessions;
     pthread_mutex_t ready_lock;
@@ -164,6 +173,14 @@ bool srv_client_privileged(const struct session *s);
 /* SCARD_S_SUCCESS for a privileged client; otherwise log the refusal of `what` and return
  * SRV_E_NOT_PRIVILEGED. */
 uint32_t srv_require_privileged(const struct session *s, const char *what);
+
+/* server_timeout.c (loop thread): give the session a deadline unless it has one; remove it;
+ * arm or disarm from the session's state (no HELLO yet, or a message half-received); close the
+ * sessions whose deadline passed (the timerfd fired). */
+void srv_deadline_arm(struct srv *srv, struct session *s);
+void srv_deadline_disarm(struct srv *srv, struct session *s);
+void srv_deadline_update(struct srv *srv, struct session *s);
+void srv_deadline_expired(struct srv *srv);
 
 /* server.c: a session closed; resume accepting if descriptors ran out before. */
 void srv_session_gone(struct srv *srv);

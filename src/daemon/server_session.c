@@ -36,6 +36,9 @@ struct session *session_new(struct srv *srv, int fd)
     atomic_init(&s->refs, 1);
     pthread_mutex_init(&s->lock, NULL);
     ipc_rx_init(&s->rx, false);
+    /* Before the handshake nothing larger than a HELLO: an unauthenticated connection holds a
+     * few dozen bytes, whatever it announces. */
+    ipc_rx_set_limit(&s->rx, (uint32_t)(sizeof(struct ipc_hdr) + sizeof(struct ipc_hello_req)));
     idmap_init(&s->cards);
     return s;
 }
@@ -185,6 +188,7 @@ void session_close(struct session *s, const char *why, bool violation)
     pthread_mutex_unlock(&s->lock);
 
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    srv_deadline_disarm(srv, s);
     if (violation)
         log_warn(ipc, "client %llu (pid %ld, uid %ld): %s; disconnecting",
                  (unsigned long long)s->id, (long)s->pid, (long)s->uid, why);
@@ -572,9 +576,10 @@ void session_event(struct session *s, uint32_t events)
     out_pending = s->out_len > s->out_off;
     pthread_mutex_unlock(&s->lock);
 
-    if ((events & EPOLLIN) && !busy && !out_pending)
+    if ((events & EPOLLIN) && !busy && !out_pending) {
         read_input(s);
-    else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        srv_deadline_update(s->srv, s);
+    } else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
         session_close(s,
                       ipc_rx_partial(&s->rx) ? "connection ended inside a message (truncated)"
                                              : "disconnected",

@@ -140,12 +140,19 @@ void ipc_rx_init(struct ipc_rx *rx, bool want_reply)
 {
     memset(rx, 0, sizeof *rx);
     rx->want_reply = want_reply;
+    rx->limit = IPC_MSG_MAX;
+}
+
+void ipc_rx_set_limit(struct ipc_rx *rx, uint32_t limit)
+{
+    rx->limit = limit < IPC_MSG_MAX ? limit : IPC_MSG_MAX;
 }
 
 void ipc_rx_free(struct ipc_rx *rx)
 {
     free(rx->msg);
     rx->msg = NULL;
+    rx->cap = 0;
     rx->need = 0;
     rx->have = 0;
 }
@@ -157,8 +164,20 @@ void ipc_rx_space(struct ipc_rx *rx, uint8_t **p, size_t *n)
         *n = sizeof rx->hdr - rx->have;
     } else {
         *p = rx->msg + rx->have;
-        *n = rx->need - rx->have;
+        *n = rx->cap - rx->have;
     }
+}
+
+/* Make room for more of the body: double the buffer, up to the announced size. */
+static bool rx_grow(struct ipc_rx *rx)
+{
+    size_t cap = rx->cap * 2 < rx->need ? rx->cap * 2 : rx->need;
+    uint8_t *m = realloc(rx->msg, cap);
+    if (!m)
+        return false;
+    rx->msg = m;
+    rx->cap = cap;
+    return true;
 }
 
 enum ipc_rx_result ipc_rx_advance(struct ipc_rx *rx, size_t n, const uint8_t **msg, size_t *len,
@@ -171,18 +190,27 @@ enum ipc_rx_result ipc_rx_advance(struct ipc_rx *rx, size_t n, const uint8_t **m
             return IPC_RX_MORE;
         memcpy(&h, rx->hdr, sizeof h);
         *why = ipc_check_header(&h, rx->want_reply);
+        if (!*why && h.size > rx->limit)
+            *why = "message larger than allowed at this stage of the conversation";
         if (*why)
             return IPC_RX_ERROR;
-        rx->msg = malloc(h.size);
+        rx->cap = h.size < sizeof h + IPC_RX_FIRST_CHUNK ? h.size : sizeof h + IPC_RX_FIRST_CHUNK;
+        rx->msg = malloc(rx->cap);
         if (!rx->msg) {
+            rx->cap = 0;
             *why = "out of memory";
             return IPC_RX_ERROR;
         }
         memcpy(rx->msg, rx->hdr, sizeof rx->hdr);
         rx->need = h.size;
     }
-    if (rx->have < rx->need)
+    if (rx->have < rx->need) {
+        if (rx->have == rx->cap && !rx_grow(rx)) {
+            *why = "out of memory";
+            return IPC_RX_ERROR;
+        }
         return IPC_RX_MORE;
+    }
     *msg = rx->msg;
     *len = rx->need;
     return IPC_RX_MESSAGE;
@@ -197,9 +225,15 @@ uint8_t *ipc_rx_take(struct ipc_rx *rx)
 {
     uint8_t *m = rx->msg;
     rx->msg = NULL;
+    rx->cap = 0;
     rx->need = 0;
     rx->have = 0;
     return m;
+}
+
+size_t ipc_rx_allocated(const struct ipc_rx *rx)
+{
+    return rx->cap;
 }
 
 bool ipc_rx_partial(const struct ipc_rx *rx)

@@ -329,26 +329,33 @@ const char *ipc_check_request(const uint8_t *msg, size_t len);
 
 /* ---- Incremental receiver ---------------------------------------------------------------------
  * Collects one message at a time from a non-blocking stream: ask where to read with
- * ipc_rx_space(), report what was read with ipc_rx_advance(). The body buffer grows to the
- * announced size only after the header has been checked, so a peer cannot make it allocate more
- * than IPC_MSG_MAX.
+ * ipc_rx_space(), report what was read with ipc_rx_advance(). Memory follows what the peer has
+ * actually sent, not what it announced: the body buffer starts small once the header has been
+ * checked and doubles as bytes arrive (never beyond the announced size), so it is at most about
+ * twice the bytes received. ipc_rx_set_limit() bounds the announced size further (the daemon
+ * accepts nothing larger than a HELLO before the handshake).
  */
+#define IPC_RX_FIRST_CHUNK 4096u /* body buffer before anything of the body arrived */
 struct ipc_rx {
     uint8_t hdr[sizeof(struct ipc_hdr)];
-    uint8_t *msg; /* whole message once the header is known (malloc'd, size `need`) */
-    size_t need;  /* announced size, 0 while the header is incomplete */
-    size_t have;  /* bytes received of the current message */
+    uint8_t *msg;   /* the message so far (malloc'd, cap bytes) once the header is known */
+    size_t cap;     /* bytes allocated for msg */
+    size_t need;    /* announced size, 0 while the header is incomplete */
+    size_t have;    /* bytes received of the current message */
+    uint32_t limit; /* largest message accepted (IPC_MSG_MAX unless set lower) */
     bool want_reply;
 };
 enum ipc_rx_result { IPC_RX_MORE, IPC_RX_MESSAGE, IPC_RX_ERROR };
 
 void ipc_rx_init(struct ipc_rx *rx, bool want_reply);
 void ipc_rx_free(struct ipc_rx *rx);
+/* Accept no message larger than limit bytes (header included) from now on. */
+void ipc_rx_set_limit(struct ipc_rx *rx, uint32_t limit);
 /* Where the next bytes go and how many are wanted (never 0 between messages). */
 void ipc_rx_space(struct ipc_rx *rx, uint8_t **p, size_t *n);
 /* n bytes were written at the place ipc_rx_space gave. IPC_RX_MESSAGE: a whole message is in
  * msg and len (owned by rx until ipc_rx_take, ipc_rx_next or ipc_rx_free); IPC_RX_ERROR: why
- * says what is wrong (bad header or out of memory). */
+ * says what is wrong (bad header, over the limit, or out of memory). */
 enum ipc_rx_result ipc_rx_advance(struct ipc_rx *rx, size_t n, const uint8_t **msg, size_t *len,
                                   const char **why);
 /* Forget the completed message and get ready for the next one. */
@@ -357,6 +364,8 @@ void ipc_rx_next(struct ipc_rx *rx);
 uint8_t *ipc_rx_take(struct ipc_rx *rx);
 /* True while a message is partly received (a close now truncates it). */
 bool ipc_rx_partial(const struct ipc_rx *rx);
+/* Bytes the receiver holds allocated. */
+size_t ipc_rx_allocated(const struct ipc_rx *rx);
 
 /* ---- Building messages ----------------------------------------------------------------------- */
 

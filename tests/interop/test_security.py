@@ -326,3 +326,37 @@ def test_quotas():
         d.close()
         if saved is not None:
             os.environ['SCRM_SOCKET'] = saved
+
+
+def test_unauthenticated_and_slow_clients():
+    """Before HELLO nothing larger than a HELLO is read; HELLO and every begun message must
+    arrive within io_timeout_ms; a client idle between messages is never cut."""
+    saved = os.environ.get('SCRM_SOCKET')
+    d = env.Daemon(extra='io_timeout_ms = 300\n')
+    try:
+        idle = env.wire_connect(d.sock)
+        hello(idle)
+        big = env.wire_connect(d.sock)  # announces a 565 000-byte request (its command allows it) before its HELLO
+        big.sendall(struct.pack("<IHHII", 565000, env.GSC, 0, 1, 0))
+        assert closed_by_daemon(big)
+        big.close()
+        log_has(d, 'larger than allowed at this stage')
+        silent = env.wire_connect(d.sock)  # never says HELLO
+        assert closed_by_daemon(silent, timeout=10)
+        silent.close()
+        log_has(d, 'no HELLO in time')
+        slow = env.wire_connect(d.sock)  # begins a message and stops
+        hello(slow)
+        slow.sendall(env.wire_msg(env.LIST_READERS, bytes(8))[:10])
+        assert closed_by_daemon(slow, timeout=10)
+        slow.close()
+        log_has(d, 'message not completed in time')
+        # The idle client outlived two timeouts and is still served.
+        idle.sendall(env.wire_msg(env.LIST_READERS, bytes(8), seq=2))
+        cmd, seq, status, _body = env.wire_recv(idle)
+        assert (cmd, seq, status) == (env.LIST_READERS, 2, 0)
+        idle.close()
+    finally:
+        d.close()
+        if saved is not None:
+            os.environ['SCRM_SOCKET'] = saved

@@ -210,6 +210,52 @@ static void test_rx_take(void **state)
     free(taken);
 }
 
+/* The body buffer follows the bytes that arrived, not the size the header announced. */
+static void test_rx_memory_follows_bytes(void **state)
+{
+    struct ipc_hdr h = {.size = 500000, .cmd = IPC_CMD_GET_STATUS_CHANGE};
+    struct ipc_rx rx;
+    const uint8_t *msg;
+    const char *why = NULL;
+    uint8_t *p;
+    size_t want, len, got = 0;
+    (void)state;
+    ipc_rx_init(&rx, false);
+    ipc_rx_space(&rx, &p, &want);
+    memcpy(p, &h, sizeof h);
+    assert_int_equal(ipc_rx_advance(&rx, sizeof h, &msg, &len, &why), IPC_RX_MORE);
+    assert_true(ipc_rx_allocated(&rx) <= sizeof h + IPC_RX_FIRST_CHUNK);
+    while (got < 100000) {
+        ipc_rx_space(&rx, &p, &want);
+        assert_true(want > 0);
+        memset(p, 0, want);
+        got += want;
+        assert_int_equal(ipc_rx_advance(&rx, want, &msg, &len, &why), IPC_RX_MORE);
+        assert_true(ipc_rx_allocated(&rx) <= 2 * (sizeof h + got));
+    }
+    ipc_rx_free(&rx);
+}
+
+/* Before the handshake nothing larger than a HELLO is accepted, whatever the command allows. */
+static void test_rx_stage_limit(void **state)
+{
+    struct ipc_hdr h = {.size = 565000, .cmd = IPC_CMD_GET_STATUS_CHANGE};
+    struct ipc_rx rx;
+    const uint8_t *msg;
+    const char *why = NULL;
+    uint8_t *p;
+    size_t want, len;
+    (void)state;
+    ipc_rx_init(&rx, false);
+    ipc_rx_set_limit(&rx, sizeof h + sizeof(struct ipc_hello_req));
+    ipc_rx_space(&rx, &p, &want);
+    memcpy(p, &h, sizeof h);
+    assert_int_equal(ipc_rx_advance(&rx, sizeof h, &msg, &len, &why), IPC_RX_ERROR);
+    assert_non_null(why);
+    assert_int_equal(ipc_rx_allocated(&rx), 0);
+    ipc_rx_free(&rx);
+}
+
 /* Encode entries like the client does. */
 static size_t gsc_entry(uint8_t *p, uint32_t flags, uint32_t counter, const char *name)
 {
@@ -294,7 +340,8 @@ int main(void)
         cmocka_unit_test(test_request_checks), cmocka_unit_test(test_builder_overflow),
         cmocka_unit_test(test_rx_bytewise),    cmocka_unit_test(test_rx_hostile_headers),
         cmocka_unit_test(test_rx_take),        cmocka_unit_test(test_gsc_decode),
-        cmocka_unit_test(test_idmap),
+        cmocka_unit_test(test_idmap),          cmocka_unit_test(test_rx_memory_follows_bytes),
+        cmocka_unit_test(test_rx_stage_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,8 +34,9 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.power_down_ms, 5000);
     assert_int_equal(cfg.workers, 2);
     assert_int_equal(cfg.defect_threshold, 3);
-    assert_int_equal(cfg.max_clients, 0);
-    assert_int_equal(cfg.max_cards_per_client, 0);
+    assert_int_equal(cfg.max_clients, SCRMD_DEFAULT_MAX_CLIENTS);
+    assert_int_equal(cfg.max_cards_per_client, SCRMD_DEFAULT_MAX_CARDS);
+    assert_int_equal(cfg.io_timeout_ms, 10000);
     assert_true(cfg.discover);
     assert_true(cfg.power_on_insert);
     assert_false(cfg.trace_ioctl);

@@ -1,0 +1,98 @@
+/*
+ * Deadlines of the socket server (loop thread only): a client must complete its HELLO, and every
+ * message it has begun, within io_timeout_ms (scrmd.conf), or it is disconnected; a client that
+ * has nothing half-sent is never timed out, however long it stays idle.
+ *
+ * Every deadline is "now + the same timeout", so the sessions that have one form a FIFO ordered
+ * by deadline: arming appends, disarming unlinks, both O(1), and one timerfd in the epoll set is
+ * set to the earliest deadline. A deadline stays what it was when it was armed: trickling bytes
+ * does not extend it.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "daemon/server_internal.h"
+
+/* Set the timerfd to the head's deadline, or disarm it. */
+static void program(struct srv *srv)
+{
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    if (srv->tq_head) {
+        uint64_t d = srv->tq_head->deadline_ns;
+        its.it_value.tv_sec = (time_t)(d / 1000000000u);
+        its.it_value.tv_nsec = (long)(d % 1000000000u);
+        if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+            its.it_value.tv_nsec = 1; /* 0 would disarm */
+    }
+    if (timerfd_settime(srv->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+        log_error(ipc, "timerfd_settime: %s", strerror(errno));
+}
+
+void srv_deadline_arm(struct srv *srv, struct session *s)
+{
+    if (s->tq_on || !srv->io_timeout_ms || srv->timer_fd < 0)
+        return;
+    s->deadline_ns = scrm_now_ns() + (uint64_t)srv->io_timeout_ms * 1000000u;
+    s->tq_on = true;
+    s->tq_next = NULL;
+    s->tq_prev = srv->tq_tail;
+    if (srv->tq_tail)
+        srv->tq_tail->tq_next = s;
+    else
+        srv->tq_head = s;
+    srv->tq_tail = s;
+    if (srv->tq_head == s)
+        program(srv);
+}
+
+void srv_deadline_disarm(struct srv *srv, struct session *s)
+{
+    bool was_head = srv->tq_head == s;
+    if (!s->tq_on)
+        return;
+    if (s->tq_prev)
+        s->tq_prev->tq_next = s->tq_next;
+    else
+        srv->tq_head = s->tq_next;
+    if (s->tq_next)
+        s->tq_next->tq_prev = s->tq_prev;
+    else
+        srv->tq_tail = s->tq_prev;
+    s->tq_on = false;
+    s->tq_next = s->tq_prev = NULL;
+    if (was_head)
+        program(srv);
+}
+
+void srv_deadline_update(struct srv *srv, struct session *s)
+{
+    if (!s->closing && (!s->hello_done || ipc_rx_partial(&s->rx)))
+        srv_deadline_arm(srv, s);
+    else
+        srv_deadline_disarm(srv, s);
+}
+
+void srv_deadline_expired(struct srv *srv)
+{
+    uint64_t v, now = scrm_now_ns();
+    if (read(srv->timer_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+        log_debug(ipc, "timerfd read: %s", strerror(errno));
+    while (srv->tq_head && srv->tq_head->deadline_ns <= now) {
+        struct session *s = srv->tq_head;
+        bool hello = !s->hello_done;
+        srv_deadline_disarm(srv, s);
+        session_ref(s);
+        session_close(s,
+                      hello ? "no HELLO in time (io_timeout_ms)"
+                            : "message not completed in time (io_timeout_ms)",
+                      true);
+        session_unref(s);
+    }
+    program(srv);
+}

@@ -125,6 +125,11 @@ struct smc_driver_ops {
      * user, the admin_group of scrmd.conf) send such a code through SCardControl. Must not block
      * and must not depend on the reader's state; may be called from any thread. */
     bool (*ioctl_privileged)(uint32_t code);
+    /* Optional: the request parked by a slot that returned STATUS_PENDING was cancelled
+     * (smc_cancel, smc_cancel_all, a handle closing); it completes CANCELLED right after this
+     * returns. The driver should stop the operation and call smc_complete_pending() (its status
+     * is then ignored) so the reader takes requests again. Called with no libsmc lock held. */
+    void (*cancel_pending)(struct smc_reader *r);
 };
 
 /* ---- Reader object accessors for drivers ---------------------------------------------------- */

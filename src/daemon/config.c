@@ -28,6 +28,7 @@ int scrmd_config_defaults(struct scrmd_config *cfg)
     cfg->discover = true;
     cfg->usb = -1;
     cfg->power_down_ms = 5000;
+    cfg->ioctl_watchdog_ms = 150000;
     cfg->workers = 2;
     cfg->defect_threshold = 3;
     cfg->power_on_insert = true;
@@ -135,6 +136,10 @@ static int set_number(struct scrmd_config *cfg, const char *key, const char *v, 
         if (!scrm_parse_u32(v, 3600000, &n))
             return -1;
         cfg->power_down_ms = n;
+    } else if (strcmp(key, "ioctl_watchdog_ms") == 0) {
+        if (!scrm_parse_u32(v, 86400000, &n))
+            return -1;
+        cfg->ioctl_watchdog_ms = n;
     } else if (strcmp(key, "workers") == 0) {
         if (!scrm_parse_u32(v, 64, &n) || n == 0)
             return -1;

@@ -38,6 +38,9 @@ struct scrmd_config {
     unsigned defect_threshold; /* tracking failures before a reader is defective (default 3) */
     bool power_on_insert;      /* read the ATR at insertion (default true) */
     bool trace_ioctl;          /* log every IOCTL (default false) */
+
+    /* an IOCTL hung this long is reported and cancelled (default 150000; 0 = off) */
+    uint32_t ioctl_watchdog_ms;
     /* Quotas (0 = no limit): clients at once, card handles per client. (The server's worker
      * threads need no quota: each client has at most one request in flight.) */
     uint32_t max_clients;
@@ -64,7 +67,8 @@ int scrmd_config_defaults(struct scrmd_config *cfg);
 
 /*
  * Read a configuration file into cfg. Lines: "key = value", '#' comments, blank lines. Keys:
- * reader (repeatable), discover, reader_conf_dir, driver_dir, usb, power_down_ms, workers,
+ * reader (repeatable), discover, reader_conf_dir, driver_dir, usb, power_down_ms,
+ * ioctl_watchdog_ms, workers,
  * defect_threshold, power_on_insert, trace_ioctl, max_clients, max_cards_per_client, log, socket,
  * socket_mode (octal), socket_group, admin_group. Unknown keys and bad values are errors naming
  * file and line. Returns 0 or -1 (message in err).

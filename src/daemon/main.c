@@ -324,6 +324,7 @@ static int serve(struct scrmd_config *cfg, const struct run_opts *ro, int sfd, i
     struct rm_config rc;
     rm_config_init(&rc);
     rc.power_down_ms = cfg->power_down_ms;
+    rc.watchdog_ms = cfg->ioctl_watchdog_ms;
     rc.workers = cfg->workers;
     rc.trace = cfg->trace_ioctl;
     rc.defect_threshold = cfg->defect_threshold;

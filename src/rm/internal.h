@@ -90,6 +90,41 @@ void rm_timers_stop(struct rm_timers *t);
 /* Destroy the lock (after the last cancel). */
 void rm_timers_fini(struct rm_timers *t);
 
+/* ---- watchdog.c: IOCTLs that do not return ---------------------------------------------------
+ */
+
+struct rm_reader;
+
+/* One watched IOCTL (in the calling thread's frame). */
+struct rm_wd_entry {
+    struct rm_wd_entry *prev, *next;
+    uint64_t deadline_ns;
+    struct rm_reader *r;
+    uint32_t code;
+    bool linked, fired;
+};
+
+struct rm_watchdog {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;             /* CLOCK_MONOTONIC: the head's deadline, or a new head */
+    pthread_cond_t done;             /* the entry being handled is done */
+    struct rm_wd_entry *head, *tail; /* FIFO = deadline order (one timeout for all) */
+    struct rm_wd_entry *handling;
+    pthread_t thread;
+    uint32_t ms; /* 0: off */
+    bool stop, started, inited;
+};
+
+/* Start the thread (none when ms is 0). -1 if it cannot be created. */
+int rm_watchdog_start(struct rm_watchdog *w, uint32_t ms);
+void rm_watchdog_stop(struct rm_watchdog *w);
+void rm_watchdog_fini(struct rm_watchdog *w);
+/* Watch an IOCTL about to be sent to r / stop watching it when it returned (waits while the
+ * watchdog is handling this entry). */
+void rm_watchdog_enter(struct rm_watchdog *w, struct rm_wd_entry *e, struct rm_reader *r,
+                       uint32_t code);
+void rm_watchdog_leave(struct rm_watchdog *w, struct rm_wd_entry *e);
+
 /* ---- the objects ------------------------------------------------------------------------------
  */
 
@@ -124,8 +159,9 @@ struct rm_reader {
     bool card_present, mute, lost, defective, gone;
     bool app_unpowered; /* a handle's SCARD_UNPOWER_CARD switched the card off (pcsc: PRESENT) */
     bool radio_off;     /* tracking answered DEVICE_POWERED_OFF (NFC radio off); lost meanwhile */
-    bool mon_busy;      /* a tracking completion (or a retry) is queued or being handled by the
-                           monitor: the snapshot may lag the card; connects wait on `cond` */
+    atomic_uint wd_cancels; /* cancels by the IOCTL watchdog not yet seen by the monitor */
+    bool mon_busy;          /* a tracking completion (or a retry) is queued or being handled by the
+                               monitor: the snapshot may lag the card; connects wait on `cond` */
 
     /* connections and transaction (lock) */
     struct rm_conn *conns;
@@ -232,6 +268,7 @@ struct rm {
 
     struct rm_pool pool;
     struct rm_timers timers;
+    struct rm_watchdog watchdog;
 };
 
 /* ---- ioctl.c: the one IOCTL wrapper (trace) ---------------------------------------------------

@@ -116,9 +116,12 @@ smc_status rm_ioctl(struct rm_reader *r, uint32_t code, const void *in, size_t i
                     size_t out_len, size_t *returned)
 {
     size_t ret = 0;
+    struct rm_wd_entry wd;
+    rm_watchdog_enter(&r->rm->watchdog, &wd, r, code);
     uint64_t t0 = scrm_now_ns();
     smc_status st = smc_ioctl(r->h, code, in, in_len, out, out_len, &ret);
     uint64_t t1 = scrm_now_ns();
+    rm_watchdog_leave(&r->rm->watchdog, &wd);
     if (returned)
         *returned = ret;
 

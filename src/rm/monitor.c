@@ -145,6 +145,14 @@ static enum mon_next retry_later(struct rm_reader *r)
 static enum mon_next tracking_failed(struct rm_reader *r, smc_status st)
 {
     struct rm *rm = r->rm;
+    if (st == STATUS_CANCELLED && atomic_load(&r->wd_cancels) > 0) {
+        /* The IOCTL watchdog cancelled the reader's requests to free a hung one: not a failure
+         * of card tracking. */
+        atomic_fetch_sub(&r->wd_cancels, 1);
+        log_debug(rm, "reader '%s': %s cancelled by the IOCTL watchdog; posting again", r->name,
+                  smc_ioctl_name(r->mon_code));
+        return MON_AGAIN;
+    }
     r->mon_failures++;
     if (st == STATUS_CANCELLED && r->mon_failures < rm->cfg.defect_threshold) {
         /* Usually the device leaving (its departure is reported after the cancel): post again

@@ -24,6 +24,7 @@ void rm_config_init(struct rm_config *cfg)
     cfg->defect_threshold = 3;
     cfg->retry_ms = 100;
     cfg->power_on_insert = true;
+    cfg->watchdog_ms = 150000;
 }
 
 static void collect_device(void *user, const char *device)
@@ -82,6 +83,8 @@ struct rm *rm_new(const struct rm_config *cfg, struct smc_ctx *ctx)
     int rc = rm_timers_start(&rm->timers, rm);
     if (rc == 0)
         rc = rm_pool_start(&rm->pool, rm->cfg.workers);
+    if (rc == 0)
+        rc = rm_watchdog_start(&rm->watchdog, rm->cfg.watchdog_ms);
     if (rc < 0) {
         rm_free(rm);
         return NULL;
@@ -113,6 +116,7 @@ void rm_free(struct rm *rm)
     rm_timers_stop(&rm->timers);
     if (rm->pool.threads)
         rm_pool_stop(&rm->pool);
+    rm_watchdog_stop(&rm->watchdog);
 
     rm_conns_free_all(rm);
     while (rm->devs) {
@@ -127,6 +131,7 @@ void rm_free(struct rm *rm)
     }
     rm_watches_free(rm);
     rm_timers_fini(&rm->timers);
+    rm_watchdog_fini(&rm->watchdog);
     pthread_mutex_destroy(&rm->trace_lock);
     pthread_mutex_destroy(&rm->watch_lock);
     pthread_cond_destroy(&rm->dev_cond);

@@ -53,6 +53,9 @@ struct rm_config {
                                   defective until re-plugged (3) */
     uint32_t retry_ms;         /* delay before re-posting a failed tracking IOCTL (100) */
     bool power_on_insert;      /* power a newly inserted card to read its ATR (true) */
+    uint32_t watchdog_ms;      /* an IOCTL not returned after this long is logged (reader and
+                                  IOCTL) and the reader's pending requests are cancelled;
+                                  0 = off (150000, the driver library documentation's 150 s) */
 };
 
 /* Fill cfg with the defaults shown above. */

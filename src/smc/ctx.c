@@ -514,9 +514,14 @@ bool smc_cancel(struct smc_handle *h, uint64_t req_id)
     struct smc_request *req = h->pending;
     while (req && req->id != req_id)
         req = req->next;
+    bool busy = req && req == r->busy;
     if (req)
         smc__unlink_locked(req);
     pthread_mutex_unlock(&r->lock);
+    /* The driver ends its busy state first, so that a completion callback posting a new request
+     * does not find the reader busy. */
+    if (busy && r->ops->cancel_pending)
+        r->ops->cancel_pending(r);
     if (req)
         smc__finish(req, STATUS_CANCELLED, 0);
     return req != NULL;
@@ -527,15 +532,19 @@ int smc_cancel_all(struct smc_handle *h)
     struct smc_reader *r = h->r;
     struct smc_request *all = NULL;
     int n = 0;
+    bool busy = false;
     pthread_mutex_lock(&r->lock);
     while (h->pending) {
         struct smc_request *req = h->pending;
+        busy = busy || req == r->busy;
         smc__unlink_locked(req);
         req->next = all;
         all = req;
         n++;
     }
     pthread_mutex_unlock(&r->lock);
+    if (busy && r->ops->cancel_pending)
+        r->ops->cancel_pending(r); /* first, as in smc_cancel */
     finish_list(all, STATUS_CANCELLED);
     return n;
 }

@@ -32,6 +32,7 @@ static void test_defaults(void **state)
     struct scrmd_config cfg;
     assert_int_equal(scrmd_config_defaults(&cfg), 0);
     assert_int_equal(cfg.power_down_ms, 5000);
+    assert_int_equal(cfg.ioctl_watchdog_ms, 150000);
     assert_int_equal(cfg.workers, 2);
     assert_int_equal(cfg.defect_threshold, 3);
     assert_int_equal(cfg.max_clients, SCRMD_DEFAULT_MAX_CLIENTS);
@@ -58,6 +59,7 @@ static void test_load_file(void **state)
                                   "reader = sim:0:swallows=1\n"
                                   "  reader=sim:1  \n"
                                   "power_down_ms = 250\n"
+                                  "ioctl_watchdog_ms = 0\n"
                                   "workers = 4\n"
                                   "defect_threshold = 5\n"
                                   "max_clients = 10\n"
@@ -77,6 +79,7 @@ static void test_load_file(void **state)
     assert_string_equal(cfg.readers[0], "sim:0:swallows=1");
     assert_string_equal(cfg.readers[1], "sim:1");
     assert_int_equal(cfg.power_down_ms, 250);
+    assert_int_equal(cfg.ioctl_watchdog_ms, 0);
     assert_int_equal(cfg.workers, 4);
     assert_int_equal(cfg.defect_threshold, 5);
     assert_int_equal(cfg.max_clients, 10);

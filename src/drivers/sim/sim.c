@@ -11,6 +11,7 @@
  * The link to the card has zero latency: bytes sent are processed by the card at once, and a
  * receive that finds fewer bytes than wanted is a timeout (a mute card), without waiting.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ struct sim {
     bool lost;             /* SIM_FAULT_READER_LOST */
     uint32_t remove_after; /* SIM_FAULT_REMOVE_AFTER countdown; 0 = off */
     bool remove_on_reset;  /* SIM_FAULT_REMOVE_ON_RESET */
+    bool hang_next;        /* SIM_FAULT_HANG: the next POWER / TRANSMIT pends */
+    atomic_bool hung;      /* a slot pends because of hang_next, until cancel_pending */
     uint32_t insertions, removals;
 };
 
@@ -94,11 +97,31 @@ static struct smc_card_io make_link(struct sim *s)
 
 /* ---- RDF slots ---- */
 
+/* SIM_FAULT_HANG: the slot pends and nothing will complete it but a cancel. */
+static bool hang(struct sim *s)
+{
+    if (!s->hang_next)
+        return false;
+    s->hang_next = false;
+    atomic_store(&s->hung, true);
+    log_info(drv, "%s: hanging (SIM_FAULT_HANG) until cancelled", smc_reader_device(s->r));
+    return true;
+}
+
+static void sim_cancel_pending(struct smc_reader *r)
+{
+    struct sim *s = smc_reader_priv(r);
+    if (s && atomic_exchange(&s->hung, false))
+        smc_complete_pending(r, STATUS_CANCELLED, 0);
+}
+
 static smc_status sim_power(struct smc_reader *r, struct smc_io *io)
 {
     struct sim *s = smc_reader_priv(r);
     if (!s->card)
         return STATUS_NO_MEDIA;
+    if (hang(s))
+        return STATUS_PENDING;
     if (s->lost)
         return STATUS_IO_TIMEOUT;
     if (io->minor == SCARD_POWER_DOWN) {
@@ -122,6 +145,8 @@ static smc_status sim_power(struct smc_reader *r, struct smc_io *io)
 static smc_status sim_transmit(struct smc_reader *r, struct smc_io *io)
 {
     struct sim *s = smc_reader_priv(r);
+    if (hang(s))
+        return STATUS_PENDING;
     struct smc_card_io link = make_link(s);
     return smc_transmit(r, io, &link);
 }
@@ -215,10 +240,11 @@ static smc_status sim_fault(struct sim *s, const struct smc_io *io)
     uint32_t param = scrm_get_u32le(p + 4);
     switch (fault) {
     case SIM_FAULT_NONE:
-        s->mute = s->remove_on_reset = false;
+        s->mute = s->remove_on_reset = s->hang_next = false;
         s->remove_after = 0;
         break;
     case SIM_FAULT_REMOVE_ON_RESET: s->remove_on_reset = true; break;
+    case SIM_FAULT_HANG: s->hang_next = param != 0; break;
     case SIM_FAULT_MUTE: s->mute = param != 0; break;
     case SIM_FAULT_REMOVE_AFTER: s->remove_after = param; break;
     case SIM_FAULT_READER_LOST:
@@ -415,4 +441,5 @@ const struct smc_driver_ops smc_sim_driver = {
     .confiscate = sim_confiscate,
     .ioctl_vendor = sim_vendor,
     .ioctl_privileged = sim_ioctl_privileged,
+    .cancel_pending = sim_cancel_pending,
 };

@@ -81,6 +81,10 @@ struct smc_driver_ops {
     void (*close)(struct smc_reader *r);
     /* Optional: a second handle on the device gets STATUS_ACCESS_DENIED when set. */
     bool exclusive;
+    /* Optional: the address may itself contain ':' (host:port). The options are then the part
+     * after the last ':' that precedes the first '=' ("vpcd:127.0.0.1:35963:timeout=500"), and
+     * the address (and the device name) is everything before it. */
+    bool address_colons;
 
     /* ---- RDF slots (NULL optional slot → STATUS_NOT_SUPPORTED, answered by libsmc) ---- */
     /* RDF_CARD_POWER (mandatory). io->minor is the command (a warm reset of an unpowered card
@@ -200,7 +204,9 @@ SMC_API smc_status smc_transmit(struct smc_reader *r, struct smc_io *io,
                                 const struct smc_card_io *link);
 /* SET_PROTOCOL: choose the protocol from io->minor (T=1 preferred), run PPS unless DEFAULT or
  * specific mode, start T=1 (S(IFS) unless suppressed), write the chosen protocol to io->out,
- * state → SPECIFIC. */
+ * state → SPECIFIC. A NULL link is a reader that exchanges APDUs with the card itself (a virtual
+ * or APDU-level card): the protocol is chosen from the ATR the same way, with no PPS and no
+ * S(IFS) exchange. */
 SMC_API smc_status smc_select_protocol(struct smc_reader *r, struct smc_io *io,
                                        const struct smc_card_io *link);
 

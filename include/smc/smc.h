@@ -61,6 +61,11 @@ SMC_API void smc_set_pnp_listener(struct smc_ctx *ctx, smc_pnp_fn fn, void *user
  */
 SMC_API smc_status smc_add_device(struct smc_ctx *ctx, const char *device);
 
+/* The name smc_add_device gives the device string `device` ("driver:address"; a driver whose
+ * addresses contain ':' decides where its address ends), NUL-terminated in out. false if the
+ * string is malformed, names no registered driver, or the name does not fit `cap` bytes. */
+SMC_API bool smc_device_name(struct smc_ctx *ctx, const char *device, char *out, size_t cap);
+
 /* Ask every driver to enumerate what it can discover; each found device is added. Returns the
  * number of devices added. */
 SMC_API int smc_discover(struct smc_ctx *ctx);

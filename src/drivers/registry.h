@@ -20,7 +20,8 @@
 #define SCRM_DRIVERS(X)                 \
     X(smc_sim_driver, SIMULATOR)        \
     X(smc_nfc_driver, SIMULATOR)        \
-    X(smc_ifd_driver, ALWAYS)
+    X(smc_ifd_driver, ALWAYS)          \
+    X(smc_vpcd_driver, ALWAYS)
 /* clang-format on */
 
 /* Number of drivers in this build. */

@@ -208,8 +208,9 @@ struct rm_conn {
 
 /* A device known to the rm (registered, refused, or starting). */
 enum rm_dev_state { RM_DEV_STARTING, RM_DEV_READY, RM_DEV_REFUSED };
+#define RM_DEV_NAME_MAX 64
 struct rm_dev {
-    char name[64];
+    char name[RM_DEV_NAME_MAX];
     enum rm_dev_state st;
     uint32_t result;
     bool left;

@@ -139,27 +139,22 @@ void rm_free(struct rm *rm)
     free(rm);
 }
 
-/* "driver:address[:options]" → "driver:address", the device's name in libsmc. */
-static bool device_name(const char *device, char *out, size_t cap)
-{
-    const char *c1 = strchr(device, ':');
-    if (!c1)
-        return false;
-    const char *c2 = strchr(c1 + 1, ':');
-    size_t n = c2 ? (size_t)(c2 - device) : strlen(device);
-    if (n >= cap)
-        return false;
-    memcpy(out, device, n);
-    out[n] = '\0';
-    return true;
-}
-
 uint32_t rm_add_reader(struct rm *rm, const char *device)
 {
-    char name[64];
-    if (!device || !device_name(device, name, sizeof(name)))
+    char name[RM_DEV_NAME_MAX];
+    if (!device)
         return SCARD_E_INVALID_VALUE;
+    /* libsmc names the device (the driver decides where its address ends). A string it cannot
+     * name still goes to smc_add_device, which logs why it is refused. */
+    bool named = smc_device_name(rm->ctx, device, name, sizeof(name));
     smc_status st = smc_add_device(rm->ctx, device);
+    if (st == STATUS_SUCCESS && !named) {
+        char longname[512];
+        log_error(rm, "reader %s: device name too long", device);
+        if (smc_device_name(rm->ctx, device, longname, sizeof(longname)))
+            (void)smc_remove_device(rm->ctx, longname);
+        return SCARD_E_INVALID_VALUE;
+    }
     switch (st) {
     case STATUS_SUCCESS: break;
     case STATUS_DEVICE_BUSY:
@@ -175,9 +170,11 @@ uint32_t rm_add_reader(struct rm *rm, const char *device)
 
 uint32_t rm_remove_reader(struct rm *rm, const char *device)
 {
-    char name[64];
-    if (!device || !device_name(device, name, sizeof(name)))
+    char name[RM_DEV_NAME_MAX];
+    if (!device || !strchr(device, ':'))
         return SCARD_E_INVALID_VALUE;
+    if (!smc_device_name(rm->ctx, device, name, sizeof(name)))
+        return SCARD_E_UNKNOWN_READER; /* no such driver, so no such device */
     /* libsmc reports SMC_DEVICE_LEFT to rm_pnp_listener on this thread: the reader is
      * unregistered, its waiters woken and the PnP watchers notified before this returns. */
     smc_status st = smc_remove_device(rm->ctx, name);

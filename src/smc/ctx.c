@@ -165,6 +165,44 @@ static bool split_device(const char *device, size_t *drv_len, const char **addr,
     return *addr_len > 0;
 }
 
+/* For a driver whose address contains ':' (host:port): the options start after the last ':'
+ * before the first '=', or there are none. */
+static void split_colon_address(const char *addr, size_t *addr_len, const char **options)
+{
+    const char *eq = strchr(addr, '=');
+    const char *end = eq ? eq : addr + strlen(addr);
+    const char *c = NULL;
+    for (const char *p = addr; p < end; p++)
+        if (*p == ':')
+            c = p;
+    if (!eq || !c) {
+        *addr_len = strlen(addr);
+        *options = "";
+        return;
+    }
+    *addr_len = (size_t)(c - addr);
+    *options = c + 1;
+}
+
+bool smc_device_name(struct smc_ctx *ctx, const char *device, char *out, size_t cap)
+{
+    size_t drv_len, addr_len;
+    const char *addr, *options;
+    if (!device || !split_device(device, &drv_len, &addr, &addr_len, &options))
+        return false;
+    const struct smc_driver_ops *ops = find_driver(ctx, device, drv_len);
+    if (!ops)
+        return false;
+    if (ops->address_colons)
+        split_colon_address(addr, &addr_len, &options);
+    size_t n = drv_len + 1 + addr_len;
+    if (n >= cap)
+        return false;
+    memcpy(out, device, n);
+    out[n] = '\0';
+    return true;
+}
+
 smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
 {
     size_t drv_len, addr_len;
@@ -182,6 +220,8 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
                   names[0] ? names : "none");
         return STATUS_NO_SUCH_DEVICE;
     }
+    if (ops->address_colons)
+        split_colon_address(addr, &addr_len, &options);
     struct smc_reader *r = reader_new(ctx, ops, device, drv_len + 1 + addr_len);
     if (!r)
         return STATUS_INSUFFICIENT_RESOURCES;

@@ -182,6 +182,8 @@ smc_status smc_select_protocol(struct smc_reader *r, struct smc_io *io,
     bool need_pps = !(mask & SCARD_PROTOCOL_DEFAULT) && (speedup || t != caps.atr.first_protocol);
     if ((mask & SCARD_PROTOCOL_DEFAULT) && t != caps.atr.first_protocol)
         need_pps = true; /* a protocol other than the first can only be chosen by PPS */
+    if (!link)
+        need_pps = false; /* APDU-level reader: there is no byte link to negotiate on */
     smc_status st = STATUS_SUCCESS;
     if (need_pps) {
         if (mask & SCARD_PROTOCOL_DEFAULT) {
@@ -203,7 +205,7 @@ smc_status smc_select_protocol(struct smc_reader *r, struct smc_io *io,
     pthread_mutex_lock(&r->lock);
     r->card = caps;
     pthread_mutex_unlock(&r->lock);
-    if (t == 1) {
+    if (t == 1 && link) {
         smc_t1_init(&r->t1, &caps);
         t1_start(r, link);
     }

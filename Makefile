@@ -1,7 +1,7 @@
 # Thin wrapper around Meson. The two commands of the README:
 #   make demo    install what is missing, build, run the daemon with simulated readers and a demo
 #   make check   install what is missing, build, run every test (lint included) and print a summary
-.PHONY: demo check build release bench fuzz format clean
+.PHONY: demo check build release bench fuzz soak format clean
 
 demo:
 	@scripts/install-deps.sh demo
@@ -49,6 +49,13 @@ fuzz:
 		build/fuzz/tests/fuzz/fuzz_$$t $$limit -print_final_stats=1 -timeout=60 \
 			-artifact_prefix=build/fuzz/$$t- build/fuzz/corpus-$$t $$seeds || exit 1; \
 	done
+
+# A long run of scrmd (release build) under 64 clients with random APDUs, transactions, card
+# insertions/removals and reader faults, sampling its memory, descriptors and threads every second;
+# fails on an unexpected result code, a call over its bound or growth after warm-up.
+DURATION ?= 60
+soak: release
+	/usr/bin/python3 scripts/soak.py --duration $(DURATION) --build build/release
 
 format:
 	git ls-files -co --exclude-standard '*.c' '*.h' | xargs -r clang-format -i

@@ -12,10 +12,12 @@
  *   events      the handler's polling function when it has one, else IFDHICCPresence every
  *               `poll` ms; IFD_NO_SUCH_DEVICE removes the device (smc_reader_gone)
  *
- * Every handler call goes through call_begin/call_end: the call lock the thread-safety tags
- * require, and the watchdog. Lengths a handler returns are checked against the buffers given.
+ * Every handler call runs on the slot's call thread, under the call lock the thread-safety tags
+ * require, while the caller waits at most `watchdog` ms (see "calls" below). Lengths a handler
+ * returns are checked against the buffers given.
  */
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,25 +31,100 @@
 #define RX_GUARD 16u
 static const uint8_t guard_byte = 0xA5;
 
-/* ---- calls ---- */
+/* ---- calls ----
+ *
+ * Every handler call runs on the slot's call thread (worker_main) while the caller waits with
+ * the watchdog's deadline. The arguments and every buffer the handler gets are slot memory
+ * (s->a, s->cap, s->atr, s->rx), so a call that never returns cannot write into a caller that
+ * gave up. One caller at a time (s->cm). A call past its deadline is cancelled at its next
+ * cancellation point, the slot is out of service (IFD_HUNG) and the reader is removed.
+ */
+#define IFD_HUNG (-1L) /* internal: the slot's handler call hung */
 
-static void call_begin(struct ifd_slot *s, struct ifd_call *c, const char *fn, bool lock)
+enum ifd_op {
+    OP_CREATE,
+    OP_CLOSE,
+    OP_GET_CAPS,
+    OP_SET_CAPS,
+    OP_SET_PROTO,
+    OP_POWER,
+    OP_TRANSMIT,
+    OP_PRESENCE,
+    OP_CONTROL
+};
+
+static const char *const op_names[] = {
+    [OP_CREATE] = "IFDHCreateChannel",
+    [OP_CLOSE] = "IFDHCloseChannel",
+    [OP_GET_CAPS] = "IFDHGetCapabilities",
+    [OP_SET_CAPS] = "IFDHSetCapabilities",
+    [OP_SET_PROTO] = "IFDHSetProtocolParameters",
+    [OP_POWER] = "IFDHPowerICC",
+    [OP_TRANSMIT] = "IFDHTransmitToICC",
+    [OP_PRESENCE] = "IFDHICCPresence",
+    [OP_CONTROL] = "IFDHControl",
+};
+
+static ifd_rc execute(struct ifd_slot *s)
 {
-    if (lock)
-        pthread_mutex_lock(s->call_lock);
-    c->fn = fn;
-    c->lib = s->unit->lib->path;
-    c->reader = s->name;
-    c->lun = s->lun;
-    c->limit_ms = s->unit->spec.watchdog_ms;
-    ifd_call_arm(c);
+    const struct ifd_lib *l = s->unit->lib;
+    struct ifd_args *a = &s->a;
+    switch (a->op) {
+    case OP_CREATE:
+        return a->by_name ? l->f.create_by_name(s->lun, s->device)
+                          : l->f.create(s->lun, a->channel);
+    case OP_CLOSE: return l->f.close(s->lun);
+    case OP_GET_CAPS: return l->f.get_caps(s->lun, a->tag, &a->len, a->buf);
+    case OP_SET_CAPS: return l->f.set_caps(s->lun, a->tag, a->len, a->buf);
+    case OP_SET_PROTO: return l->f.set_proto(s->lun, a->protocol, 0, 0, 0, 0);
+    case OP_POWER: return l->f.power(s->lun, a->action, a->buf, &a->len);
+    case OP_TRANSMIT:
+        return l->f.transmit(s->lun, a->send, a->tx, a->tx_len, a->rx, &a->rx_len, &a->recv);
+    case OP_PRESENCE: return l->f.presence(s->lun);
+    case OP_CONTROL:
+        if (l->version == 3)
+            return l->f.control(s->lun, a->code, a->tx, a->tx_len, a->rx, a->rx_len, &a->returned);
+        if (!l->f.control2)
+            return IFD_ERROR_NOT_SUPPORTED;
+        a->returned = a->rx_len;
+        return l->f.control2(s->lun, a->tx, a->tx_len, a->rx, &a->returned);
+    }
+    return IFD_ERROR_NOT_SUPPORTED;
 }
 
-static void call_end(struct ifd_slot *s, struct ifd_call *c, bool lock)
+static void unlock_mutex(void *m)
 {
-    ifd_call_disarm(c);
-    if (lock)
-        pthread_mutex_unlock(s->call_lock);
+    pthread_mutex_unlock(m);
+}
+
+static void *worker_main(void *arg)
+{
+    struct ifd_slot *s = arg;
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    pthread_mutex_lock(&s->wmu);
+    for (;;) {
+        while (!s->w_pending && !s->w_stop)
+            pthread_cond_wait(&s->wcv, &s->wmu);
+        if (!s->w_pending)
+            break;
+        pthread_mutex_unlock(&s->wmu);
+        pthread_mutex_t *lock = s->call_lock;
+        pthread_mutex_lock(lock);
+        ifd_rc rc;
+        pthread_cleanup_push(unlock_mutex, lock);
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+        rc = execute(s);
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+        pthread_cleanup_pop(1);
+        pthread_mutex_lock(&s->wmu);
+        s->w_rc = rc;
+        s->w_pending = false;
+        s->w_done = true;
+        pthread_cond_broadcast(&s->wcv);
+    }
+    pthread_mutex_unlock(&s->wmu);
+    return NULL;
 }
 
 static void log_rc(const struct ifd_slot *s, const char *fn, ifd_rc rc)
@@ -57,21 +134,92 @@ static void log_rc(const struct ifd_slot *s, const char *fn, ifd_rc rc)
              ifd_rc_text(rc, t, sizeof(t)));
 }
 
+/* Take the slot's call (s->cm) unless a call hung in it: then nobody touches s->a again (the
+ * abandoned call thread may still read it). */
+static bool begin(struct ifd_slot *s)
+{
+    pthread_mutex_lock(&s->cm);
+    pthread_mutex_lock(&s->wmu);
+    bool hung = s->hung;
+    pthread_mutex_unlock(&s->wmu);
+    if (hung)
+        pthread_mutex_unlock(&s->cm);
+    return !hung;
+}
+
+/* Run the call described in s->a (s->cm held) on the call thread, within the watchdog. */
+static ifd_rc call(struct ifd_slot *s, enum ifd_op op)
+{
+    s->a.op = op;
+    pthread_mutex_lock(&s->wmu);
+    if (s->hung) {
+        pthread_mutex_unlock(&s->wmu);
+        return IFD_HUNG;
+    }
+    s->w_done = false;
+    s->w_pending = true;
+    pthread_cond_broadcast(&s->wcv);
+    uint32_t limit = s->unit->spec.watchdog_ms;
+    struct timespec until = scrm_deadline_ms(limit);
+    bool late = false;
+    while (!s->w_done && !late)
+        late = limit ? pthread_cond_timedwait(&s->wcv, &s->wmu, &until) != 0 && !s->w_done
+                     : pthread_cond_wait(&s->wcv, &s->wmu) != 0;
+    if (late) {
+        s->hung = true;
+        pthread_mutex_unlock(&s->wmu);
+        log_error(drv,
+                  "ifd: driver %s: %s on reader '%s' (Lun 0x%lX) has not returned after %u ms; "
+                  "the call is cancelled and the reader is taken out of service",
+                  s->unit->lib->path, op_names[op], s->name, (unsigned long)s->lun, limit);
+        ifd_lib_taint(s->unit->lib);
+        pthread_cancel(s->worker);
+        smc_reader_gone(s->r); /* nothing happens when it is not added yet (open fails) */
+        return IFD_HUNG;
+    }
+    ifd_rc rc = s->w_rc;
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
 static ifd_rc get_caps(struct ifd_slot *s, ifd_dword tag, uint8_t *buf, ifd_dword *len)
 {
-    struct ifd_call c;
     ifd_dword cap = *len;
-    call_begin(s, &c, "IFDHGetCapabilities", true);
-    ifd_rc rc = s->unit->lib->f.get_caps(s->lun, tag, len, buf);
-    call_end(s, &c, true);
-    if (rc == IFD_SUCCESS && *len > cap) {
+    if (!begin(s)) {
+        *len = 0;
+        return IFD_HUNG;
+    }
+    bool big = cap > sizeof(s->cap) - RX_GUARD;
+    s->a.tag = tag;
+    s->a.len = cap;
+    s->a.buf = big ? s->rx : s->cap;
+    memset(s->a.buf + cap, guard_byte, RX_GUARD);
+    ifd_rc rc = call(s, OP_GET_CAPS);
+    bool overrun = false;
+    for (size_t i = 0; rc == IFD_SUCCESS && i < RX_GUARD; i++)
+        overrun |= s->a.buf[cap + i] != guard_byte;
+    if (rc == IFD_SUCCESS && (s->a.len > cap || overrun)) {
         log_error(drv,
                   "ifd: driver %s: IFDHGetCapabilities(0x%lX) on reader '%s' returned %lu "
-                  "bytes for a buffer of %lu; ignored",
-                  s->unit->lib->path, tag, s->name, *len, cap);
+                  "bytes for a buffer of %lu%s; refused",
+                  s->unit->lib->path, tag, s->name, (unsigned long)s->a.len, (unsigned long)cap,
+                  overrun ? " and wrote past it" : "");
         rc = IFD_COMMUNICATION_ERROR;
-        *len = 0;
     }
+    *len = rc == IFD_SUCCESS ? s->a.len : 0;
+    if (rc == IFD_SUCCESS)
+        memcpy(buf, s->a.buf, *len);
+    pthread_mutex_unlock(&s->cm);
+    return rc;
+}
+
+/* One simple call (s->a filled by the caller, no buffers), serialised. */
+static ifd_rc simple_call(struct ifd_slot *s, enum ifd_op op)
+{
+    if (!begin(s))
+        return IFD_HUNG;
+    ifd_rc rc = call(s, op);
+    pthread_mutex_unlock(&s->cm);
     return rc;
 }
 
@@ -132,15 +280,13 @@ static void report(struct ifd_slot *s, int present)
 /* IFDHICCPresence: 1 present, 0 absent, -1 error, -2 device gone. */
 static int presence(struct ifd_slot *s)
 {
-    struct ifd_call c;
-    call_begin(s, &c, "IFDHICCPresence", true);
-    ifd_rc rc = s->unit->lib->f.presence(s->lun);
-    call_end(s, &c, true);
+    ifd_rc rc = simple_call(s, OP_PRESENCE);
     switch (rc) {
     case IFD_SUCCESS:
     case IFD_ICC_PRESENT: return 1;
     case IFD_ICC_NOT_PRESENT: return 0;
-    case IFD_NO_SUCH_DEVICE: return -2;
+    case IFD_NO_SUCH_DEVICE:
+    case IFD_HUNG: return -2;
     default: {
         pthread_mutex_lock(&s->mu);
         bool known = s->present != -1;
@@ -219,10 +365,7 @@ static void event_stop(struct ifd_slot *s)
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (s->poll_fn && s->stop_fn) {
-        struct ifd_call c;
-        call_begin(s, &c, "the stop-polling function", false);
         (void)s->stop_fn(s->lun);
-        call_end(s, &c, false);
     } else if (s->poll_fn && s->killable) {
         pthread_cancel(s->thread);
     }
@@ -238,6 +381,7 @@ static smc_status map_rc(struct ifd_slot *s, const char *fn, ifd_rc rc)
     case IFD_SUCCESS: return STATUS_SUCCESS;
     case IFD_ICC_NOT_PRESENT: report(s, 0); return STATUS_NO_MEDIA;
     case IFD_NO_SUCH_DEVICE: mark_gone(s, fn); return STATUS_DEVICE_NOT_CONNECTED;
+    case IFD_HUNG: return STATUS_DEVICE_NOT_CONNECTED;
     case IFD_ERROR_NOT_SUPPORTED:
     case IFD_NOT_SUPPORTED:
     case IFD_PROTOCOL_NOT_SUPPORTED:
@@ -281,14 +425,18 @@ static smc_status ifd_power(struct smc_reader *r, struct smc_io *io)
     uint8_t atr[IFD_MAX_ATR + RX_GUARD];
     ifd_dword atr_len = 0;
     ifd_rc rc = IFD_SUCCESS;
+    if (!begin(s))
+        return STATUS_DEVICE_NOT_CONNECTED;
     for (size_t i = 0; i < n && rc == IFD_SUCCESS; i++) {
-        memset(atr, guard_byte, sizeof(atr));
-        atr_len = IFD_MAX_ATR;
-        struct ifd_call c;
-        call_begin(s, &c, "IFDHPowerICC", true);
-        rc = l->f.power(s->lun, actions[i], atr, &atr_len);
-        call_end(s, &c, true);
+        memset(s->atr, guard_byte, sizeof(s->atr));
+        s->a.buf = s->atr;
+        s->a.len = IFD_MAX_ATR;
+        s->a.action = actions[i];
+        rc = call(s, OP_POWER);
     }
+    atr_len = s->a.len;
+    memcpy(atr, s->atr, sizeof(atr));
+    pthread_mutex_unlock(&s->cm);
     if (rc != IFD_SUCCESS) {
         smc_status st = map_rc(s, "IFDHPowerICC", rc);
         /* a card that does not come up is mute for libsmc */
@@ -336,10 +484,11 @@ static smc_status ifd_set_protocol(struct smc_reader *r, struct smc_io *io)
         else
             return STATUS_NOT_SUPPORTED;
         if (chosen != SCARD_PROTOCOL_RAW && l->f.set_proto) {
-            struct ifd_call c;
-            call_begin(s, &c, "IFDHSetProtocolParameters", true);
-            ifd_rc rc = l->f.set_proto(s->lun, chosen, 0, 0, 0, 0);
-            call_end(s, &c, true);
+            if (!begin(s))
+                return STATUS_DEVICE_NOT_CONNECTED;
+            s->a.protocol = chosen;
+            ifd_rc rc = call(s, OP_SET_PROTO);
+            pthread_mutex_unlock(&s->cm);
             if ((rc == IFD_PROTOCOL_NOT_SUPPORTED || rc == IFD_ERROR_NOT_SUPPORTED) &&
                 chosen != first && (mask & first)) {
                 chosen = first; /* as pcscd: the card's default protocol, no PPS */
@@ -359,6 +508,15 @@ static smc_status ifd_set_protocol(struct smc_reader *r, struct smc_io *io)
     return STATUS_SUCCESS;
 }
 
+/* Guard bytes after the response area: a handler that wrote past what it was given. */
+static bool overran(const uint8_t *b)
+{
+    bool over = false;
+    for (size_t i = 0; i < RX_GUARD; i++)
+        over |= b[i] != guard_byte;
+    return over;
+}
+
 static smc_status ifd_transmit(struct smc_reader *r, struct smc_io *io)
 {
     struct ifd_slot *s = smc_reader_priv(r);
@@ -369,47 +527,47 @@ static smc_status ifd_transmit(struct smc_reader *r, struct smc_io *io)
     size_t apdu_len = io->in_len - pci_len;
     if (apdu_len > IFD_MAX_BUFFER_EXTENDED)
         return STATUS_INVALID_PARAMETER;
-    struct ifd_io_header send = {.protocol = proto == SCARD_PROTOCOL_T1   ? 1
-                                             : proto == SCARD_PROTOCOL_T0 ? 0
-                                                                          : 4,
-                                 .length = pci_len};
-    struct ifd_io_header recv = send;
-    ifd_dword cap = IFD_MAX_BUFFER_EXTENDED;
-    ifd_dword rx_len = cap;
+    const ifd_dword cap = IFD_MAX_BUFFER_EXTENDED;
+    if (!begin(s))
+        return STATUS_DEVICE_NOT_CONNECTED;
+    struct ifd_args *a = &s->a;
+    a->send.protocol = proto == SCARD_PROTOCOL_T1 ? 1 : proto == SCARD_PROTOCOL_T0 ? 0 : 4;
+    a->send.length = pci_len;
+    a->recv = a->send;
+    a->rx = s->rx;
+    a->rx_len = cap;
     memset(s->rx + cap, guard_byte, RX_GUARD);
-    /* The handler gets its own copy of the command: io->out may alias io->in. */
-    uint8_t *tx = s->rx + cap + RX_GUARD;
-    memcpy(tx, apdu, apdu_len);
-    struct ifd_call c;
-    call_begin(s, &c, "IFDHTransmitToICC", true);
-    ifd_rc rc = l->f.transmit(s->lun, send, tx, apdu_len, s->rx, &rx_len, &recv);
-    call_end(s, &c, true);
-    if (rc != IFD_SUCCESS)
-        return map_rc(s, "IFDHTransmitToICC", rc);
-    bool overrun = false;
-    for (size_t i = 0; i < RX_GUARD; i++)
-        overrun |= s->rx[cap + i] != guard_byte;
-    if (rx_len > cap || overrun) {
+    a->tx = s->tx; /* its own copy of the command: io->out may alias io->in */
+    a->tx_len = apdu_len;
+    memcpy(s->tx, apdu, apdu_len);
+    ifd_rc rc = call(s, OP_TRANSMIT);
+    ifd_dword rx_len = a->rx_len;
+    bool overrun = rc == IFD_SUCCESS && overran(s->rx + cap);
+    smc_status st = STATUS_SUCCESS;
+    if (rc != IFD_SUCCESS) {
+        st = map_rc(s, "IFDHTransmitToICC", rc);
+    } else if (rx_len > cap || overrun) {
         log_error(drv,
                   "ifd: driver %s: IFDHTransmitToICC on reader '%s' returned %lu bytes for a "
                   "buffer of %lu%s; refused",
                   l->path, s->name, (unsigned long)rx_len, (unsigned long)cap,
                   overrun ? " and wrote past it" : "");
-        return STATUS_IO_DEVICE_ERROR;
-    }
-    if (rx_len < 2 && proto != SCARD_PROTOCOL_RAW) {
+        st = STATUS_IO_DEVICE_ERROR;
+    } else if (rx_len < 2 && proto != SCARD_PROTOCOL_RAW) {
         /* vpcd answers success with no bytes when its card went away mid-APDU */
         log_info(drv, "ifd: reader '%s': the handler returned %lu response bytes (no status word)",
                  s->name, (unsigned long)rx_len);
-        return STATUS_IO_TIMEOUT;
+        st = STATUS_IO_TIMEOUT;
+    } else if (io->out_len < SMC_IO_HEADER_LENGTH + rx_len) {
+        st = STATUS_BUFFER_TOO_SMALL;
+    } else {
+        scrm_put_u32le(io->out, proto);
+        scrm_put_u32le(io->out + 4, SMC_IO_HEADER_LENGTH);
+        memcpy(io->out + SMC_IO_HEADER_LENGTH, s->rx, rx_len);
+        io->info = SMC_IO_HEADER_LENGTH + rx_len;
     }
-    if (io->out_len < SMC_IO_HEADER_LENGTH + rx_len)
-        return STATUS_BUFFER_TOO_SMALL;
-    scrm_put_u32le(io->out, proto);
-    scrm_put_u32le(io->out + 4, SMC_IO_HEADER_LENGTH);
-    memcpy(io->out + SMC_IO_HEADER_LENGTH, s->rx, rx_len);
-    io->info = SMC_IO_HEADER_LENGTH + rx_len;
-    return STATUS_SUCCESS;
+    pthread_mutex_unlock(&s->cm);
+    return st;
 }
 
 static smc_status ifd_card_tracking(struct smc_reader *r, uint32_t code)
@@ -423,26 +581,14 @@ static smc_status ifd_card_tracking(struct smc_reader *r, uint32_t code)
 static smc_status get_attr(struct ifd_slot *s, struct smc_io *io)
 {
     uint32_t id = scrm_get_u32le(io->in);
-    ifd_dword cap = io->out_len < IFD_MAX_BUFFER_EXTENDED ? io->out_len : IFD_MAX_BUFFER_EXTENDED;
-    ifd_dword len = cap;
-    memset(s->rx + cap, guard_byte, RX_GUARD);
-    ifd_rc rc = get_caps(s, id, s->rx, &len);
+    ifd_dword len = io->out_len < IFD_MAX_BUFFER_EXTENDED ? io->out_len : IFD_MAX_BUFFER_EXTENDED;
+    ifd_rc rc = get_caps(s, id, io->out, &len);
     if (rc == IFD_ERROR_TAG || rc == IFD_ERROR_NOT_SUPPORTED || rc == IFD_NOT_SUPPORTED)
         return STATUS_NOT_SUPPORTED;
     if (rc == IFD_ERROR_INSUFFICIENT_BUFFER)
         return STATUS_BUFFER_TOO_SMALL;
     if (rc != IFD_SUCCESS)
         return map_rc(s, "IFDHGetCapabilities", rc);
-    for (size_t i = 0; i < RX_GUARD; i++) {
-        if (s->rx[cap + i] != guard_byte) {
-            log_error(drv,
-                      "ifd: driver %s: IFDHGetCapabilities(0x%X) on reader '%s' wrote past "
-                      "its buffer; refused",
-                      s->unit->lib->path, id, s->name);
-            return STATUS_IO_DEVICE_ERROR;
-        }
-    }
-    memcpy(io->out, s->rx, len);
     io->info = len;
     return STATUS_SUCCESS;
 }
@@ -453,11 +599,14 @@ static smc_status set_attr(struct ifd_slot *s, struct smc_io *io)
     size_t n = io->in_len - 4;
     if (n > IFD_MAX_BUFFER_EXTENDED)
         return STATUS_INVALID_PARAMETER;
-    memcpy(s->rx, io->in + 4, n);
-    struct ifd_call c;
-    call_begin(s, &c, "IFDHSetCapabilities", true);
-    ifd_rc rc = s->unit->lib->f.set_caps(s->lun, id, n, s->rx);
-    call_end(s, &c, true);
+    if (!begin(s))
+        return STATUS_DEVICE_NOT_CONNECTED;
+    memcpy(s->tx, io->in + 4, n);
+    s->a.tag = id;
+    s->a.len = n;
+    s->a.buf = s->tx;
+    ifd_rc rc = call(s, OP_SET_CAPS);
+    pthread_mutex_unlock(&s->cm);
     if (rc == IFD_ERROR_TAG || rc == IFD_ERROR_NOT_SUPPORTED || rc == IFD_NOT_SUPPORTED ||
         rc == IFD_ERROR_VALUE_READ_ONLY)
         return STATUS_NOT_SUPPORTED;
@@ -481,38 +630,36 @@ static smc_status control(struct ifd_slot *s, struct smc_io *io)
     if (io->in_len > IFD_MAX_BUFFER_EXTENDED)
         return STATUS_INVALID_PARAMETER;
     ifd_dword cap = io->out_len < IFD_MAX_BUFFER_EXTENDED ? io->out_len : IFD_MAX_BUFFER_EXTENDED;
-    uint8_t *tx = s->rx + IFD_MAX_BUFFER_EXTENDED + RX_GUARD;
-    memcpy(tx, io->in, io->in_len);
+    if (!begin(s))
+        return STATUS_DEVICE_NOT_CONNECTED;
+    struct ifd_args *a = &s->a;
+    memcpy(s->tx, io->in, io->in_len);
     memset(s->rx + cap, guard_byte, RX_GUARD);
-    ifd_dword returned = 0;
-    struct ifd_call c;
-    ifd_rc rc;
-    call_begin(s, &c, "IFDHControl", true);
-    if (l->version == 3) {
-        rc = l->f.control(s->lun, pcsc_code(io->code), tx, io->in_len, s->rx, cap, &returned);
-    } else if (l->f.control2) {
-        returned = cap;
-        rc = l->f.control2(s->lun, tx, io->in_len, s->rx, &returned);
-    } else {
-        rc = IFD_ERROR_NOT_SUPPORTED;
-    }
-    call_end(s, &c, true);
-    if (rc != IFD_SUCCESS)
-        return map_rc(s, "IFDHControl", rc);
-    bool overrun = false;
-    for (size_t i = 0; i < RX_GUARD; i++)
-        overrun |= s->rx[cap + i] != guard_byte;
-    if (returned > cap || overrun) {
+    a->code = pcsc_code(io->code);
+    a->tx = s->tx;
+    a->tx_len = io->in_len;
+    a->rx = s->rx;
+    a->rx_len = cap;
+    a->returned = 0;
+    ifd_rc rc = call(s, OP_CONTROL);
+    ifd_dword returned = a->returned;
+    bool overrun = rc == IFD_SUCCESS && overran(s->rx + cap);
+    smc_status st = STATUS_SUCCESS;
+    if (rc != IFD_SUCCESS) {
+        st = map_rc(s, "IFDHControl", rc);
+    } else if (returned > cap || overrun) {
         log_error(drv,
                   "ifd: driver %s: IFDHControl(0x%X) on reader '%s' returned %lu bytes for "
                   "a buffer of %lu%s; refused",
                   l->path, pcsc_code(io->code), s->name, (unsigned long)returned,
                   (unsigned long)cap, overrun ? " and wrote past it" : "");
-        return STATUS_IO_DEVICE_ERROR;
+        st = STATUS_IO_DEVICE_ERROR;
+    } else {
+        memcpy(io->out, s->rx, returned);
+        io->info = returned;
     }
-    memcpy(io->out, s->rx, returned);
-    io->info = returned;
-    return STATUS_SUCCESS;
+    pthread_mutex_unlock(&s->cm);
+    return st;
 }
 
 static smc_status ifd_vendor(struct smc_reader *r, struct smc_io *io)
@@ -580,8 +727,48 @@ static void slot_free(struct ifd_slot *s)
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->own_lock);
+    pthread_cond_destroy(&s->wcv);
+    pthread_mutex_destroy(&s->wmu);
+    pthread_mutex_destroy(&s->cm);
     free(s->rx);
+    free(s->tx);
     free(s);
+}
+
+/* Stop the call thread and free the slot. A call thread stuck in the handler past its
+ * cancellation is left alone, and so is the slot memory it may still write (a deliberate leak,
+ * logged). */
+static void slot_release(struct ifd_slot *s)
+{
+    pthread_mutex_lock(&s->wmu);
+    s->w_stop = true;
+    bool hung = s->hung;
+    pthread_cond_broadcast(&s->wcv);
+    pthread_mutex_unlock(&s->wmu);
+    if (hung) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 2;
+        if (pthread_timedjoin_np(s->worker, NULL, &until) != 0) {
+            log_error(drv,
+                      "ifd: reader '%s': its handler call is still stuck; its thread and "
+                      "buffers are abandoned",
+                      s->name);
+            pthread_detach(s->worker);
+            return;
+        }
+    } else {
+        pthread_join(s->worker, NULL);
+    }
+    slot_free(s);
+}
+
+/* Close the channel of an open slot (not for a hung one: the handler would hang again). */
+static void close_channel(struct ifd_slot *s, bool quiet)
+{
+    ifd_rc rc = simple_call(s, OP_CLOSE);
+    if (rc != IFD_SUCCESS && rc != IFD_HUNG && !quiet)
+        log_rc(s, "IFDHCloseChannel", rc);
 }
 
 /* Choose the slot's call lock from the thread-safety tags (see docs/ifd.md). */
@@ -602,45 +789,49 @@ static void choose_lock(struct ifd_slot *s)
 static smc_status slot_open(struct smc_reader *r, struct ifd_unit *u, unsigned idx)
 {
     struct ifd_slot *s = calloc(1, sizeof(*s));
-    uint8_t *rx = malloc(2 * (size_t)IFD_MAX_BUFFER_EXTENDED + 2 * RX_GUARD);
-    if (!s || !rx) {
+    uint8_t *rx = malloc((size_t)IFD_MAX_BUFFER_EXTENDED + RX_GUARD);
+    uint8_t *tx = malloc((size_t)IFD_MAX_BUFFER_EXTENDED + RX_GUARD);
+    if (!s || !rx || !tx) {
         free(s);
         free(rx);
+        free(tx);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
     s->rx = rx;
+    s->tx = tx;
     s->unit = u;
     s->r = r;
     s->idx = idx;
     s->lun = ((ifd_dword)u->number << 16) | idx;
     s->present = -1;
     snprintf(s->name, sizeof(s->name), "%s %02X %02X", u->spec.name, u->number & 0xFFu, idx);
+    snprintf(s->device, sizeof(s->device), "%s", u->spec.device);
     pthread_mutex_init(&s->own_lock, NULL);
     pthread_mutex_init(&s->mu, NULL);
     scrm_cond_init_monotonic(&s->cv);
+    pthread_mutex_init(&s->wmu, NULL);
+    scrm_cond_init_monotonic(&s->wcv);
+    pthread_mutex_init(&s->cm, NULL);
     const struct ifd_lib *l = u->lib;
-
     /* Create the channel under the library-wide lock: nothing else runs in a library that is
      * not thread safe, and the first unit has not told yet. */
     s->call_lock = &u->lib->lock;
-    struct ifd_call c;
-    ifd_rc rc;
-    bool by_name = l->version == 3 && u->spec.device[0];
-    call_begin(s, &c, by_name ? "IFDHCreateChannelByName" : "IFDHCreateChannel", true);
-    if (by_name) {
-        char dev[IFD_VALUE_MAX];
-        snprintf(dev, sizeof(dev), "%s", u->spec.device);
-        rc = l->f.create_by_name(s->lun, dev);
-    } else {
-        rc = l->f.create(s->lun, u->spec.channel);
+    if (pthread_create(&s->worker, NULL, worker_main, s) != 0) {
+        log_error(drv, "ifd: reader '%s': cannot start its call thread", s->name);
+        slot_free(s);
+        return STATUS_INSUFFICIENT_RESOURCES;
     }
-    call_end(s, &c, true);
+
+    s->a.by_name = l->version == 3 && u->spec.device[0];
+    s->a.channel = u->spec.channel;
+    ifd_rc rc = simple_call(s, OP_CREATE);
     if (rc != IFD_SUCCESS) {
         char t[48];
         log_error(drv, "ifd: driver %s: %s(Lun 0x%lX, %s) for reader '%s' failed: %s", l->path,
-                  c.fn, (unsigned long)s->lun, by_name ? u->spec.device : "channel", s->name,
+                  s->a.by_name ? "IFDHCreateChannelByName" : "IFDHCreateChannel",
+                  (unsigned long)s->lun, s->a.by_name ? u->spec.device : "channel", s->name,
                   ifd_rc_text(rc, t, sizeof(t)));
-        slot_free(s);
+        slot_release(s);
         return rc == IFD_NO_SUCH_DEVICE ? STATUS_NO_SUCH_DEVICE : STATUS_DEVICE_NOT_CONNECTED;
     }
     smc_reader_set_priv(r, s);
@@ -663,28 +854,19 @@ static smc_status slot_open(struct smc_reader *r, struct ifd_unit *u, unsigned i
     }
     describe(s);
     int p = presence(s); /* as pcscd's initial check: an error fails the reader */
-    if (p < 0) {
-        log_error(drv, "ifd: reader '%s': the initial presence check failed", s->name);
-        call_begin(s, &c, "IFDHCloseChannel", true);
-        (void)l->f.close(s->lun);
-        call_end(s, &c, true);
-        smc_reader_set_priv(r, NULL);
-        slot_free(s);
-        return STATUS_DEVICE_NOT_CONNECTED;
-    }
     s->present = p;
-    smc_reader_set_state(r, p ? SCARD_SWALLOWED : SCARD_ABSENT);
-    if (pthread_create(&s->thread, NULL, event_main, s) == 0) {
-        s->thread_started = true;
-    } else {
-        log_error(drv, "ifd: reader '%s': cannot start its event thread", s->name);
-        call_begin(s, &c, "IFDHCloseChannel", true);
-        (void)l->f.close(s->lun);
-        call_end(s, &c, true);
+    if (p >= 0)
+        smc_reader_set_state(r, p ? SCARD_SWALLOWED : SCARD_ABSENT);
+    bool started = p >= 0 && pthread_create(&s->thread, NULL, event_main, s) == 0;
+    if (!started) {
+        log_error(drv, "ifd: reader '%s': %s", s->name,
+                  p < 0 ? "the initial presence check failed" : "cannot start its event thread");
+        close_channel(s, true);
         smc_reader_set_priv(r, NULL);
-        slot_free(s);
-        return STATUS_INSUFFICIENT_RESOURCES;
+        slot_release(s);
+        return p < 0 ? STATUS_DEVICE_NOT_CONNECTED : STATUS_INSUFFICIENT_RESOURCES;
     }
+    s->thread_started = true;
     ifd_unit_set_slot(u, idx, s);
     log_info(drv, "ifd: reader '%s' open (%s, Lun 0x%lX, %s)", s->name, l->path,
              (unsigned long)s->lun,
@@ -790,25 +972,19 @@ static void ifd_close(struct smc_reader *r)
     pthread_mutex_lock(&s->mu);
     bool gone = s->gone;
     pthread_mutex_unlock(&s->mu);
-    if (gone && u->lib->f.set_caps) {
-        /* as pcscd on an unplug: tell a handler that supports it before closing */
-        if (cap_byte(s, IFD_TAG_DEVICE_REMOVED) == 1) {
-            uint8_t one = 1;
-            struct ifd_call c;
-            call_begin(s, &c, "IFDHSetCapabilities", true);
-            (void)u->lib->f.set_caps(s->lun, IFD_TAG_DEVICE_REMOVED, 1, &one);
-            call_end(s, &c, true);
-        }
+    /* as pcscd on an unplug: tell a handler that supports it before closing */
+    if (gone && cap_byte(s, IFD_TAG_DEVICE_REMOVED) == 1 && begin(s)) {
+        s->cap[0] = 1;
+        s->a.tag = IFD_TAG_DEVICE_REMOVED;
+        s->a.len = 1;
+        s->a.buf = s->cap;
+        (void)call(s, OP_SET_CAPS);
+        pthread_mutex_unlock(&s->cm);
     }
-    struct ifd_call c;
-    call_begin(s, &c, "IFDHCloseChannel", true);
-    ifd_rc rc = u->lib->f.close(s->lun);
-    call_end(s, &c, true);
-    if (rc != IFD_SUCCESS && !gone)
-        log_rc(s, "IFDHCloseChannel", rc);
+    close_channel(s, gone);
     log_info(drv, "ifd: reader '%s' closed", s->name);
     smc_reader_set_priv(r, NULL);
-    slot_free(s);
+    slot_release(s);
     ifd_unit_put(u);
 }
 

@@ -2,7 +2,7 @@
  * Handler libraries and units of the IFD bridge: loading a handler with dlopen (API v3, v2 as a
  * fall-back), sharing one loaded library between the readers that use it (pcscd does the same:
  * its globals are shared), reader numbers, the call locks that honour the thread-safety tags,
- * the call watchdog, and the host symbols the handlers import from their loader (log_msg,
+ * and the host symbols the handlers import from their loader (log_msg,
  * log_xxd), routed to scrm's log.
  */
 #include <dlfcn.h>
@@ -10,11 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/hex.h"
 #include "common/log.h"
-#include "common/timeutil.h"
 #include "drivers/ifd/ifd_priv.h"
 
 const char *ifd_rc_name(ifd_rc rc)
@@ -168,7 +166,6 @@ struct ifd_lib *ifd_lib_get(const char *path)
     g_libs = l;
     log_info(drv, "ifd: loaded %s (IFD handler API v%d)", path, l->version);
     pthread_mutex_unlock(&g_lock);
-    ifd_watchdog_ref();
     return l;
 }
 
@@ -187,8 +184,14 @@ void ifd_lib_put(struct ifd_lib *l)
     pthread_mutex_unlock(&g_lock);
     if (!last)
         return;
-    log_info(drv, "ifd: unloading %s", l->path);
-    dlclose(l->dl);
+    if (l->tainted) {
+        /* A cancelled call may have left the library's state half-changed, and an abandoned
+         * thread may still run in it: its code stays mapped. */
+        log_info(drv, "ifd: %s stays loaded (a call hung in it)", l->path);
+    } else {
+        log_info(drv, "ifd: unloading %s", l->path);
+        dlclose(l->dl);
+    }
     for (size_t i = 0; i < l->n_slot_locks; i++) {
         pthread_mutex_destroy(l->slot_locks[i]);
         free(l->slot_locks[i]);
@@ -197,7 +200,13 @@ void ifd_lib_put(struct ifd_lib *l)
     pthread_mutex_destroy(&l->lock);
     free(l->path);
     free(l);
-    ifd_watchdog_unref();
+}
+
+void ifd_lib_taint(struct ifd_lib *l)
+{
+    pthread_mutex_lock(&g_lock);
+    l->tainted = true;
+    pthread_mutex_unlock(&g_lock);
 }
 
 pthread_mutex_t *ifd_lib_slot_lock(struct ifd_lib *l, unsigned slot)
@@ -337,113 +346,4 @@ void ifd_unit_each_other_slot(struct ifd_unit *u, unsigned self, void (*fn)(stru
         fn(rs[i]);
     pthread_mutex_unlock(&g_lock);
     free(rs);
-}
-
-/* ---- the call watchdog: one thread while any library is loaded ---- */
-
-static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wd_cond;
-static bool wd_cond_ready;
-static unsigned wd_refs;
-static bool wd_stop;
-static pthread_t wd_thread;
-static struct ifd_call *wd_calls; /* armed calls */
-
-static struct timespec ns_to_timespec(uint64_t ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
-                          .tv_nsec = (long)(ns % 1000000000u)};
-    return ts;
-}
-
-static void *wd_main(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&wd_lock);
-    while (!wd_stop) {
-        uint64_t now = scrm_now_ns(), next = 0;
-        for (struct ifd_call *c = wd_calls; c; c = c->next) {
-            if (c->reported)
-                continue;
-            if (c->deadline_ns <= now) {
-                c->reported = true;
-                log_error(drv,
-                          "ifd: driver %s: %s on reader '%s' (Lun 0x%lX) has not returned after "
-                          "%u ms; the reader is stuck until it does",
-                          c->lib, c->fn, c->reader, (unsigned long)c->lun, c->limit_ms);
-            } else if (!next || c->deadline_ns < next) {
-                next = c->deadline_ns;
-            }
-        }
-        if (next) {
-            struct timespec ts = ns_to_timespec(next);
-            pthread_cond_timedwait(&wd_cond, &wd_lock, &ts);
-        } else {
-            pthread_cond_wait(&wd_cond, &wd_lock);
-        }
-    }
-    pthread_mutex_unlock(&wd_lock);
-    return NULL;
-}
-
-void ifd_watchdog_ref(void)
-{
-    pthread_mutex_lock(&wd_lock);
-    if (!wd_cond_ready) {
-        scrm_cond_init_monotonic(&wd_cond);
-        wd_cond_ready = true;
-    }
-    if (wd_refs++ == 0) {
-        wd_stop = false;
-        if (pthread_create(&wd_thread, NULL, wd_main, NULL) != 0) {
-            log_error(drv, "ifd: cannot start the call watchdog");
-            wd_refs--;
-        }
-    }
-    pthread_mutex_unlock(&wd_lock);
-}
-
-void ifd_watchdog_unref(void)
-{
-    pthread_mutex_lock(&wd_lock);
-    bool last = wd_refs > 0 && --wd_refs == 0;
-    if (last) {
-        wd_stop = true;
-        pthread_cond_signal(&wd_cond);
-    }
-    pthread_mutex_unlock(&wd_lock);
-    if (last)
-        pthread_join(wd_thread, NULL);
-}
-
-void ifd_call_arm(struct ifd_call *c)
-{
-    if (!c->limit_ms)
-        return;
-    c->deadline_ns = scrm_now_ns() + (uint64_t)c->limit_ms * 1000000u;
-    c->reported = false;
-    pthread_mutex_lock(&wd_lock);
-    c->next = wd_calls;
-    wd_calls = c;
-    pthread_cond_signal(&wd_cond);
-    pthread_mutex_unlock(&wd_lock);
-}
-
-void ifd_call_disarm(struct ifd_call *c)
-{
-    if (!c->limit_ms)
-        return;
-    pthread_mutex_lock(&wd_lock);
-    for (struct ifd_call **pp = &wd_calls; *pp; pp = &(*pp)->next) {
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    }
-    bool late = c->reported;
-    pthread_mutex_unlock(&wd_lock);
-    if (late)
-        log_warn(drv, "ifd: driver %s: %s on reader '%s' returned after %llu ms", c->lib, c->fn,
-                 c->reader,
-                 (unsigned long long)((scrm_now_ns() - c->deadline_ns) / 1000000u + c->limit_ms));
 }

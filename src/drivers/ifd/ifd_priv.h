@@ -29,6 +29,7 @@ struct ifd_lib {
         ifd_control2_fn control2; /* v2 */
     } f;
     unsigned refs;          /* units using it (g_lock) */
+    bool tainted;           /* a call hung in it: never unloaded (g_lock) */
     bool thread_safe_known; /* TAG_IFD_THREAD_SAFE asked (of the first unit) */
     bool thread_safe;       /* readers of this library may be called concurrently */
     pthread_mutex_t lock;   /* the library-wide call lock */
@@ -53,14 +54,13 @@ struct ifd_unit {
     struct ifd_unit *next;
 };
 
-/* A handler call in progress, watched by the watchdog. */
-struct ifd_call {
-    const char *fn, *lib, *reader;
-    ifd_dword lun;
-    uint32_t limit_ms; /* 0: not watched */
-    uint64_t deadline_ns;
-    bool reported;
-    struct ifd_call *next;
+/* The arguments and results of the slot's current handler call (slot memory, see ifd.c). */
+struct ifd_args {
+    int op;
+    bool by_name;
+    ifd_dword channel, tag, len, action, protocol, code, tx_len, rx_len, returned;
+    struct ifd_io_header send, recv;
+    uint8_t *buf, *tx, *rx;
 };
 
 /* One slot = one libsmc reader. */
@@ -85,13 +85,25 @@ struct ifd_slot {
     int present; /* -1 unknown, 0 absent, 1 present (as last reported to libsmc) */
     bool gone;
 
-    uint8_t *rx; /* transmit/control bounce buffer (IFD_MAX_BUFFER_EXTENDED + guard) */
+    /* the call thread and the current call (ifd.c, "calls") */
+    pthread_t worker;
+    pthread_mutex_t cm;  /* one caller at a time */
+    pthread_mutex_t wmu; /* guards what follows */
+    pthread_cond_t wcv;
+    bool w_pending, w_done, w_stop, hung;
+    ifd_rc w_rc;
+    struct ifd_args a;
+    char device[IFD_VALUE_MAX]; /* DEVICENAME, the handler's own copy */
+    uint8_t cap[256 + 16];
+    uint8_t atr[IFD_MAX_ATR + 16];
+    uint8_t *rx, *tx; /* IFD_MAX_BUFFER_EXTENDED + guard each */
 };
 
 const char *ifd_rc_text(ifd_rc rc, char *buf, size_t cap);
 
 struct ifd_lib *ifd_lib_get(const char *path);
 void ifd_lib_put(struct ifd_lib *l);
+void ifd_lib_taint(struct ifd_lib *l);
 pthread_mutex_t *ifd_lib_slot_lock(struct ifd_lib *l, unsigned slot);
 
 struct ifd_unit *ifd_unit_new(struct ifd_lib *l, const char *id, const struct ifd_devspec *spec);
@@ -100,10 +112,5 @@ struct ifd_unit *ifd_unit_sibling_of_lib(const struct ifd_unit *u);
 void ifd_unit_put(struct ifd_unit *u);
 void ifd_unit_set_slot(struct ifd_unit *u, unsigned idx, struct ifd_slot *s);
 void ifd_unit_each_other_slot(struct ifd_unit *u, unsigned self, void (*fn)(struct smc_reader *r));
-
-void ifd_watchdog_ref(void);
-void ifd_watchdog_unref(void);
-void ifd_call_arm(struct ifd_call *c);
-void ifd_call_disarm(struct ifd_call *c);
 
 #endif

@@ -282,6 +282,7 @@ static size_t add_readers(struct rm *rm, struct sources *src, const struct scrmd
 struct reload_ctx {
     int argc;
     char **argv;
+    const char *config_file; /* the file read at start-up (NULL if none) */
 };
 
 static int configure(int argc, char **argv, struct scrmd_config *cfg, struct run_opts *ro);
@@ -294,7 +295,16 @@ static void reload(void *user, struct sources *src)
     struct run_opts ro = {false};
     optind = 0; /* getopt starts over (glibc) */
     if (configure(rc->argc, rc->argv, &cfg, &ro) != 0) {
-        log_error(core, "SIGHUP: the configuration has errors; configuration kept");
+        /* configure() printed the reason on stderr, which a daemon does not have: read the
+         * file once more to put it in the log. */
+        char err[512] = "see the messages before this one";
+        struct scrmd_config probe;
+        if (rc->config_file && scrmd_config_defaults(&probe) == 0) {
+            if (scrmd_config_load(&probe, rc->config_file, err, sizeof err) == 0)
+                snprintf(err, sizeof err, "in the command line");
+            scrmd_config_free(&probe);
+        }
+        log_error(core, "SIGHUP: the configuration has errors (%s); configuration kept", err);
     } else {
         ssize_t n = apply_configured(src, &cfg);
         log_info(core, "SIGHUP: configuration reloaded, %zd configured reader(s)", n);
@@ -370,7 +380,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "scrmd: some log settings in '%s' were ignored\n", cfg.log_spec);
     int status = 1;
     int sfd = -1, hup = -1;
-    struct reload_ctx rctx = {argc, argv};
+    struct reload_ctx rctx = {argc, argv, NULL};
     if (scrmd_config_socket_activation(&cfg) < 0)
         goto out;
     sfd = stop_signals();
@@ -386,6 +396,7 @@ int main(int argc, char **argv)
         }
         scrm_log_set_output(SCRM_LOG_TO_SYSLOG, "scrmd");
     }
+    rctx.config_file = cfg.config_file;
     status = serve(&cfg, &ro, sfd, hup, &rctx);
     log_info(core, "scrmd stopped");
 out:

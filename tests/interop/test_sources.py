@@ -214,6 +214,7 @@ def test_sighup_reload(hup_daemon, ctx):
             f.write('no_such_key = 1\n')
         d.proc.send_signal(signal.SIGHUP)
         env.wait_for(lambda: 'configuration kept' in d.log_text(), 10, 'the refused reload')
+        assert f"(%s:7: unknown setting 'no_such_key'); configuration kept" % d.conf in d.log_text()
         assert readers(ctx) == ['SimVendor SimReader 0', 'SimVendor SimReader 2',
                                 'SimVendor SimReader 3']
 

@@ -96,6 +96,35 @@ static void test_load_file(void **state)
     unlink(path);
 }
 
+/* The reader-source keys: reader.conf.d directory, driver bundles, USB switch. */
+static void test_reader_sources(void **state)
+{
+    (void)state;
+    struct scrmd_config cfg;
+    assert_int_equal(scrmd_config_defaults(&cfg), 0);
+    assert_null(cfg.reader_conf_dir); /* the default, read while discover is on */
+    assert_null(cfg.driver_dir);
+    assert_int_equal(cfg.usb, -1); /* follows discover */
+    const char *path = write_file("reader_conf_dir = /srv/readers\n"
+                                  "driver_dir = /opt/drivers\n"
+                                  "usb = no\n");
+    char err[256] = "";
+    assert_int_equal(scrmd_config_load(&cfg, path, err, sizeof(err)), 0);
+    assert_string_equal(cfg.reader_conf_dir, "/srv/readers");
+    assert_string_equal(cfg.driver_dir, "/opt/drivers");
+    assert_int_equal(cfg.usb, 0);
+    assert_int_equal(scrmd_config_set(&cfg, "reader_conf_dir", "", err, sizeof(err)), 0);
+    assert_string_equal(cfg.reader_conf_dir, ""); /* none */
+    assert_int_equal(scrmd_config_set(&cfg, "usb", "yes", err, sizeof(err)), 0);
+    assert_int_equal(cfg.usb, 1);
+    assert_int_equal(scrmd_config_set(&cfg, "reader_conf_dir", "rel/dir", err, sizeof(err)), -1);
+    assert_int_equal(scrmd_config_set(&cfg, "driver_dir", "", err, sizeof(err)), -1);
+    assert_int_equal(scrmd_config_set(&cfg, "usb", "sometimes", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "bad value 'sometimes' for 'usb'"));
+    scrmd_config_free(&cfg);
+    unlink(path);
+}
+
 /* Each bad line is reported with the file name and its line number. */
 static void test_errors_name_the_line(void **state)
 {
@@ -220,11 +249,9 @@ static void test_socket_activation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_errors_name_the_line),
-        cmocka_unit_test(test_long_line),
-        cmocka_unit_test(test_set_single),
+        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_reader_sources),    cmocka_unit_test(test_errors_name_the_line),
+        cmocka_unit_test(test_long_line),         cmocka_unit_test(test_set_single),
         cmocka_unit_test(test_socket_activation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

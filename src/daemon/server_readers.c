@@ -25,25 +25,25 @@ static char *arg_string(const uint8_t *var, size_t var_len)
     return str;
 }
 
-/* The name of the reader registered on device (normalised "driver:address"), if any. */
+/* The name of the reader registered on device: the reader whose device name ("driver:address",
+ * where the driver decides how far the address goes) is the longest prefix of the string that
+ * ends at a ':' or at its end. */
 static bool reader_of_device(struct rm *rm, const char *device, char *name, size_t cap)
 {
     struct rm_reader_info *list = NULL;
-    size_t n = 0;
-    bool found = false;
-    size_t dlen = strcspn(device, ":");
-    if (device[dlen] == ':')
-        dlen += 1 + strcspn(device + dlen + 1, ":");
+    size_t n = 0, best = 0;
     if (rm_list_readers(rm, &list, &n) != SCARD_S_SUCCESS)
         return false;
-    for (size_t i = 0; i < n && !found; i++) {
-        if (strlen(list[i].device) == dlen && strncmp(list[i].device, device, dlen) == 0) {
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(list[i].device);
+        if (len > best && strncmp(list[i].device, device, len) == 0 &&
+            (device[len] == ':' || device[len] == '\0')) {
             snprintf(name, cap, "%s", list[i].name);
-            found = true;
+            best = len;
         }
     }
     free(list);
-    return found;
+    return best > 0;
 }
 
 void cmd_READER_ADD(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed,

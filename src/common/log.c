@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <pthread.h>
 
 #define DEFAULT_LEVEL         SCRM_LOG_warn
@@ -39,6 +40,7 @@ static const struct {
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum scrm_log_output out_kind = SCRM_LOG_TO_STDERR;
+static bool stamps;
 static scrm_log_sink_fn sink_fn;
 static void *sink_ctx;
 
@@ -143,6 +145,25 @@ void scrm_log_set_output(enum scrm_log_output output, const char *ident)
     pthread_mutex_unlock(&out_lock);
 }
 
+void scrm_log_set_timestamps(bool on)
+{
+    pthread_mutex_lock(&out_lock);
+    stamps = on;
+    pthread_mutex_unlock(&out_lock);
+}
+
+/* "2026-01-02T03:04:05.678Z " into buf, or "" when time stamps are off. */
+static void stamp(char *buf, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    buf[0] = '\0';
+    if (!stamps || clock_gettime(CLOCK_REALTIME, &ts) != 0 || !gmtime_r(&ts.tv_sec, &tm))
+        return;
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, cap - n, ".%03ldZ ", ts.tv_nsec / 1000000L);
+}
+
 void scrm_log_set_sink(scrm_log_sink_fn fn, void *ctx)
 {
     pthread_mutex_lock(&out_lock);
@@ -179,12 +200,14 @@ void scrm_log_write(enum scrm_log_cat cat, enum scrm_log_level level, const char
         syslog(syslog_priority(level), "[%s] %s", scrm_log_cat_name(cat), msg);
     } else {
         const char *base = strrchr(file, '/');
+        char ts[40];
+        stamp(ts, sizeof ts);
         if (level >= SCRM_LOG_debug)
-            fprintf(stderr, "scrm[%s] %s: %s (%s:%d)\n", scrm_log_cat_name(cat),
+            fprintf(stderr, "%sscrm[%s] %s: %s (%s:%d)\n", ts, scrm_log_cat_name(cat),
                     scrm_log_level_name(level), msg, base ? base + 1 : file, line);
         else
-            fprintf(stderr, "scrm[%s] %s: %s\n", scrm_log_cat_name(cat), scrm_log_level_name(level),
-                    msg);
+            fprintf(stderr, "%sscrm[%s] %s: %s\n", ts, scrm_log_cat_name(cat),
+                    scrm_log_level_name(level), msg);
     }
     pthread_mutex_unlock(&out_lock);
 }

@@ -77,6 +77,8 @@ void scrm_log_init_from_env(void);
 void scrm_log_set_level(enum scrm_log_cat cat, enum scrm_log_level level);
 void scrm_log_set_output(enum scrm_log_output output, const char *ident);
 void scrm_log_set_sink(scrm_log_sink_fn fn, void *ctx);
+/* Prefix stderr lines with the UTC time ("2026-01-02T03:04:05.678Z"), for log files. */
+void scrm_log_set_timestamps(bool on);
 
 const char *scrm_log_cat_name(enum scrm_log_cat cat);
 const char *scrm_log_level_name(enum scrm_log_level level);

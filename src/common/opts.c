@@ -51,3 +51,19 @@ bool scrm_parse_u32(const char *text, uint32_t max, uint32_t *out)
     *out = (uint32_t)v;
     return true;
 }
+
+bool scrm_parse_unit(const char *text, uint32_t *out)
+{
+    uint32_t v = 0;
+    if (!text || !*text || strlen(text) > 5)
+        return false;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10u + (uint32_t)(*p - '0');
+    }
+    if (v > SCRM_UNIT_MAX)
+        return false;
+    *out = v;
+    return true;
+}

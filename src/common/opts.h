@@ -24,4 +24,8 @@ bool scrm_parse_string(const char *text, char *dst, size_t cap);
 /* Parse a decimal (or 0x hex) unsigned number that fills the whole text and is <= max. */
 bool scrm_parse_u32(const char *text, uint32_t max, uint32_t *out);
 
+/* The address of a numbered device ("sim:3"): decimal digits only, at most 65535. */
+#define SCRM_UNIT_MAX 65535u
+bool scrm_parse_unit(const char *text, uint32_t *out);
+
 #endif

@@ -4,8 +4,10 @@
  * docs/scrmd.8 for the file format.
  *
  * The file is read line by line: blank lines and lines whose first non-blank character is '#'
- * are skipped; other lines must be "key = value" (spaces around both optional). An unknown key or
- * a bad value is an error that names the file and line, so a typo never passes silently.
+ * are skipped; other lines must be "key = value" (spaces around both optional), and a '#' that
+ * follows a blank starts a comment after the value ("reader = sim:0   # the first reader"). An
+ * unknown key, a bad value, a NUL byte or an over-long line is an error that names the file and
+ * line, so a typo never passes silently. The file must be a readable regular file.
  */
 #include "daemon/config.h"
 
@@ -13,6 +15,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,9 +48,12 @@ int scrmd_config_defaults(struct scrmd_config *cfg)
 
 void scrmd_config_free(struct scrmd_config *cfg)
 {
-    for (size_t i = 0; i < cfg->n_readers; i++)
+    for (size_t i = 0; i < cfg->n_readers; i++) {
         free(cfg->readers[i]);
+        free(cfg->reader_origin[i]);
+    }
     free(cfg->readers);
+    free(cfg->reader_origin);
     free(cfg->log_spec);
     free(cfg->reader_conf_dir);
     free(cfg->driver_dir);
@@ -121,10 +127,32 @@ static int add_reader(struct scrmd_config *cfg, const char *v)
     if (!grown)
         return -1;
     cfg->readers = grown;
+    grown = realloc(cfg->reader_origin, (cfg->n_readers + 1) * sizeof(*grown));
+    if (!grown)
+        return -1;
+    cfg->reader_origin = grown;
+    cfg->reader_origin[cfg->n_readers] = NULL;
     if (!(cfg->readers[cfg->n_readers] = strdup(v)))
         return -1;
     cfg->n_readers++;
     return 0;
+}
+
+/* The shape every device string has: driver:address[:options], a driver name of letters, digits,
+ * '_' and '-', a non-empty address; no blanks or control characters anywhere. */
+static bool device_string_ok(const char *v, char *why, size_t why_len)
+{
+    size_t drv = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+    if (drv == 0 || v[drv] != ':' || v[drv + 1] == '\0' || v[drv + 1] == ':') {
+        snprintf(why, why_len, "bad device string '%s' (expected driver:address[:options])", v);
+        return false;
+    }
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7F) {
+            snprintf(why, why_len, "blank or control character in device string '%s'", v);
+            return false;
+        }
+    return true;
 }
 
 /* Numeric keys: name, field, maximum. */
@@ -228,6 +256,8 @@ int scrmd_config_set(struct scrmd_config *cfg, const char *key, const char *valu
                      size_t err_len)
 {
     bool known = false;
+    if (strcmp(key, "reader") == 0 && *value && !device_string_ok(value, err, err_len))
+        return -1;
     int rc = set_number(cfg, key, value, &known);
     if (!known)
         rc = set_flag(cfg, key, value, &known);
@@ -251,11 +281,22 @@ static char *trim(char *s)
     return s;
 }
 
+/* Cut a comment: a '#' at the start or after a blank ends the text. */
+static void cut_comment(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (*p == '#' && (p == s || p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            return;
+        }
+}
+
 /* One line of the file. 0, or -1 with err set. */
 static int load_line(struct scrmd_config *cfg, char *line, char *err, size_t err_len)
 {
+    cut_comment(line);
     char *s = trim(line);
-    if (!*s || *s == '#')
+    if (!*s)
         return 0;
     char *eq = strchr(s, '=');
     if (!eq) {
@@ -266,27 +307,71 @@ static int load_line(struct scrmd_config *cfg, char *line, char *err, size_t err
     return scrmd_config_set(cfg, trim(s), trim(eq + 1), err, err_len);
 }
 
-int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, size_t err_len)
+/* Open path for reading: a readable regular file. NULL with err set. */
+static FILE *open_config(const char *path, char *err, size_t err_len)
 {
+    struct stat st;
     FILE *f = fopen(path, "re");
     if (!f) {
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
-        return -1;
+        snprintf(err, err_len, "%s: cannot read it: %s", path, strerror(errno));
+        return NULL;
     }
-    char line[MAX_LINE];
+    if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, err_len, "%s: %s", path,
+                 S_ISDIR(st.st_mode) ? "is a directory, not a configuration file"
+                                     : "not a regular file");
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* Remember where the readers added since `first` came from ("file:line"). */
+static void note_origin(struct scrmd_config *cfg, size_t first, const char *path, unsigned no)
+{
+    for (size_t i = first; i < cfg->n_readers; i++) {
+        size_t len = strlen(path) + 16;
+        char *o = malloc(len);
+        if (o)
+            snprintf(o, len, "%s:%u", path, no);
+        free(cfg->reader_origin[i]);
+        cfg->reader_origin[i] = o;
+    }
+}
+
+int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, size_t err_len)
+{
+    FILE *f = open_config(path, err, err_len);
+    if (!f)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
     char why[256];
     unsigned no = 0;
     int rc = 0;
-    while (rc == 0 && fgets(line, sizeof(line), f)) {
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+        size_t before = cfg->n_readers;
         no++;
-        if (!strchr(line, '\n') && !feof(f)) {
+        if (len > MAX_LINE - 1) {
             snprintf(err, err_len, "%s:%u: line longer than %d characters", path, no, MAX_LINE - 2);
+            rc = -1;
+        } else if (memchr(line, '\0', (size_t)len)) {
+            snprintf(err, err_len, "%s:%u: the line holds a NUL byte (is this a text file?)", path,
+                     no);
             rc = -1;
         } else if (load_line(cfg, line, why, sizeof(why)) < 0) {
             snprintf(err, err_len, "%s:%u: %s", path, no, why);
             rc = -1;
+        } else {
+            note_origin(cfg, before, path, no);
         }
     }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, err_len, "%s: read error: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(line);
     fclose(f);
     if (rc == 0 && replace_string(&cfg->config_file, path) < 0) {
         snprintf(err, err_len, "out of memory");

@@ -25,7 +25,8 @@
 #define SCRMD_DEFAULT_MAX_CARDS       64
 
 struct scrmd_config {
-    char **readers; /* device strings to add ("sim:0:swallows=1"), n_readers entries */
+    char **readers;       /* device strings to add ("sim:0:swallows=1"), n_readers entries */
+    char **reader_origin; /* where each came from: "file:line", NULL for the command line */
     size_t n_readers;
     bool discover; /* also ask every driver to enumerate its devices (default true) */
     /* Reader sources (src/sources): reader.conf.d directory (NULL = the default, read only when
@@ -66,7 +67,8 @@ struct scrmd_config {
 int scrmd_config_defaults(struct scrmd_config *cfg);
 
 /*
- * Read a configuration file into cfg. Lines: "key = value", '#' comments, blank lines. Keys:
+ * Read a configuration file into cfg. Lines: "key = value", '#' comments (a whole line, or after
+ * a blank following the value), blank lines. The file must be a readable regular file. Keys:
  * reader (repeatable), discover, reader_conf_dir, driver_dir, usb, power_down_ms,
  * ioctl_watchdog_ms, workers,
  * defect_threshold, power_on_insert, trace_ioctl, max_clients, max_cards_per_client, log, socket,

@@ -47,7 +47,9 @@ enum {
     OPT_READER_CONF_DIR,
     OPT_DRIVER_DIR,
     OPT_NO_USB,
-    OPT_ADMIN_GROUP
+    OPT_ADMIN_GROUP,
+    OPT_LOG_FILE,
+    OPT_PID_FILE
 };
 
 static const struct option long_opts[] = {
@@ -64,14 +66,18 @@ static const struct option long_opts[] = {
     {"no-usb", no_argument, NULL, OPT_NO_USB},
     {"no-socket", no_argument, NULL, OPT_NO_SOCKET},
     {"admin-group", required_argument, NULL, OPT_ADMIN_GROUP},
+    {"debug", no_argument, NULL, 'd'},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"pid-file", required_argument, NULL, OPT_PID_FILE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
-static const char short_opts[] = "fc:r:s:l:hV";
+static const char short_opts[] = "fc:r:s:l:dhV";
 
 static void usage(FILE *out)
 {
+    char drivers[256];
     fprintf(out,
             "Usage: scrmd [options]\n"
             "The scrm smart card resource manager: serves PC/SC applications on a Unix socket.\n"
@@ -91,16 +97,25 @@ static void usage(FILE *out)
             "      --trace-ioctl       log every IOCTL the resource manager sends\n"
             "      --power-down-ms N   power-down timeout in milliseconds (default 5000)\n"
             "  -l, --log SPEC          log levels, e.g. rm:debug,ipc:info (default $SCRM_LOG)\n"
+            "  -d, --debug             debug logging in every category (not APDU data)\n"
+            "      --log-file FILE     log to FILE (appended, time-stamped) instead of syslog\n"
+            "      --pid-file FILE     write scrmd's pid to FILE, removed at exit\n"
             "  -h, --help              this help\n"
             "  -V, --version           print the version\n"
             "\n"
-            "See scrmd(8) for the configuration file.\n",
+            "Drivers in this build (DEVICE = driver:address[:option=value,...]): %s\n"
+            "See scrmd(8) for the device strings and the configuration file.\n",
             SCRMD_DEFAULT_CONFIG, SCRMD_DEFAULT_READER_CONF_DIR, SCRMD_DEFAULT_DRIVER_DIR,
-            SCRMD_DEFAULT_SOCKET);
+            SCRMD_DEFAULT_SOCKET, scrm_drivers_names(drivers, sizeof drivers, ", "));
 }
 
 struct run_opts {
     bool no_socket;
+    bool debug;
+    const char *log_file, *pid_file;
+    const char *socket_env; /* $SCRM_SOCKET when it replaced the file's socket (logged) */
+    const char *log_opt;    /* -l SPEC */
+    bool log_env_override;  /* $SCRM_LOG applied over the file's `log =` (logged) */
 };
 
 /* First pass: only --config, --help, --version. Returns 1 to exit 0, -1 to exit 1, 0 to go on. */
@@ -134,7 +149,7 @@ static int apply_option(struct scrmd_config *cfg, struct run_opts *ro, int c, co
     case 'c': break; /* read in the first pass */
     case 'r': rc = scrmd_config_set(cfg, "reader", arg, err, sizeof(err)); break;
     case 's': rc = scrmd_config_set(cfg, "socket", arg, err, sizeof(err)); break;
-    case 'l': rc = scrmd_config_set(cfg, "log", arg, err, sizeof(err)); break;
+    case 'l': ro->log_opt = arg; break;
     case OPT_TRACE: cfg->trace_ioctl = true; break;
     case OPT_POWER_DOWN: rc = scrmd_config_set(cfg, "power_down_ms", arg, err, sizeof(err)); break;
     case OPT_NO_DISCOVER: cfg->discover = false; break;
@@ -145,6 +160,9 @@ static int apply_option(struct scrmd_config *cfg, struct run_opts *ro, int c, co
     case OPT_NO_USB: cfg->usb = 0; break;
     case OPT_NO_SOCKET: ro->no_socket = true; break;
     case OPT_ADMIN_GROUP: rc = scrmd_config_set(cfg, "admin_group", arg, err, sizeof(err)); break;
+    case 'd': ro->debug = true; break;
+    case OPT_LOG_FILE: ro->log_file = arg; break;
+    case OPT_PID_FILE: ro->pid_file = arg; break;
     default: usage(stderr); return -1;
     }
     if (rc < 0)
@@ -169,9 +187,13 @@ static int configure(int argc, char **argv, struct scrmd_config *cfg, struct run
         return -1;
     }
     const char *env = getenv("SCRM_SOCKET");
-    if (env && *env && scrmd_config_set(cfg, "socket", env, err, sizeof(err)) < 0) {
-        fprintf(stderr, "scrmd: SCRM_SOCKET: %s\n", err);
-        return -1;
+    if (env && *env) {
+        if (strcmp(env, cfg->socket_path) != 0)
+            ro->socket_env = env;
+        if (scrmd_config_set(cfg, "socket", env, err, sizeof(err)) < 0) {
+            fprintf(stderr, "scrmd: SCRM_SOCKET: %s\n", err);
+            return -1;
+        }
     }
     int c;
     while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1)
@@ -278,6 +300,65 @@ static size_t add_readers(struct rm *rm, struct sources *src, const struct scrmd
     return ok;
 }
 
+/* Does a running reader come from the device string dev ("sim:0:card=t1" runs as "sim:0")? */
+static bool running(struct smc_ctx *ctx, const struct rm_reader_info *list, size_t n,
+                    const char *dev)
+{
+    char name[sizeof list->device];
+    if (!smc_device_name(ctx, dev, name, sizeof name))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].device, name) == 0)
+            return true;
+    return false;
+}
+
+/* The start-up summary at the default log level: what runs, where, with which readers, and
+ * each configured reader that did not start with the file and line it came from (the reason is
+ * the driver's or the resource manager's error just above). */
+static void log_startup(struct smc_ctx *ctx, struct rm *rm, const struct scrmd_config *cfg,
+                        const struct run_opts *ro)
+{
+    struct rm_reader_info *list = NULL;
+    size_t n = 0;
+    unsigned refused = 0;
+    char drivers[256];
+
+    if (ro->socket_env)
+        log_info(core, "socket %s from $SCRM_SOCKET (overrides the configuration's)",
+                 ro->socket_env);
+    if (ro->log_env_override)
+        log_info(core, "log levels: $SCRM_LOG applied over 'log = %s' of %s", cfg->log_spec,
+                 cfg->config_file ? cfg->config_file : "the configuration");
+    log_info(core, "scrmd %s starting: socket %s, configuration %s, drivers %s", SCRM_VERSION,
+             ro->no_socket         ? "none (--no-socket)"
+             : cfg->listen_fd >= 0 ? "fd 3 from systemd"
+                                   : cfg->socket_path,
+             cfg->config_file ? cfg->config_file : "none (built-in defaults)",
+             scrm_drivers_names(drivers, sizeof drivers, ", "));
+    if (rm_list_readers(rm, &list, &n) != SCARD_S_SUCCESS)
+        n = 0;
+    for (size_t i = 0; i < cfg->n_readers; i++) {
+        if (running(ctx, list, n, cfg->readers[i]))
+            continue;
+        refused++;
+        log_warn(core, "%s: reader %s refused (reason above; drivers in this build: %s)",
+                 cfg->reader_origin && cfg->reader_origin[i] ? cfg->reader_origin[i]
+                                                             : "command line",
+                 cfg->readers[i], drivers);
+    }
+    for (size_t i = 0; i < n; i++)
+        log_info(core, "reader '%s' (%s) started", list[i].name, list[i].device);
+    free(list);
+    if (n == 0)
+        log_warn(core,
+                 "no readers%s: clients will see SCARD_E_NO_READERS_AVAILABLE until one is "
+                 "added (reader = ... in the configuration, or -r sim:0 to try the simulator)",
+                 refused ? " started" : " configured");
+    else
+        log_info(core, "%zu reader(s) started, %u refused", n, refused);
+}
+
 /* The command line, kept for SIGHUP: the configuration is read again exactly as at start-up. */
 struct reload_ctx {
     int argc;
@@ -347,11 +428,10 @@ static int serve(struct scrmd_config *cfg, const struct run_opts *ro, int sfd, i
         log_error(core, "cannot start the resource manager");
         goto out;
     }
-    size_t n = add_readers(rm, src, cfg);
+    (void)add_readers(rm, src, cfg);
     if (sources_start(src, hup, reload, rctx) < 0)
         goto out;
-    log_info(core, "scrmd %s: %zu reader(s)%s%s", SCRM_VERSION, n,
-             cfg->config_file ? ", configuration " : "", cfg->config_file ? cfg->config_file : "");
+    log_startup(ctx, rm, cfg, ro);
     if (ro->no_socket) {
         wait_for_signal(sfd);
         status = 0;
@@ -366,21 +446,88 @@ out:
     return status;
 }
 
+/* Log levels, lowest precedence first: defaults (core:info, so the start-up lines show, the rest
+ * warn), `log =` of the file, $SCRM_LOG, -l, -d. */
+static void set_log_levels(const struct scrmd_config *cfg, struct run_opts *ro)
+{
+    const char *env = getenv("SCRM_LOG");
+    char *saved = env ? strdup(env) : NULL;
+    unsetenv("SCRM_LOG");
+    scrm_log_init_from_env(); /* the library defaults */
+    scrm_log_set_level(SCRM_LOG_CAT_core, SCRM_LOG_info);
+    if (cfg->log_spec && scrm_log_configure(cfg->log_spec) != 0)
+        fprintf(stderr, "scrmd: some log settings in '%s' were ignored\n", cfg->log_spec);
+    if (saved) {
+        (void)scrm_log_configure(saved); /* reported at start-up already */
+        ro->log_env_override = cfg->log_spec != NULL;
+        setenv("SCRM_LOG", saved, 1);
+        free(saved);
+    }
+    if (ro->log_opt && scrm_log_configure(ro->log_opt) != 0)
+        fprintf(stderr, "scrmd: some log settings in '%s' were ignored\n", ro->log_opt);
+    for (int i = 0; ro->debug && i < SCRM_LOG_CAT_COUNT; i++)
+        if (i != SCRM_LOG_CAT_apdu && !scrm_log_enabled((enum scrm_log_cat)i, SCRM_LOG_debug))
+            scrm_log_set_level((enum scrm_log_cat)i, SCRM_LOG_debug);
+}
+
+/* --log-file: the file becomes stderr (appended), messages get a time stamp. */
+static int open_log_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        fprintf(stderr, "scrmd: --log-file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int rc = dup2(fd, 2) < 0 ? -1 : 0;
+    close(fd);
+    if (rc == 0)
+        scrm_log_set_timestamps(true);
+    return rc;
+}
+
+/* path made absolute against the current directory (daemon mode changes it to /). malloc'd. */
+static char *absolute(const char *path)
+{
+    char cwd[4096];
+    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+        return strdup(path);
+    size_t len = strlen(cwd) + strlen(path) + 2;
+    char *out = malloc(len);
+    if (out)
+        snprintf(out, len, "%s/%s", cwd, path);
+    return out;
+}
+
+/* --pid-file: our pid and a newline; 0 or -1 (reported). */
+static int write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "we");
+    if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+        log_error(core, "--pid-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     scrm_log_init_from_env();
     struct scrmd_config cfg = {0};
-    struct run_opts ro = {false};
+    struct run_opts ro = {.no_socket = false};
     int rc = configure(argc, argv, &cfg, &ro);
     if (rc != 0) {
         scrmd_config_free(&cfg);
         return rc < 0 ? 1 : 0;
     }
-    if (cfg.log_spec && scrm_log_configure(cfg.log_spec) != 0)
-        fprintf(stderr, "scrmd: some log settings in '%s' were ignored\n", cfg.log_spec);
+    set_log_levels(&cfg, &ro);
     int status = 1;
     int sfd = -1, hup = -1;
     struct reload_ctx rctx = {argc, argv, NULL};
+    bool pid_written = false;
+    char *log_file = ro.log_file ? absolute(ro.log_file) : NULL;
+    char *pid_file = ro.pid_file ? absolute(ro.pid_file) : NULL;
+    if ((ro.log_file && !log_file) || (ro.pid_file && !pid_file))
+        goto out;
     if (scrmd_config_socket_activation(&cfg) < 0)
         goto out;
     sfd = stop_signals();
@@ -394,12 +541,24 @@ int main(int argc, char **argv)
             fprintf(stderr, "scrmd: cannot detach: %s\n", strerror(errno));
             goto out;
         }
-        scrm_log_set_output(SCRM_LOG_TO_SYSLOG, "scrmd");
+        if (!ro.log_file)
+            scrm_log_set_output(SCRM_LOG_TO_SYSLOG, "scrmd");
+    }
+    if (log_file && open_log_file(log_file) < 0)
+        goto out;
+    if (pid_file) {
+        if (write_pid_file(pid_file) < 0)
+            goto out;
+        pid_written = true;
     }
     rctx.config_file = cfg.config_file;
     status = serve(&cfg, &ro, sfd, hup, &rctx);
     log_info(core, "scrmd stopped");
 out:
+    if (pid_written)
+        unlink(pid_file);
+    free(pid_file);
+    free(log_file);
     if (sfd >= 0)
         close(sfd);
     if (hup >= 0)

@@ -225,7 +225,10 @@ static void cmd_CONNECT(struct session *s, const struct ipc_hdr *h, const uint8_
     memcpy(&req, fixed, sizeof req);
     memcpy(name, var, var_len);
     name[var_len] = '\0';
-    rc = srv_core_connect(s, name, req.share, req.protocols, 0, &rep.card, &rep.protocol);
+    if (memchr(var, '\0', var_len)) /* "Reader 0\0junk" is no reader's name: never reader 0 */
+        rc = SCARD_E_UNKNOWN_READER;
+    else
+        rc = srv_core_connect(s, name, req.share, req.protocols, 0, &rep.card, &rep.protocol);
     srv_reply(s, h, rc, &rep, sizeof rep, NULL, 0);
 }
 

@@ -82,7 +82,8 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.p.kill()
             rest = self.p.communicate()[1]
-        self.lines += rest.decode("utf-8", "replace").splitlines()
+        self.lines += (self.buf + rest).decode("utf-8", "replace").splitlines()
+        self.buf = b""
         return self.p.returncode
 
     def trace(self):
@@ -93,6 +94,7 @@ def test_help_version():
     r = run(["--help"])
     check(r.returncode == 0 and "--trace-ioctl" in r.stdout and "--power-down-ms" in r.stdout,
           "--help lists the options")
+    check("Drivers in this build" in r.stdout and "sim" in r.stdout, "--help lists the drivers")
     r = run(["--version"])
     check(r.returncode == 0 and r.stdout.startswith("scrmd "), "--version")
     r = run(["--bogus-option"])
@@ -110,6 +112,101 @@ def test_config_errors(tmp):
     check(r.returncode == 1 and "missing.conf" in r.stderr, "missing config file refused")
 
 
+def test_strict_config(tmp):
+    """Comments after values, bad addresses with file:line, directories, NUL bytes, unreadable
+    files: each is a clear error (exit 1), never a reader with a wrong unit or name."""
+    path = os.path.join(tmp, "strict.conf")
+    for bad, want in [("sim:x", "bad address 'x'"), ("sim:-1", "bad address '-1'"),
+                      ("sim:1x", "bad address '1x'"),
+                      ("nfc:99999999999", "bad address '99999999999'"),
+                      ("sim:5:swallows=2", "bad option 'swallows=2'"),
+                      ("nosuch:0", "no driver 'nosuch'")]:
+        with open(path, "w") as f:
+            f.write("discover = no\nreader = sim:0 # the first one\nreader = %s\n" % bad)
+        d = Daemon(["--no-socket", "-c", path])
+        seen = d.wait_for(path + ":3: reader " + bad + " refused")
+        d.stop()
+        check(seen and any(want in l for l in d.lines)
+              and any("1 reader(s) started, 1 refused" in l for l in d.lines),
+              "reader = %s refused with file:line and reason (%r)" % (bad, d.lines[-6:]))
+    for bad, want in [("reader = sim 0", ":1: bad device string 'sim 0'"),
+                      ("power_down_ms = 5000 ms", ":1: bad value '5000 ms'"),
+                      ("reader = sim:0 junk", ":1: blank or control character")]:
+        with open(path, "w") as f:
+            f.write(bad + "\n")
+        r = run(["-f", "--no-socket", "-c", path])
+        check(r.returncode == 1 and (path + want) in r.stderr, "%r refused: %r" % (bad, r.stderr))
+    with open(path, "wb") as f:
+        f.write(b"discover = no\nreader = sim:0\x00:card=t1\n")
+    r = run(["-f", "--no-socket", "-c", path])
+    check(r.returncode == 1 and (path + ":2: the line holds a NUL byte") in r.stderr,
+          "NUL byte in a line: %r" % r.stderr)
+    r = run(["-f", "--no-socket", "-c", tmp])
+    check(r.returncode == 1 and "is a directory" in r.stderr, "-c DIRECTORY refused")
+    if os.geteuid() == 0 and os.path.exists("/usr/bin/setpriv"):
+        with open(path, "w") as f:
+            f.write("discover = no\n")
+        os.chmod(path, 0o600)
+        os.chmod(tmp, 0o755)
+        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            SCRMD, "-f", "--no-socket", "-c", path], capture_output=True,
+                           text=True, timeout=TIMEOUT, env=env_with())
+        check(r.returncode == 1 and "cannot read it: Permission denied" in r.stderr,
+              "unreadable file refused: %r" % r.stderr)
+    # The comment after a value is not part of it: the reader is sim:0 and it starts.
+    with open(path, "w") as f:
+        f.write("discover = no   # only these\nreader = sim:0:card=t1 # the first one\n")
+    d = Daemon(["--no-socket", "-c", path])
+    check(d.wait_for("1 reader(s) started, 0 refused"), "comment after the value ignored")
+    check(any("reader 'SimVendor SimReader 0' (sim:0) started" in l for l in d.lines),
+          "start-up line names the reader and its device")
+    check(d.stop() == 0, "exit 0")
+
+
+def test_startup_lines(tmp):
+    """At the default log level: version, socket, readers, and a warning when there are none;
+    $SCRM_SOCKET overriding the file is logged."""
+    conf = os.path.join(tmp, "start.conf")
+    with open(conf, "w") as f:
+        f.write("discover = no\nsocket = %s\n" % os.path.join(tmp, "file.sock"))
+    sock = os.path.join(tmp, "env.sock")
+    d = Daemon(["-c", conf], env=env_with(SCRM_SOCKET=sock))
+    check(d.wait_for("no readers configured"), "warning when there are no readers")
+    check(any("scrmd " in l and "starting: socket " + sock in l for l in d.lines),
+          "start-up line with version and socket: %r" % d.lines)
+    check(any("from $SCRM_SOCKET (overrides" in l for l in d.lines),
+          "environment override logged")
+    check(d.stop() == 0, "exit 0 without readers")
+
+
+def test_log_and_pid_files(tmp):
+    log = os.path.join(tmp, "scrmd.log")
+    pid = os.path.join(tmp, "scrmd.pid")
+    sock = os.path.join(tmp, "daemon.sock")
+    r = run(["-d", "--no-discover", "-r", "sim:0", "-s", sock, "--log-file", log, "--pid-file",
+             pid], env=env_with())
+    check(r.returncode == 0, "daemon mode starts (the parent exits 0)")
+    deadline = time.monotonic() + TIMEOUT
+    text = ""
+    while time.monotonic() < deadline and "1 reader(s) started" not in text:
+        select.select([], [], [], 0.02)  # the detached daemon has no pipe to wait on
+        if os.path.exists(log):
+            with open(log) as f:
+                text = f.read()
+    check("1 reader(s) started" in text, "--log-file receives the log: %r" % text[-300:])
+    check(" debug: " in text, "-d turns on debug messages")
+    check(text[:4].isdigit() and "T" in text[:12], "log file lines are time-stamped")
+    with open(pid) as f:
+        p = int(f.read().strip())
+    os.kill(p, signal.SIGTERM)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and os.path.exists(pid):
+        select.select([], [], [], 0.02)
+    check(not os.path.exists(pid), "--pid-file removed at exit")
+    with open(log) as f:
+        check("scrmd stopped" in f.read(), "stop logged to the file")
+
+
 def test_no_socket_trace(tmp):
     conf = os.path.join(tmp, "scrmd.conf")
     with open(conf, "w") as f:
@@ -123,14 +220,13 @@ def test_no_socket_trace(tmp):
     check(any("Terminated received, stopping" in l for l in d.lines), "SIGTERM logged")
     t = d.trace()
     want_start = [
-        "sim:0 IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_VENDOR_NAME -> STATUS_SUCCESS",
-        "sim:0 IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_VENDOR_IFD_TYPE -> STATUS_SUCCESS",
-        "sim:0 IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_DEVICE_UNIT -> STATUS_SUCCESS",
+        "SimVendor SimReader 0 IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_DEVICE_FRIENDLY_NAME_A -> "
+        "STATUS_SUCCESS",
         "SimVendor SimReader 0 IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_CHARACTERISTICS -> "
         "STATUS_SUCCESS",
         "SimVendor SimReader 0 IOCTL_SMARTCARD_IS_PRESENT -> STATUS_PENDING",
     ]
-    got = [l.rsplit(" (", 1)[0] for l in t[:5]]
+    got = [l.rsplit(" (", 1)[0] for l in t[:3]]
     check(got == want_start, "start-up sequence of sim:0 in the log: %r" % got)
     check(all(l.endswith(" \u00b5s)") for l in t), "every trace line ends with the time in µs")
 
@@ -174,6 +270,9 @@ def main():
     with tempfile.TemporaryDirectory(prefix="scrmd-test-") as tmp:
         test_help_version()
         test_config_errors(tmp)
+        test_strict_config(tmp)
+        test_startup_lines(tmp)
+        test_log_and_pid_files(tmp)
         test_no_socket_trace(tmp)
         test_sigint_and_socket(tmp)
         test_socket_activation(tmp)

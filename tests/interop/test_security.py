@@ -106,6 +106,19 @@ def raw_transmit(s, card, apdu, seq=3):
     return env.wire_recv(s)
 
 
+def test_connect_name_with_nul(daemon, good):
+    """A reader name with an embedded NUL names no reader (not the one before the NUL)."""
+    s = env.wire_connect(daemon.sock)
+    hello(s)
+    for name in (R_T1.encode() + b'\0junk', R_T1.encode() + b'\0', b'\0' + R_T1.encode()):
+        s.sendall(env.wire_msg(env.CONNECT, struct.pack('<IIII', 2, 3, len(name), 0), name,
+                               seq=2))
+        cmd, _seq, status, _body = env.wire_recv(s)
+        assert (cmd, status) == (env.CONNECT, 0x80100009)  # SCARD_E_UNKNOWN_READER
+    raw_connect_card(s, seq=3)  # the session goes on
+    s.close()
+
+
 def test_handle_of_other_connection(daemon, good):
     a = env.wire_connect(daemon.sock)
     b = env.wire_connect(daemon.sock)

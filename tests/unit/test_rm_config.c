@@ -141,6 +141,12 @@ static void test_errors_name_the_line(void **state)
         {"discover = maybe\n", ":1: bad value 'maybe' for 'discover'"},
         {"reader\n", ":1: expected 'key = value'"},
         {"socket_group = no-such-group-scrm\n", ":1: bad value 'no-such-group-scrm'"},
+        {"reader = sim\n", ":1: bad device string 'sim'"},
+        {"reader = :0\n", ":1: bad device string ':0'"},
+        {"reader = sim::x\n", ":1: bad device string 'sim::x'"},
+        {"reader = sim:0 extra\n", ":1: blank or control character in device string"},
+        {"workers = 2#no blank before the comment\n", ":1: bad value '2#no"},
+        {"workers = 2 4\n", ":1: bad value '2 4'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *path = write_file(cases[i].text);
@@ -158,6 +164,49 @@ static void test_errors_name_the_line(void **state)
     char err[256] = "";
     assert_int_equal(scrmd_config_load(&cfg, "/nonexistent/scrmd.conf", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "/nonexistent/scrmd.conf: "));
+    scrmd_config_free(&cfg);
+}
+
+/* Comments after values, the origin of each reader, NUL bytes, directories. */
+static void test_comments_and_origins(void **state)
+{
+    (void)state;
+    const char *path = write_file("reader = sim:0   # first\n"
+                                  "# a comment line\n"
+                                  "reader = sim:1:vendor=A#B\t# '#' inside a value stays\n"
+                                  "workers = 3 # three\n");
+    struct scrmd_config cfg;
+    assert_int_equal(scrmd_config_defaults(&cfg), 0);
+    char err[256] = "", want[300];
+    assert_int_equal(scrmd_config_load(&cfg, path, err, sizeof(err)), 0);
+    assert_int_equal(cfg.n_readers, 2);
+    assert_string_equal(cfg.readers[0], "sim:0");
+    assert_string_equal(cfg.readers[1], "sim:1:vendor=A#B");
+    assert_int_equal(cfg.workers, 3);
+    snprintf(want, sizeof want, "%s:1", path);
+    assert_string_equal(cfg.reader_origin[0], want);
+    snprintf(want, sizeof want, "%s:3", path);
+    assert_string_equal(cfg.reader_origin[1], want);
+    assert_int_equal(scrmd_config_set(&cfg, "reader", "sim:2", err, sizeof(err)), 0);
+    assert_null(cfg.reader_origin[2]); /* the command line */
+    scrmd_config_free(&cfg);
+    unlink(path);
+
+    char tmpl[] = "/tmp/scrm-cfg-XXXXXX";
+    int fd = mkstemp(tmpl);
+    assert_true(fd >= 0);
+    static const char nul_line[] = "workers = 2\nreader = sim:0\0:card=t1\n";
+    assert_int_equal(write(fd, nul_line, sizeof nul_line - 1), (ssize_t)(sizeof nul_line - 1));
+    close(fd);
+    assert_int_equal(scrmd_config_defaults(&cfg), 0);
+    assert_int_equal(scrmd_config_load(&cfg, tmpl, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, ":2: the line holds a NUL byte"));
+    scrmd_config_free(&cfg);
+    unlink(tmpl);
+
+    assert_int_equal(scrmd_config_defaults(&cfg), 0);
+    assert_int_equal(scrmd_config_load(&cfg, "/tmp", err, sizeof(err)), -1);
+    assert_string_equal(err, "/tmp: is a directory, not a configuration file");
     scrmd_config_free(&cfg);
 }
 
@@ -249,9 +298,13 @@ static void test_socket_activation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_reader_sources),    cmocka_unit_test(test_errors_name_the_line),
-        cmocka_unit_test(test_long_line),         cmocka_unit_test(test_set_single),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_reader_sources),
+        cmocka_unit_test(test_errors_name_the_line),
+        cmocka_unit_test(test_comments_and_origins),
+        cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_set_single),
         cmocka_unit_test(test_socket_activation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

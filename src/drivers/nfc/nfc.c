@@ -95,6 +95,12 @@ static bool apply_option(struct nfc_reader_config *cfg, struct start *s, const s
 static smc_status parse_options(const char *address, const char *options,
                                 struct nfc_reader_config *cfg, struct start *s)
 {
+    uint32_t unit;
+    if (!scrm_parse_unit(address, &unit)) {
+        log_error(drv, "nfc:%s: bad address '%s': a reader number from 0 to %u", address, address,
+                  SCRM_UNIT_MAX);
+        return STATUS_INVALID_PARAMETER;
+    }
     memset(cfg, 0, sizeof(*cfg));
     memset(s, 0, sizeof(*s));
     memcpy(cfg->vendor, "SCRM", sizeof("SCRM"));
@@ -105,7 +111,7 @@ static smc_status parse_options(const char *address, const char *options,
     const char *cur = options;
     while (scrm_opts_next(&cur, &o)) {
         if (!o.key[0] || !apply_option(cfg, s, &o)) {
-            log_error(drv, "nfc:%s: bad option '%s=%s' (see include/smc/nfc.h)", address, o.key,
+            log_error(drv, "nfc:%s: bad option '%s=%s' (options: scrmd(8))", address, o.key,
                       o.value);
             return STATUS_INVALID_PARAMETER;
         }

@@ -376,9 +376,8 @@ static void set_defaults(struct sim *s, const char *address)
     struct smc_reader_caps *c = smc_reader_caps(s->r);
     memcpy(va->vendor_name, "SimVendor", sizeof("SimVendor"));
     memcpy(va->ifd_type, "SimReader", sizeof("SimReader"));
-    if (!scrm_parse_u32(address, 0xFFFF, &va->unit))
-        va->unit = 0;
-    va->ifd_version = 0x01000001; /* 1.0, build 1 */
+    (void)scrm_parse_unit(address, &va->unit); /* checked by sim_open */
+    va->ifd_version = 0x01000001;              /* 1.0, build 1 */
     c->protocols = SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1;
     c->reader_type = SCARD_READER_TYPE_VENDOR;
     c->channel = va->unit;
@@ -391,6 +390,12 @@ static void set_defaults(struct sim *s, const char *address)
 
 static smc_status sim_open(struct smc_reader *r, const char *address, const char *options)
 {
+    uint32_t unit;
+    if (!scrm_parse_unit(address, &unit)) {
+        log_error(drv, "sim:%s: bad address '%s': a unit number from 0 to %u", address, address,
+                  SCRM_UNIT_MAX);
+        return STATUS_INVALID_PARAMETER;
+    }
     struct sim *s = calloc(1, sizeof(*s));
     if (!s)
         return STATUS_INSUFFICIENT_RESOURCES;
@@ -400,7 +405,7 @@ static smc_status sim_open(struct smc_reader *r, const char *address, const char
     const char *cur = options;
     while (scrm_opts_next(&cur, &o)) {
         if (!o.key[0] || !apply_option(s, &o)) {
-            log_error(drv, "sim:%s: bad option '%s=%s' (see sim.h for the options)", address, o.key,
+            log_error(drv, "sim:%s: bad option '%s=%s' (options: scrmd(8))", address, o.key,
                       o.value);
             free(s);
             return STATUS_INVALID_PARAMETER;

@@ -294,6 +294,38 @@ def test_radio_off_and_on(ctx):
     SCardDisconnect(card, SCARD_LEAVE_CARD)
 
 
+def test_iso_dep_get_data(ctx):
+    """Get Data on ISO 14443-4 cards is answered by the reader, as PC/SC part 3 readers do: P1 00
+    the UID (A) or PUPI (B), P1 01 the ATS historical bytes (A) or the ATTRIB answer's higher layer
+    response (B; none from the simulated card)."""
+    enter(ctx, 'iso4a')
+    card = connect(ctx)
+    assert xfer(card, [0xFF, 0xCA, 0x00, 0x00, 0x00]) == (bytes.fromhex('04534352 4D3441'), 0x9000)
+    assert xfer(card, [0xFF, 0xCA, 0x01, 0x00, 0x00]) == (b'SCRM-NFC', 0x9000)
+    assert xfer(card, [0xFF, 0xCA, 0x00, 0x00, 0x02]) == (b'', 0x6C07)  # Le too short
+    assert xfer(card, [0xFF, 0xCA, 0x02, 0x00, 0x00]) == (b'', 0x6B00)
+    _d, sw = xfer(card, [0x00, 0xA4, 0x04, 0x00, len(AID)] + AID)  # other APDUs: the card's
+    assert sw == 0x9000
+    SCardDisconnect(card, SCARD_LEAVE_CARD)
+    card = connect(ctx, R1)
+    assert xfer(card, [0xFF, 0xCA, 0x00, 0x00, 0x00]) == (bytes.fromhex('5C524D42'), 0x9000)
+    assert xfer(card, [0xFF, 0xCA, 0x01, 0x00, 0x00]) == (b'', 0x9000)
+    SCardDisconnect(card, SCARD_LEAVE_CARD)
+
+
+def test_iso_dep_get_data_to_the_card():
+    """getdata=card keeps the NFC class extension's behaviour: Get Data goes to the ISO-DEP card,
+    whose application does not know CLA FF."""
+    with env.Daemon(readers=['nfc:0:getdata=card,tag=iso4a']):
+        hr, c = SCardEstablishContext(SCARD_SCOPE_USER)
+        assert hr == SCARD_S_SUCCESS
+        card = connect(c)
+        data, sw = xfer(card, [0xFF, 0xCA, 0x00, 0x00, 0x00])
+        assert sw != 0x9000 and data == b''
+        SCardDisconnect(card, SCARD_LEAVE_CARD)
+        SCardReleaseContext(c)
+
+
 # ---- storage tags: pseudo-APDUs ----------------------------------------------------------------
 
 def test_uid_with_get_data(ctx):

@@ -314,7 +314,11 @@ static void test_iso4_passthrough(void **state)
     expect(f, "00 A4 04 00 02 A0 00", "6A 82");
     expect(f, "80 EC 00 00 03 01 02 03 00", "01 02 03 90 00");
     expect(f, "00 12 00 00", "6D 00");
-    expect(f, "FF CA 00 00 00", "6E 00"); /* Get Data is not emulated for 14443-4 */
+    /* Get Data is the reader's for 14443-4 too (PC/SC part 3): UID, ATS historical bytes */
+    expect(f, "FF CA 00 00 00", "04 53 43 52 4D 34 41 90 00");
+    expect(f, "FF CA 01 00 00", "53 43 52 4D 2D 4E 46 43 90 00");
+    expect(f, "FF CA 01 00 02", "6C 08");
+    expect(f, "FF CA 00 01 00", "6B 00");
     expect(f, "FF B0 00 04 10", "6E 00");
     expect(f, KEY_FF, "90 00"); /* Load Key is the driver's for every card */
     uint8_t r[300];
@@ -326,6 +330,36 @@ static void test_iso4_passthrough(void **state)
     enter(f, "iso4b");
     expect(f, "00 A4 04 00 08 F0 53 43 52 4D 4E 46 43", "90 00");
     expect(f, "80 EC 00 00 01 AA", "AA 90 00");
+    expect(f, "FF CA 00 00 00", "5C 52 4D 42 90 00"); /* PUPI */
+    expect(f, "FF CA 01 00 00", "90 00");             /* no higher-layer response in ATTRIB */
+}
+
+/* getdata=card: Get Data goes to the ISO-DEP card as the NFC class extension sends it. */
+static int setup_getdata_card(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct nfc_reader_config cfg = {
+        .vendor = "SCRM", .ifd = "IFD", .unit = 0, .radio = true, .getdata_card = true};
+    struct nfc_host host = {.ctx = f, .arrived = h_arrived, .left = h_left, .set_state = h_state};
+    f->rd = nfc_reader_new(&cfg, &host);
+    assert_non_null(f->rd);
+    struct nfc_fe_events ev = nfc_reader_events(f->rd);
+    void *fe = NULL;
+    assert_int_equal(nfc_simfield_ops.open("", &ev, &fe), STATUS_SUCCESS);
+    nfc_reader_start(f->rd, &nfc_simfield_ops, fe);
+    *state = f;
+    return 0;
+}
+
+static void test_iso4_get_data_to_card(void **state)
+{
+    struct fx *f = *state;
+    enter(f, "iso4a");
+    expect(f, "FF CA 00 00 00", "6E 00"); /* the card's application does not know CLA FF */
+    expect(f, KEY_FF, "90 00");           /* Load Key stays the driver's */
+    assert_int_equal(vendor(f, NFC_IOCTL_TAG_LEAVE, NULL, 0), STATUS_SUCCESS);
+    enter(f, "classic1k");
+    expect(f, "FF CA 00 00 00", "C1 4B 31 6B 90 00"); /* storage cards: always the driver */
 }
 
 /* ---- MIFARE Classic ---- */
@@ -678,7 +712,7 @@ static void test_switch_protocol(void **state)
     enter(f, "jcop");
     atr_of(f, "3B 85 80 01 80 4A 43 4F 50 92");
     expect(f, "00 A4 04 00 08 F0 53 43 52 4D 4E 46 43", "90 00");
-    expect(f, "FF CA 00 00 00", "6E 00"); /* ISO 14443-4: the card answers */
+    expect(f, "FF CA 01 00 00", "80 4A 43 4F 50 90 00"); /* ISO 14443-4: the ATS bytes */
     expect(f, "FF C2 00 02 04 8F 02 00 03", "90 00");
     atr_of(f, "3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 00 01 00 00 00 00 6A");
     expect(f, "FF CA 00 00 00", "4A 43 4F 50 90 00"); /* now a storage card */
@@ -732,6 +766,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_data_identifiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iso4_passthrough, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iso4_get_data_to_card, setup_getdata_card, teardown),
         cmocka_unit_test_setup_teardown(test_classic_authenticate_read_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_classic_wrong_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_classic_access_bits, setup, teardown),

@@ -83,6 +83,10 @@ static bool apply_option(struct nfc_reader_config *cfg, struct start *s, const s
         cfg->radio = !strcmp(v, "on");
         return cfg->radio || !strcmp(v, "off");
     }
+    if (!strcmp(k, "getdata")) {
+        cfg->getdata_card = !strcmp(v, "card");
+        return cfg->getdata_card || !strcmp(v, "reader");
+    }
     if (!strcmp(k, "frontend"))
         return !strcmp(v, nfc_simfield_ops.name); /* the only front end so far */
     if (!strcmp(k, "tag"))

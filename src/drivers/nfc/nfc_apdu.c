@@ -50,7 +50,8 @@ static uint16_t put(struct apdu_ctx *x, const void *data, size_t n, uint16_t sw)
 
 /* ---- Get Data ---- */
 
-/* FF CA P1 00 Le: P1 00 the identifier, 01 the historical bytes of the ATR. */
+/* FF CA P1 00 Le: P1 00 the identifier, 01 the historical bytes of the ATR (storage card) or of
+ * the ATS (ISO 14443-4 A; the ATTRIB answer's higher layer response for B: none here). */
 static uint16_t get_data(struct apdu_ctx *x)
 {
     const struct nfc_card *c = x->c;
@@ -62,6 +63,10 @@ static uint16_t get_data(struct apdu_ctx *x)
     if (p1 == 0) {
         v = c->t.uid;
         len = c->t.uid_len;
+    } else if (c->kind == NFC_CARD_ISO4) {
+        bool a = c->t.proto == NFC_PROTO_ISO_DEP_A;
+        v = c->t.hist;
+        len = a ? c->t.hist_len : 0;
     } else {
         v = c->atr + 4; /* storage-card ATR: 15 historical bytes after 3B 8F 80 01 */
         len = c->atr_len - 5;
@@ -494,8 +499,15 @@ static uint16_t dispatch(struct apdu_ctx *x)
     }
 }
 
-smc_status nfc_apdu_storage(struct nfc_card *c, const struct nfc_link *l, const uint8_t *apdu,
-                            size_t len, uint8_t *resp, size_t cap, size_t *resp_len)
+bool nfc_apdu_is_get_data(const uint8_t *apdu, size_t len)
+{
+    return len == 5 && apdu[0] == 0xFF && apdu[1] == 0xCA;
+}
+
+/* Run one answering function and put data + SW into resp. */
+static smc_status answer(struct nfc_card *c, const struct nfc_link *l, const uint8_t *apdu,
+                         size_t len, uint16_t (*fn)(struct apdu_ctx *), uint8_t *resp, size_t cap,
+                         size_t *resp_len)
 {
     uint8_t buf[NFC_RESP_MAX];
     struct apdu_ctx x = {.c = c, .l = l, .a = apdu, .n = len, .st = STATUS_SUCCESS};
@@ -503,7 +515,7 @@ smc_status nfc_apdu_storage(struct nfc_card *c, const struct nfc_link *l, const 
     if (len == 0)
         return STATUS_INVALID_PARAMETER;
     scrm_buf_init(&x.out, buf, sizeof(buf) - 2);
-    uint16_t sw = dispatch(&x);
+    uint16_t sw = fn(&x);
     if (x.st != STATUS_SUCCESS)
         return x.st;
     if (x.out.overflow)
@@ -518,4 +530,16 @@ smc_status nfc_apdu_storage(struct nfc_card *c, const struct nfc_link *l, const 
     log_debug(drv, "nfc: pseudo-APDU %02X %02X -> SW %04X (%zu data bytes)", apdu[0],
               len > 1 ? apdu[1] : 0, sw, n);
     return STATUS_SUCCESS;
+}
+
+smc_status nfc_apdu_storage(struct nfc_card *c, const struct nfc_link *l, const uint8_t *apdu,
+                            size_t len, uint8_t *resp, size_t cap, size_t *resp_len)
+{
+    return answer(c, l, apdu, len, dispatch, resp, cap, resp_len);
+}
+
+smc_status nfc_apdu_iso_get_data(struct nfc_card *c, const uint8_t *apdu, size_t len, uint8_t *resp,
+                                 size_t cap, size_t *resp_len)
+{
+    return answer(c, NULL, apdu, len, get_data, resp, cap, resp_len);
 }

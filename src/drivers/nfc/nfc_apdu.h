@@ -33,6 +33,19 @@ bool nfc_apdu_is_switch_protocol(const uint8_t *apdu, size_t len);
 /* The protocol it asks for (NFC_PROTO_MIFARE or NFC_PROTO_ISO_DEP_A), 0 if none we know. */
 uint32_t nfc_apdu_switch_target(const uint8_t *apdu, size_t len);
 
+/* FF CA with exactly 5 bytes: Get Data. */
+bool nfc_apdu_is_get_data(const uint8_t *apdu, size_t len);
+
+/*
+ * Get Data answered by the reader for an ISO 14443-4 card, as PC/SC part 3 readers do (unless the
+ * reader option getdata=card sends it to the card, as the NFC class extension does): P1 00 the
+ * UID (type A) or PUPI (type B), P1 01 the historical bytes of the ATS (type A) or the higher
+ * layer response of the ATTRIB answer (type B; the simulated cards send none). Le and the status
+ * words as for a storage card. Answer data + SW1 SW2 in resp.
+ */
+smc_status nfc_apdu_iso_get_data(struct nfc_card *c, const uint8_t *apdu, size_t len, uint8_t *resp,
+                                 size_t cap, size_t *resp_len);
+
 /*
  * A CLA FF APDU for a storage card: translate, exchange with the tag, answer data + SW1 SW2 in
  * resp (cap bytes). STATUS_SUCCESS with the answer; STATUS_NO_MEDIA (the tag left),

@@ -404,6 +404,8 @@ static smc_status exchange(struct nfc_reader *rd, const uint8_t *apdu, size_t le
         uint16_t sw = switch_protocol(rd, apdu, len, &st);
         return st != STATUS_SUCCESS ? st : sw_answer(sw, resp, cap, n);
     }
+    if (rd->card.kind == NFC_CARD_ISO4 && !rd->cfg.getdata_card && nfc_apdu_is_get_data(apdu, len))
+        return nfc_apdu_iso_get_data(&rd->card, apdu, len, resp, cap, n);
     if (rd->card.kind == NFC_CARD_ISO4)
         return rd->fe_ops->transceive(rd->fe, apdu, len, resp, cap, n, NFC_ISO4_TIMEOUT_MS);
     return nfc_apdu_storage(&rd->card, &link, apdu, len, resp, cap, n);

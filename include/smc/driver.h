@@ -34,9 +34,10 @@ struct smc_vendor_attr {
     uint32_t unit;                                    /* SCARD_ATTR_DEVICE_UNIT */
     uint32_t ifd_version;                             /* 0xMMmmbbbb; 0 = not supported */
     char serial[MAXIMUM_ATTR_STRING_LENGTH + 1];      /* "" = not supported */
-    /* SCARD_ATTR_DEVICE_FRIENDLY_NAME and the reader's name in the resource manager. "" (the
-     * usual case): "<vendor_name> <ifd_type> <unit>". A driver that must reproduce another
-     * stack's names (the IFD-handler bridge: "FRIENDLYNAME 00 00") sets it during open. */
+    /* SCARD_ATTR_DEVICE_FRIENDLY_NAME, the reader's name in the resource manager. "" (the usual
+     * case): the attribute is NOT_SUPPORTED and the resource manager names the reader
+     * "<vendor_name> <ifd_type> <unit>". A driver that must reproduce another stack's names (the
+     * IFD-handler bridge: "FRIENDLYNAME 00 00") sets it during open. */
     char friendly_name[128];
 };
 

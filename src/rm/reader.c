@@ -4,8 +4,9 @@
  * departure of a device, reference counts, the snapshot and the watch registry.
  *
  * Start-up of a device, as in the seeds' example sequence: open a handle, name the reader from
- * GET_ATTRIBUTE DEVICE_FRIENDLY_NAME (else VENDOR_NAME, VENDOR_IFD_TYPE and DEVICE_UNIT:
- * "<vendor> <ifd type> <unit>"; a reader that cannot be named is not registered), GET_ATTRIBUTE
+ * GET_ATTRIBUTE VENDOR_NAME, VENDOR_IFD_TYPE and DEVICE_UNIT ("<vendor> <ifd type> <unit>"), after
+ * asking DEVICE_FRIENDLY_NAME for a driver-given name (only the IFD bridge has one); a reader that
+ * cannot be named is not registered, GET_ATTRIBUTE
  * CHARACTERISTICS, then the card monitor (monitor.c). A second reader with a name already
  * registered is refused (logged, SCARD_E_DUPLICATE_READER). The thread pool of the seed's step 2 is
  * the rm's pool (pool.c), shared by all readers.
@@ -118,11 +119,11 @@ static smc_status string_attr(struct rm_reader *r, uint32_t attr, char *buf, siz
     return n ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;
 }
 
-/* Name the reader from SCARD_ATTR_DEVICE_FRIENDLY_NAME_A, which libsmc builds as
- * "<vendor> <ifd type> <unit>" unless the driver gives its own (the IFD bridge: pcscd's
- * "FRIENDLYNAME 00 00"); a driver that does not answer it (its own IOCTL contract) is named
- * "<vendor> <ifd type> <unit>" from those attributes. Returns false (logged) if it cannot be named.
- */
+/* Name the reader "<vendor> <ifd type> <unit>" from VENDOR_NAME, VENDOR_IFD_TYPE and DEVICE_UNIT,
+ * the smart card resource manager's rule. A driver that names its readers itself answers
+ * DEVICE_FRIENDLY_NAME (the IFD bridge, so a bridged reader keeps pcscd's "FRIENDLYNAME 00 00"
+ * name); libsmc answers NOT_SUPPORTED for every other driver, and the rule applies. Returns false
+ * (logged) if the reader cannot be named. */
 static bool name_reader(struct rm_reader *r)
 {
     if (string_attr(r, SCARD_ATTR_DEVICE_FRIENDLY_NAME_A, r->name, sizeof(r->name)) ==

@@ -58,15 +58,14 @@ static void put_wstring(struct value *v, const char *s)
     v->len = n;
 }
 
-/* "<vendor> <ifd type> <unit>", or the driver's own name; false if the reader has no name. */
+/* The driver's own reader name (the IFD bridge: pcscd's "FRIENDLYNAME 00 00"); false if it gave
+ * none. Reader names are the resource manager's business: it names every other reader
+ * "<vendor> <ifd type> <unit>" from VENDOR_NAME, VENDOR_IFD_TYPE and DEVICE_UNIT. */
 static bool friendly_name(const struct smc_reader *r, char *buf, size_t cap)
 {
-    if (r->vendor.friendly_name[0])
-        snprintf(buf, cap, "%s", r->vendor.friendly_name);
-    else if (r->vendor.vendor_name[0] && r->vendor.ifd_type[0])
-        snprintf(buf, cap, "%s %s %u", r->vendor.vendor_name, r->vendor.ifd_type, r->vendor.unit);
-    else
+    if (!r->vendor.friendly_name[0])
         return false;
+    snprintf(buf, cap, "%s", r->vendor.friendly_name);
     return true;
 }
 
@@ -83,7 +82,7 @@ static uint8_t icc_presence(const struct smc_reader *r)
 static smc_status reader_attr(const struct smc_reader *r, uint32_t id, struct value *v)
 {
     const struct smc_reader_caps *c = &r->caps;
-    char name[sizeof(r->vendor.friendly_name) + 3 * MAXIMUM_ATTR_STRING_LENGTH + 16];
+    char name[sizeof(r->vendor.friendly_name) + 1];
     switch (id) {
     case SCARD_ATTR_VENDOR_NAME: return put_string(v, r->vendor.vendor_name);
     case SCARD_ATTR_VENDOR_IFD_TYPE: return put_string(v, r->vendor.ifd_type);

@@ -19,9 +19,12 @@
 #define R1 "SimVendor SimReader 1"
 #define RT "TestVendor TestReader 5"
 
-/* libsmc names a driver's reader "<vendor> <ifd type> <unit>" in DEVICE_FRIENDLY_NAME */
-#define STARTUP_ATTRS                                                                    \
-    "IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_DEVICE_FRIENDLY_NAME_A -> STATUS_SUCCESS", \
+/* the driver gives no name of its own: "<vendor> <ifd type> <unit>" */
+#define STARTUP_ATTRS                                                                          \
+    "IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_DEVICE_FRIENDLY_NAME_A -> STATUS_NOT_SUPPORTED", \
+        "IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_VENDOR_NAME -> STATUS_SUCCESS",              \
+        "IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_VENDOR_IFD_TYPE -> STATUS_SUCCESS",          \
+        "IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_DEVICE_UNIT -> STATUS_SUCCESS",              \
         "IOCTL_SMARTCARD_GET_ATTRIBUTE SCARD_ATTR_CHARACTERISTICS -> STATUS_SUCCESS"
 
 #define GS(state)    "IOCTL_SMARTCARD_GET_STATE -> STATUS_SUCCESS = SCARD_" #state

@@ -1,7 +1,7 @@
 # Thin wrapper around Meson. The two commands of the README:
 #   make demo    install what is missing, build, run the daemon with simulated readers and a demo
 #   make check   install what is missing, build, run every test (lint included) and print a summary
-.PHONY: demo check build release bench fuzz soak format clean
+.PHONY: demo check build release bench bench-ifd fuzz soak format clean
 
 demo:
 	@scripts/install-deps.sh demo
@@ -25,6 +25,11 @@ release:
 bench: release
 	@for b in $$(find build/release/bench -maxdepth 1 -type f -executable | sort); do \
 		echo "== $$b"; $$b || exit 1; echo; done
+	@$(MAKE) --no-print-directory bench-ifd
+
+# The IFD bridge against pcscd, same driver (libifdvpcd.so) and card (docs/ifd.md#figures); root.
+bench-ifd: release
+	@echo "== bench/ifd/ifd_compare.sh"; bench/ifd/ifd_compare.sh build/release
 
 # libFuzzer targets: every tests/fuzz/fuzz_<name>.c built in build/fuzz (clang, -Dfuzz=true) is
 # run, found by name, so a new target joins without editing this file. Each runs FUZZ_TIME seconds

@@ -151,6 +151,13 @@ static bool begin(struct ifd_slot *s)
 static ifd_rc call(struct ifd_slot *s, enum ifd_op op)
 {
     s->a.op = op;
+    uint32_t limit = s->unit->spec.watchdog_ms;
+    if (!limit) { /* no watchdog: the caller's own thread makes the call */
+        pthread_mutex_lock(s->call_lock);
+        ifd_rc rc = execute(s);
+        pthread_mutex_unlock(s->call_lock);
+        return rc;
+    }
     pthread_mutex_lock(&s->wmu);
     if (s->hung) {
         pthread_mutex_unlock(&s->wmu);
@@ -159,7 +166,6 @@ static ifd_rc call(struct ifd_slot *s, enum ifd_op op)
     s->w_done = false;
     s->w_pending = true;
     pthread_cond_broadcast(&s->wcv);
-    uint32_t limit = s->unit->spec.watchdog_ms;
     struct timespec until = scrm_deadline_ms(limit);
     bool late = false;
     while (!s->w_done && !late)

@@ -33,7 +33,7 @@ struct ifd_devspec {
     uint32_t channel;           /* CHANNELID (0 when absent) */
     bool has_channel;
     uint32_t poll_ms;     /* presence poll period without a handler polling thread */
-    uint32_t watchdog_ms; /* a handler call running longer than this is reported; 0 = off */
+    uint32_t watchdog_ms; /* a call not back by then is cancelled; 0 = off (caller's thread) */
 };
 
 /* Is `id` a valid device ID (the address part)? */

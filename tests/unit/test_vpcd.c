@@ -12,6 +12,7 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -627,6 +628,38 @@ static void test_reverse(void **state)
     teardown(state);
 }
 
+static int threads_now(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* All vpcd readers of a process share one event thread: started by the first, ended (joined)
+ * with the last. */
+static void test_one_event_thread(void **state)
+{
+    (void)state;
+    int before = threads_now();
+    struct smc_ctx *ctx = smc_ctx_new();
+    assert_int_equal(smc_register_driver(ctx, &smc_vpcd_driver), STATUS_SUCCESS);
+    assert_int_equal(smc_add_device(ctx, "vpcd:0"), STATUS_SUCCESS);
+    assert_int_equal(threads_now(), before + 1);
+    assert_int_equal(smc_add_device(ctx, "vpcd:127.0.0.1:0"), STATUS_SUCCESS);
+    assert_int_equal(smc_add_device(ctx, "vpcd:localhost:0"), STATUS_SUCCESS);
+    assert_int_equal(threads_now(), before + 1);
+    assert_int_equal(smc_remove_device(ctx, "vpcd:0"), STATUS_SUCCESS);
+    assert_int_equal(smc_remove_device(ctx, "vpcd:127.0.0.1:0"), STATUS_SUCCESS);
+    assert_int_equal(threads_now(), before + 1);
+    assert_int_equal(smc_remove_device(ctx, "vpcd:localhost:0"), STATUS_SUCCESS);
+    assert_int_equal(threads_now(), before);
+    smc_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +673,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_device_with_card, setup, teardown),
         cmocka_unit_test(test_reverse),
+        cmocka_unit_test(test_one_event_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,10 +6,11 @@
  *   vpcd:connect:HOST:PORT[:opts]   reverse mode: connect out to a card that listens
  *
  * One TCP connection is one card: a connection is an insertion, its end is a removal. Both are
- * seen by the reader's event thread (epoll on the listening socket, the card's connection and an
- * eventfd to stop it) and reported at once through smc_card_inserted / smc_card_removed: nothing
- * polls. The card is APDU-level: SET_PROTOCOL takes the protocol its ATR offers (no PPS), TRANSMIT
- * sends the command APDU as one message and waits for one answer.
+ * seen by the driver's event thread — one for all vpcd readers of the process, epoll on their
+ * listening sockets, their cards' connections and reverse-mode timers — and reported at once
+ * through smc_card_inserted / smc_card_removed: nothing polls. The card is APDU-level: SET_PROTOCOL
+ * takes the protocol its ATR offers (no PPS), TRANSMIT sends the command APDU as one message and
+ * waits for one answer.
  *
  * Who touches the card's socket: while no slot runs, the event thread watches it (an end of
  * connection is a removal; bytes the card sends unasked are a protocol violation and drop it).
@@ -23,7 +24,8 @@
  * reports the removal, so each card is removed exactly once.
  *
  * Reverse mode has to retry while the card is not listening: a non-blocking connect from the event
- * thread, then again after 100 ms doubling to 2 s; the listening mode has no timer at all.
+ * thread, then again after 100 ms doubling to 2 s (a timerfd per reader); after a card left it
+ * connects again at once, 2 s after a bad one. The listening mode has no timer at all.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +38,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -53,8 +56,39 @@
 #define RETRY_MAX_MS         2000u
 #define IO_HEADER_LEN        8u /* SCARD_IO_REQUEST in front of TRANSMIT data */
 
-/* What an epoll event is about (high 32 bits of its data; the low 32 hold the fd). */
-enum ev_tag { EV_WAKE = 1, EV_LISTEN, EV_CARD, EV_CONNECT };
+/* What an epoll event is about. */
+enum ev_tag { EV_WAKE = 1, EV_LISTEN, EV_CARD, EV_CONNECT, EV_RETRY };
+
+struct vpcd;
+
+/* An epoll registration: data.ptr of the event points to it. */
+struct watch {
+    struct vpcd *s; /* NULL for the loop's own eventfd */
+    enum ev_tag tag;
+};
+
+/*
+ * The driver's one event thread, shared by every vpcd reader of the process (started by the first
+ * open, ended by the last close). `batches` counts the epoll_wait results it has finished
+ * handling: close() removes a reader's descriptors from the set, then waits for the batch in
+ * progress to end, after which no event of that reader can be handled any more.
+ */
+static struct {
+    pthread_mutex_t life; /* start and stop of the thread (loop_ref / loop_unref) */
+    pthread_mutex_t lock; /* batches, stop */
+    pthread_cond_t done;
+    unsigned refs;
+    int ep, wake;
+    pthread_t thread;
+    uint64_t batches;
+    bool stop;
+    struct watch wake_watch;
+} loop = {.life = PTHREAD_MUTEX_INITIALIZER,
+          .lock = PTHREAD_MUTEX_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER,
+          .ep = -1,
+          .wake = -1,
+          .wake_watch = {NULL, EV_WAKE}};
 
 struct vpcd {
     struct smc_reader *r;
@@ -64,20 +98,18 @@ struct vpcd {
     socklen_t addr_len;
     uint32_t timeout_ms;
 
-    int ep;   /* epoll set of the event thread */
-    int wake; /* eventfd: stop the event thread */
-    int lfd;  /* listening socket; -1 in reverse mode */
-    pthread_t thread;
+    int lfd;   /* listening socket; -1 in reverse mode */
+    int timer; /* reverse mode: timerfd of the next connect attempt; -1 otherwise */
+    struct watch w_listen, w_card, w_connect, w_retry;
 
     pthread_mutex_t lock;
     int cfd;      /* the card's connection; -1 = no card (lock) */
     bool busy;    /* a slot works on cfd: the event thread leaves it alone (lock) */
-    bool stop;    /* close() asked the event thread to end (lock) */
+    bool closing; /* close() runs: the event thread's handlers do nothing (lock) */
     uint64_t gen; /* number of the current card, +1 per connection (lock) */
 
-    /* event thread only */
-    int pending;       /* reverse mode: connect in progress, -1 = none */
-    uint64_t retry_at; /* reverse mode: next connect attempt (ns), 0 = now */
+    /* event thread only (and close, once the thread no longer sees this reader) */
+    int pending; /* reverse mode: connect in progress, -1 = none */
     uint32_t retry_ms;
 
     /* slots only (op lock) */
@@ -90,15 +122,18 @@ static const char *dev(const struct vpcd *s)
     return smc_reader_device(s->r);
 }
 
-static uint64_t ev_data(enum ev_tag tag, int fd)
+static bool closing(struct vpcd *s)
 {
-    return (uint64_t)tag << 32 | (uint32_t)fd;
+    pthread_mutex_lock(&s->lock);
+    bool c = s->closing;
+    pthread_mutex_unlock(&s->lock);
+    return c;
 }
 
-static int ep_set(struct vpcd *s, int op, int fd, enum ev_tag tag, uint32_t events)
+static int ep_set(int op, int fd, struct watch *w, uint32_t events)
 {
-    struct epoll_event ev = {.events = events, .data.u64 = ev_data(tag, fd)};
-    return epoll_ctl(s->ep, op, fd, &ev);
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    return epoll_ctl(loop.ep, op, fd, &ev);
 }
 
 /* Address of a socket's peer as "1.2.3.4:5678". */
@@ -117,6 +152,8 @@ static void peer_text(int fd, char *buf, size_t cap)
 }
 
 /* ---- the card's connection ---- */
+
+static void retry_in(struct vpcd *s, uint32_t ms);
 
 /* Socket options of a card connection: no Nagle delay, keepalive probes to notice a card whose
  * host vanished while idle, and the bound on every blocking read and write. */
@@ -142,9 +179,14 @@ static void card_arrived(struct vpcd *s, int fd)
     peer_text(fd, peer, sizeof(peer));
     card_sockopts(s, fd);
     pthread_mutex_lock(&s->lock);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->lock);
+        close(fd);
+        return;
+    }
     bool taken = s->cfd >= 0;
     if (!taken) {
-        if (ep_set(s, EPOLL_CTL_ADD, fd, EV_CARD, EPOLLIN | EPOLLRDHUP) != 0) {
+        if (ep_set(EPOLL_CTL_ADD, fd, &s->w_card, EPOLLIN | EPOLLRDHUP) != 0) {
             pthread_mutex_unlock(&s->lock);
             log_error(drv, "%s: cannot watch the card from %s: %s", dev(s), peer, strerror(errno));
             close(fd);
@@ -173,7 +215,7 @@ static void card_drop(struct vpcd *s, int fd, bool bad, const char *why)
     pthread_mutex_lock(&s->lock);
     bool mine = fd >= 0 && s->cfd == fd;
     if (mine) {
-        (void)epoll_ctl(s->ep, EPOLL_CTL_DEL, fd, NULL);
+        (void)epoll_ctl(loop.ep, EPOLL_CTL_DEL, fd, NULL);
         close(fd);
         s->cfd = -1;
     }
@@ -186,6 +228,8 @@ static void card_drop(struct vpcd *s, int fd, bool bad, const char *why)
     else
         log_info(drv, "%s: %s: card removed", dev(s), why);
     smc_card_removed(s->r);
+    if (s->reverse) /* connect again: at once after a card left, later after a bad one */
+        retry_in(s, bad ? RETRY_MAX_MS : 0);
 }
 
 /* A slot takes the card's connection for an exchange; -1 without a card. */
@@ -196,7 +240,7 @@ static int card_take(struct vpcd *s)
     if (fd >= 0) {
         s->busy = true;
         /* The event thread must not see the answer: no events until card_give. */
-        (void)ep_set(s, EPOLL_CTL_MOD, fd, EV_CARD, 0);
+        (void)ep_set(EPOLL_CTL_MOD, fd, &s->w_card, 0);
     }
     pthread_mutex_unlock(&s->lock);
     return fd;
@@ -207,7 +251,7 @@ static void card_give(struct vpcd *s, int fd)
     pthread_mutex_lock(&s->lock);
     if (s->cfd == fd) {
         s->busy = false;
-        (void)ep_set(s, EPOLL_CTL_MOD, fd, EV_CARD, EPOLLIN | EPOLLRDHUP);
+        (void)ep_set(EPOLL_CTL_MOD, fd, &s->w_card, EPOLLIN | EPOLLRDHUP);
     }
     pthread_mutex_unlock(&s->lock);
 }
@@ -272,20 +316,37 @@ static bool recv_frame(struct vpcd *s, int fd, size_t min, size_t max, const cha
 
 /* ---- the event thread ---- */
 
-static void start_connect(struct vpcd *s);
+/* Reverse mode: (re)connect after `ms` milliseconds (at once for 0). */
+static void retry_in(struct vpcd *s, uint32_t ms)
+{
+    struct itimerspec its = {.it_value = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000L}};
+    if (ms == 0)
+        its.it_value.tv_nsec = 1; /* all zero would disarm the timer */
+    if (timerfd_settime(s->timer, 0, &its, NULL) != 0)
+        log_error(drv, "%s: cannot arm the reconnection timer: %s", dev(s), strerror(errno));
+}
 
 /* Reverse mode: the connect attempt failed; try again later. */
 static void connect_failed(struct vpcd *s, int err)
 {
     log_debug(drv, "%s: no card at %s (%s); retrying in %u ms", dev(s), s->where, strerror(err),
               s->retry_ms);
-    s->retry_at = scrm_now_ns() + (uint64_t)s->retry_ms * 1000000u;
+    retry_in(s, s->retry_ms);
     s->retry_ms = s->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->retry_ms * 2;
 }
 
+/* Reverse mode: the retry timer fired; connect unless a card is in or a connect is under way. */
 static void start_connect(struct vpcd *s)
 {
-    s->retry_at = 0;
+    uint64_t expirations;
+    if (closing(s))
+        return;
+    (void)read(s->timer, &expirations, sizeof(expirations));
+    pthread_mutex_lock(&s->lock);
+    bool card = s->cfd >= 0;
+    pthread_mutex_unlock(&s->lock);
+    if (card || s->pending >= 0)
+        return;
     int fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         connect_failed(s, errno);
@@ -297,7 +358,7 @@ static void start_connect(struct vpcd *s)
         connect_failed(s, err);
         return;
     }
-    if (ep_set(s, EPOLL_CTL_ADD, fd, EV_CONNECT, EPOLLOUT) != 0) {
+    if (ep_set(EPOLL_CTL_ADD, fd, &s->w_connect, EPOLLOUT) != 0) {
         int err = errno;
         close(fd);
         connect_failed(s, err);
@@ -309,9 +370,11 @@ static void start_connect(struct vpcd *s)
 static void connect_done(struct vpcd *s)
 {
     int fd = s->pending, err = 0;
+    if (fd < 0 || closing(s))
+        return;
     socklen_t len = sizeof(err);
     s->pending = -1;
-    (void)epoll_ctl(s->ep, EPOLL_CTL_DEL, fd, NULL);
+    (void)epoll_ctl(loop.ep, EPOLL_CTL_DEL, fd, NULL);
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
     int fl = fcntl(fd, F_GETFL);
@@ -328,6 +391,8 @@ static void connect_done(struct vpcd *s)
 
 static void accept_card(struct vpcd *s)
 {
+    if (closing(s))
+        return;
     int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
@@ -337,13 +402,16 @@ static void accept_card(struct vpcd *s)
     card_arrived(s, fd);
 }
 
-/* The idle card's connection is readable or closed. */
-static void card_event(struct vpcd *s, int fd, uint32_t events)
+/* The idle card's connection is readable or closed. The event may be older than the current card
+ * (a card replaced within one batch): only what the current connection shows counts. */
+static void card_event(struct vpcd *s)
 {
     pthread_mutex_lock(&s->lock);
-    bool idle = s->cfd == fd && !s->busy;
+    int fd = s->cfd;
+    bool idle = fd >= 0 && !s->busy && !s->closing;
     uint8_t b[64];
-    ssize_t n = 0;
+    ssize_t n = -1;
+    errno = EAGAIN;
     if (idle)
         n = recv(fd, b, sizeof(b), MSG_DONTWAIT | MSG_PEEK);
     int err = errno;
@@ -361,66 +429,103 @@ static void card_event(struct vpcd *s, int fd, uint32_t events)
         char why[128];
         snprintf(why, sizeof(why), "connection to the card failed: %s", strerror(err));
         card_drop(s, fd, true, why);
-    } else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-        card_drop(s, fd, false, "the card's connection ended");
     }
-}
-
-static int next_timeout(struct vpcd *s)
-{
-    if (!s->reverse || s->pending >= 0)
-        return -1;
-    pthread_mutex_lock(&s->lock);
-    bool card = s->cfd >= 0;
-    pthread_mutex_unlock(&s->lock);
-    if (card)
-        return -1;
-    uint64_t now = scrm_now_ns();
-    if (s->retry_at <= now)
-        return 0;
-    return (int)((s->retry_at - now + 999999u) / 1000000u);
 }
 
 static void *event_thread(void *arg)
 {
-    struct vpcd *s = arg;
+    (void)arg;
     for (;;) {
-        int timeout = next_timeout(s);
-        if (timeout == 0) {
-            start_connect(s);
-            continue;
-        }
-        struct epoll_event evs[8];
-        int n = epoll_wait(s->ep, evs, 8, timeout);
+        struct epoll_event evs[16];
+        int n = epoll_wait(loop.ep, evs, 16, -1);
         if (n < 0 && errno != EINTR) {
-            log_error(drv, "%s: epoll_wait: %s; the reader stops watching its card", dev(s),
+            log_error(drv, "vpcd: epoll_wait: %s; the readers stop watching their cards",
                       strerror(errno));
             break;
         }
         for (int i = 0; i < n; i++) {
-            enum ev_tag tag = (enum ev_tag)(evs[i].data.u64 >> 32);
-            int fd = (int)(uint32_t)evs[i].data.u64;
-            switch (tag) {
+            struct watch *w = evs[i].data.ptr;
+            switch (w->tag) {
             case EV_WAKE: {
                 uint64_t v;
-                (void)read(s->wake, &v, sizeof(v));
-                pthread_mutex_lock(&s->lock);
-                bool stop = s->stop;
-                pthread_mutex_unlock(&s->lock);
-                if (stop)
-                    return NULL;
+                (void)read(loop.wake, &v, sizeof(v));
                 break;
             }
-            case EV_LISTEN: accept_card(s); break;
-            case EV_CONNECT:
-                if (fd == s->pending)
-                    connect_done(s);
-                break;
-            case EV_CARD: card_event(s, fd, evs[i].events); break;
+            case EV_LISTEN: accept_card(w->s); break;
+            case EV_CONNECT: connect_done(w->s); break;
+            case EV_RETRY: start_connect(w->s); break;
+            case EV_CARD: card_event(w->s); break;
             }
         }
+        pthread_mutex_lock(&loop.lock);
+        loop.batches++;
+        bool stop = loop.stop;
+        pthread_cond_broadcast(&loop.done);
+        pthread_mutex_unlock(&loop.lock);
+        if (stop)
+            break;
     }
     return NULL;
+}
+
+/* Take a reference on the event thread, starting it for the first reader. */
+static bool loop_ref(void)
+{
+    pthread_mutex_lock(&loop.life);
+    bool ok = true;
+    if (loop.refs == 0) {
+        loop.stop = false;
+        loop.ep = epoll_create1(EPOLL_CLOEXEC);
+        loop.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        ok = loop.ep >= 0 && loop.wake >= 0 &&
+             ep_set(EPOLL_CTL_ADD, loop.wake, &loop.wake_watch, EPOLLIN) == 0 &&
+             pthread_create(&loop.thread, NULL, event_thread, NULL) == 0;
+        if (!ok) {
+            log_error(drv, "vpcd: cannot start the event thread: %s", strerror(errno));
+            if (loop.ep >= 0)
+                close(loop.ep);
+            if (loop.wake >= 0)
+                close(loop.wake);
+            loop.ep = loop.wake = -1;
+        }
+    }
+    if (ok)
+        loop.refs++;
+    pthread_mutex_unlock(&loop.life);
+    return ok;
+}
+
+/* Wait until the event thread has finished the batch it may be handling now (the caller took its
+ * descriptors out of the set before). */
+static void loop_sync(void)
+{
+    pthread_mutex_lock(&loop.lock);
+    if (!pthread_equal(pthread_self(), loop.thread)) {
+        uint64_t want = loop.batches + 1;
+        uint64_t one = 1;
+        (void)write(loop.wake, &one, sizeof(one));
+        while (loop.batches < want)
+            pthread_cond_wait(&loop.done, &loop.lock);
+    }
+    pthread_mutex_unlock(&loop.lock);
+}
+
+/* Drop a reference; the last one stops the event thread. */
+static void loop_unref(void)
+{
+    pthread_mutex_lock(&loop.life);
+    if (--loop.refs == 0) {
+        pthread_mutex_lock(&loop.lock);
+        loop.stop = true;
+        pthread_mutex_unlock(&loop.lock);
+        uint64_t one = 1;
+        (void)write(loop.wake, &one, sizeof(one));
+        pthread_join(loop.thread, NULL);
+        close(loop.ep);
+        close(loop.wake);
+        loop.ep = loop.wake = -1;
+    }
+    pthread_mutex_unlock(&loop.life);
 }
 
 /* ---- RDF slots ---- */
@@ -623,10 +728,8 @@ static void vpcd_free(struct vpcd *s)
 {
     if (s->lfd >= 0)
         close(s->lfd);
-    if (s->ep >= 0)
-        close(s->ep);
-    if (s->wake >= 0)
-        close(s->wake);
+    if (s->timer >= 0)
+        close(s->timer);
     pthread_mutex_destroy(&s->lock);
     free(s->buf);
     free(s);
@@ -704,7 +807,11 @@ static smc_status vpcd_open(struct smc_reader *r, const char *address, const cha
     if (!s)
         return STATUS_INSUFFICIENT_RESOURCES;
     s->r = r;
-    s->lfd = s->ep = s->wake = s->cfd = s->pending = -1;
+    s->lfd = s->timer = s->cfd = s->pending = -1;
+    s->w_listen = (struct watch){s, EV_LISTEN};
+    s->w_card = (struct watch){s, EV_CARD};
+    s->w_connect = (struct watch){s, EV_CONNECT};
+    s->w_retry = (struct watch){s, EV_RETRY};
     s->retry_ms = RETRY_MIN_MS;
     pthread_mutex_init(&s->lock, NULL);
     s->buf = malloc(VPCD_HDR_LEN + VPCD_MAX_PAYLOAD);
@@ -716,41 +823,62 @@ static smc_status vpcd_open(struct smc_reader *r, const char *address, const cha
         vpcd_free(s);
         return STATUS_INVALID_PARAMETER;
     }
-    s->ep = epoll_create1(EPOLL_CLOEXEC);
-    s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->ep < 0 || s->wake < 0 || ep_set(s, EPOLL_CTL_ADD, s->wake, EV_WAKE, EPOLLIN) != 0 ||
-        (s->lfd >= 0 && ep_set(s, EPOLL_CTL_ADD, s->lfd, EV_LISTEN, EPOLLIN) != 0)) {
-        log_error(drv, "vpcd:%s: cannot set up its event thread: %s", address, strerror(errno));
+    if (s->reverse) {
+        s->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (s->timer < 0) {
+            log_error(drv, "vpcd:%s: timerfd: %s", address, strerror(errno));
+            vpcd_free(s);
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
+    }
+    if (!loop_ref()) {
         vpcd_free(s);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
     smc_reader_set_priv(r, s);
     smc_reader_set_state(r, SCARD_ABSENT);
-    if (pthread_create(&s->thread, NULL, event_thread, s) != 0) {
+    /* From here the event thread may report events for this reader. */
+    int rc = s->reverse ? ep_set(EPOLL_CTL_ADD, s->timer, &s->w_retry, EPOLLIN)
+                        : ep_set(EPOLL_CTL_ADD, s->lfd, &s->w_listen, EPOLLIN);
+    if (rc != 0) {
+        log_error(drv, "vpcd:%s: cannot watch its socket: %s", address, strerror(errno));
         smc_reader_set_priv(r, NULL);
         vpcd_free(s);
+        loop_unref();
         return STATUS_INSUFFICIENT_RESOURCES;
     }
+    if (s->reverse)
+        retry_in(s, 0);
     log_info(drv, "vpcd:%s: %s %s", address,
              s->reverse ? "connecting to a card at" : "listening on", s->where);
     return STATUS_SUCCESS;
 }
 
+/* Stop the event thread's work for this reader: from now on its handlers return at once; then
+ * take its descriptors out of the set and wait until no batch can still hold one of its events. */
 static void vpcd_close(struct smc_reader *r)
 {
     struct vpcd *s = smc_reader_priv(r);
     pthread_mutex_lock(&s->lock);
-    s->stop = true;
+    s->closing = true;
+    if (s->cfd >= 0)
+        (void)epoll_ctl(loop.ep, EPOLL_CTL_DEL, s->cfd, NULL);
     pthread_mutex_unlock(&s->lock);
-    uint64_t one = 1;
-    (void)write(s->wake, &one, sizeof(one));
-    pthread_join(s->thread, NULL);
+    if (s->lfd >= 0)
+        (void)epoll_ctl(loop.ep, EPOLL_CTL_DEL, s->lfd, NULL);
+    if (s->timer >= 0)
+        (void)epoll_ctl(loop.ep, EPOLL_CTL_DEL, s->timer, NULL);
+    loop_sync(); /* handlers that started before `closing` are done; s->pending is stable */
+    if (s->pending >= 0) {
+        (void)epoll_ctl(loop.ep, EPOLL_CTL_DEL, s->pending, NULL);
+        loop_sync();
+        close(s->pending);
+    }
     if (s->cfd >= 0)
         close(s->cfd);
-    if (s->pending >= 0)
-        close(s->pending);
     vpcd_free(s);
     smc_reader_set_priv(r, NULL);
+    loop_unref();
 }
 
 const struct smc_driver_ops smc_vpcd_driver = {

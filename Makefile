@@ -51,7 +51,7 @@ fuzz:
 		mkdir -p build/fuzz/corpus-$$t; seeds=; \
 		[ -d tests/fuzz/corpus/$$t ] && seeds=tests/fuzz/corpus/$$t; \
 		echo "== fuzz_$$t ($$limit)"; \
-		build/fuzz/tests/fuzz/fuzz_$$t $$limit -print_final_stats=1 -timeout=60 \
+		build/fuzz/tests/fuzz/fuzz_$$t $$limit -print_final_stats=1 -timeout=120 \
 			-artifact_prefix=build/fuzz/$$t- build/fuzz/corpus-$$t $$seeds || exit 1; \
 	done
 

@@ -51,6 +51,12 @@ struct cctx {
     pthread_mutex_t cancel_lock;
     int cancel_fd; /* eventfd written by SCardCancel while `waiting` */
     bool waiting;  /* inside a cancellable SCardGetStatusChange wait */
+    /* Transaction waits (IPC_S_TX_BUSY): a second connection of the context, opened on first
+     * need, on which WAIT_TX waits while call_lock is free for the context's other threads (the
+     * one that ends the transaction may be one of them). */
+    pthread_mutex_t wait_lock; /* one WAIT_TX at a time on wait_fd */
+    int wait_fd;
+    uint32_t wait_seq;
 };
 
 /* A decoded reply: pointers into the context's reply buffer, valid until its next call. */
@@ -86,7 +92,10 @@ void cctx_del_card(struct cctx *c, uint64_t card);
 
 /*
  * Send one request (header + fixed + var) and read its reply into *rep. If the connection was
- * lost earlier, a context-level command (card == false) first reconnects. Returns SCARD_S_SUCCESS
+ * lost earlier, a context-level command (card == false) first reconnects. A request the daemon
+ * answers with IPC_S_TX_BUSY (another handle holds the reader's transaction) is sent again once
+ * the transaction is free; meanwhile call_lock is released (the caller holds it again on
+ * return), so another thread of the same context can end that transaction. Returns SCARD_S_SUCCESS
  * when a well-formed reply arrived (its own status is rep->status), else SCARD_E_NO_SERVICE (the
  * daemon is gone; the connection is dropped with its card handles) or SCARD_E_NO_MEMORY.
  */

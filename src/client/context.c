@@ -123,6 +123,9 @@ static void cctx_destroy(struct cctx *c)
 {
     if (c->fd >= 0)
         close(c->fd);
+    if (c->wait_fd >= 0)
+        close(c->wait_fd);
+    pthread_mutex_destroy(&c->wait_lock);
     if (c->cancel_fd >= 0)
         close(c->cancel_fd);
     idmap_free(&c->cards);
@@ -138,8 +141,10 @@ static struct cctx *cctx_alloc(void)
     if (!c)
         return NULL;
     c->fd = -1;
+    c->wait_fd = -1;
     c->refs = 1;
     idmap_init(&c->cards);
+    pthread_mutex_init(&c->wait_lock, NULL);
     pthread_mutex_init(&c->call_lock, NULL);
     pthread_mutex_init(&c->cancel_lock, NULL);
     c->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -365,8 +370,62 @@ LONG cctx_recv(struct cctx *c, uint16_t cmd, uint32_t seq, struct creply *rep)
     return SCARD_S_SUCCESS;
 }
 
-LONG cctx_call(struct cctx *c, uint16_t cmd, bool card, const void *fixed, size_t fixed_len,
-               const void *var, size_t var_len, struct creply *rep)
+/* One request and its reply on the transaction-wait connection (wait_lock held). */
+static int wait_conn_call(struct cctx *c, uint16_t cmd, const void *fixed, size_t fixed_len,
+                          const void *var, size_t var_len, void *rep, size_t rep_len)
+{
+    uint8_t buf[sizeof(struct ipc_hdr) + sizeof(struct ipc_hello_req) + IPC_READER_NAME_MAX];
+    struct ipc_hdr h = {
+        .size = (uint32_t)(sizeof h + fixed_len + var_len), .cmd = cmd, .seq = ++c->wait_seq};
+    struct ipc_hdr r;
+
+    memcpy(buf, &h, sizeof h);
+    memcpy(buf + sizeof h, fixed, fixed_len);
+    if (var_len)
+        memcpy(buf + sizeof h + fixed_len, var, var_len);
+    if (ipc_send_all(c->wait_fd, buf, h.size) < 0 || ipc_recv_all(c->wait_fd, &r, sizeof r) < 0)
+        return -1;
+    if (ipc_check_header(&r, true) || r.cmd != cmd || r.seq != h.seq ||
+        r.size != sizeof r + rep_len || ipc_recv_all(c->wait_fd, rep, rep_len) < 0)
+        return -1;
+    return (int)(r.status != 0);
+}
+
+/* Wait until the reader's transaction is free (call_lock not held). */
+static LONG wait_tx(struct cctx *c, const char *reader, size_t len)
+{
+    struct ipc_none none = {0}, nrep;
+    LONG rc = SCARD_S_SUCCESS;
+
+    pthread_mutex_lock(&c->wait_lock);
+    if (c->wait_fd < 0) {
+        struct ipc_hello_req req = {.magic = IPC_MAGIC,
+                                    .major = IPC_VERSION_MAJOR,
+                                    .minor = IPC_VERSION_MINOR,
+                                    .max_msg = IPC_MSG_MAX};
+        struct ipc_hello_rep hrep;
+        c->wait_fd = open_socket(ipc_socket_path());
+        if (c->wait_fd >= 0 &&
+            (wait_conn_call(c, IPC_CMD_HELLO, &req, sizeof req, NULL, 0, &hrep, sizeof hrep) != 0 ||
+             hrep.minor < 1)) {
+            close(c->wait_fd);
+            c->wait_fd = -1;
+        }
+    }
+    if (c->wait_fd < 0 || wait_conn_call(c, IPC_CMD_WAIT_TX, &none, sizeof none, reader, len, &nrep,
+                                         sizeof nrep) < 0) {
+        log_debug(client, "transaction wait: %s", strerror(errno));
+        if (c->wait_fd >= 0)
+            close(c->wait_fd);
+        c->wait_fd = -1;
+        rc = SCARD_E_NO_SERVICE;
+    }
+    pthread_mutex_unlock(&c->wait_lock);
+    return rc;
+}
+
+static LONG call_once(struct cctx *c, uint16_t cmd, bool card, const void *fixed, size_t fixed_len,
+                      const void *var, size_t var_len, struct creply *rep)
 {
     bool had_connection = c->fd >= 0;
     LONG rc = cctx_send(c, cmd, card, fixed, fixed_len, var, var_len);
@@ -380,4 +439,27 @@ LONG cctx_call(struct cctx *c, uint16_t cmd, bool card, const void *fixed, size_
             rc = cctx_recv(c, cmd, c->seq, rep);
     }
     return rc;
+}
+
+LONG cctx_call(struct cctx *c, uint16_t cmd, bool card, const void *fixed, size_t fixed_len,
+               const void *var, size_t var_len, struct creply *rep)
+{
+    for (;;) {
+        char reader[IPC_READER_NAME_MAX];
+        size_t len;
+        LONG rc = call_once(c, cmd, card, fixed, fixed_len, var, var_len, rep);
+        if (rc != SCARD_S_SUCCESS || rep->status != IPC_S_TX_BUSY)
+            return rc;
+        len = rep->var_len;
+        if (len == 0 || len >= sizeof reader) {
+            rep->status = SCARD_F_COMM_ERROR;
+            return SCARD_S_SUCCESS;
+        }
+        memcpy(reader, rep->var, len);
+        pthread_mutex_unlock(&c->call_lock);
+        rc = wait_tx(c, reader, len);
+        pthread_mutex_lock(&c->call_lock);
+        if (rc != SCARD_S_SUCCESS)
+            return rc;
+    }
 }

@@ -38,6 +38,7 @@ int scrmd_config_defaults(struct scrmd_config *cfg)
     cfg->max_clients = SCRMD_DEFAULT_MAX_CLIENTS;
     cfg->max_cards_per_client = SCRMD_DEFAULT_MAX_CARDS;
     cfg->io_timeout_ms = 10000;
+    cfg->max_threads = 64;
     cfg->socket_mode = 0666;
     cfg->socket_gid = (gid_t)-1;
     cfg->admin_gid = (gid_t)-1;
@@ -181,6 +182,9 @@ static int set_number(struct scrmd_config *cfg, const char *key, const char *v, 
             return -1;
     } else if (strcmp(key, "max_cards_per_client") == 0) {
         if (!scrm_parse_u32(v, UINT32_MAX, &cfg->max_cards_per_client))
+            return -1;
+    } else if (strcmp(key, "max_threads") == 0) {
+        if (!scrm_parse_u32(v, 65536, &cfg->max_threads))
             return -1;
     } else if (strcmp(key, "io_timeout_ms") == 0) {
         if (!scrm_parse_u32(v, 3600000, &cfg->io_timeout_ms))

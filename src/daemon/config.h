@@ -49,6 +49,9 @@ struct scrmd_config {
     /* A client must send its HELLO, and complete each message it begins, within this many ms
      * (default 10000; 0 = no limit). An idle client with nothing half-sent is never cut. */
     uint32_t io_timeout_ms;
+    /* Worker threads of the socket server at most (default 64; 0 = no cap). Waiting clients
+     * hold no thread, so the cap only limits how many readers work in parallel. */
+    uint32_t max_threads;
     char *log_spec;       /* SCRM_LOG-style levels, e.g. "rm:debug,ipc:info" (NULL = env) */
     char *socket_path;    /* Unix socket (default SCRMD_DEFAULT_SOCKET) */
     uint32_t socket_mode; /* permissions of the socket file (default 0666) */

@@ -289,7 +289,9 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     srv->max_clients = cfg->max_clients;
     srv->max_cards = cfg->max_cards_per_client;
     srv->io_timeout_ms = cfg->io_timeout_ms;
-    srv_pool_init(&srv->pool);
+    srv->max_threads = cfg->max_threads;
+    if (srv_pool_init(&srv->pool, cfg->max_threads) < 0)
+        return -1;
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->epfd < 0 || srv->wake_fd < 0)

@@ -21,6 +21,7 @@ _Static_assert(IPC_RS_UNKNOWN == RM_READER_UNKNOWN && IPC_RS_UNAVAILABLE == RM_R
                    IPC_RS_EXCLUSIVE == RM_READER_EXCLUSIVE && IPC_RS_INUSE == RM_READER_INUSE &&
                    IPC_RS_MUTE == RM_READER_MUTE && IPC_RS_UNPOWERED == RM_READER_UNPOWERED,
                "wire reader flags are the rm's");
+_Static_assert(IPC_S_TX_BUSY == RM_TX_BUSY, "the wire's busy status is the rm's");
 _Static_assert(IPC_READER_NAME_MAX == RM_READER_NAME_MAX && IPC_ATR_MAX == RM_ATR_MAX,
                "wire limits are the rm's");
 
@@ -41,10 +42,35 @@ uint8_t *srv_reply_buf(struct session *s, size_t n)
     return s->reply;
 }
 
+/* The request would wait for another handle's transaction (RM_TX_BUSY, only for a client that
+ * waits itself): IPC_S_TX_BUSY, the command's fixed reply part zero, the reader's name. */
+static void reply_tx_busy(struct session *s, const struct ipc_hdr *req)
+{
+    const struct ipc_cmd_info *ci = ipc_cmd_info(req->cmd);
+    const char *name = rm_thread_busy_reader();
+    size_t fixed = ci ? ci->rep_size : 0, nl = strnlen(name, RM_READER_NAME_MAX - 1);
+    uint8_t *b = srv_reply_buf(s, HDR + fixed + nl);
+    if (!b)
+        return;
+    struct ipc_hdr h = {.size = (uint32_t)(HDR + fixed + nl),
+                        .cmd = req->cmd,
+                        .flags = IPC_FLAG_REPLY,
+                        .seq = req->seq,
+                        .status = IPC_S_TX_BUSY};
+    memcpy(b, &h, sizeof h);
+    memset(b + HDR, 0, fixed);
+    memcpy(b + HDR + fixed, name, nl);
+    session_send(s, b, h.size);
+}
+
 /* Send the reply already in s->reply (total bytes, header included). */
 static void reply_in_place(struct session *s, const struct ipc_hdr *req, uint32_t status,
                            size_t total)
 {
+    if (status == RM_TX_BUSY) {
+        reply_tx_busy(s, req);
+        return;
+    }
     struct ipc_hdr h = {.size = (uint32_t)total,
                         .cmd = req->cmd,
                         .flags = IPC_FLAG_REPLY,
@@ -58,7 +84,12 @@ void srv_reply(struct session *s, const struct ipc_hdr *req, uint32_t status, co
                size_t fixed_len, const void *var, size_t var_len)
 {
     size_t total = HDR + fixed_len + var_len;
-    uint8_t *b = total <= IPC_MSG_MAX ? srv_reply_buf(s, total) : NULL;
+    uint8_t *b;
+    if (status == RM_TX_BUSY) {
+        reply_tx_busy(s, req);
+        return;
+    }
+    b = total <= IPC_MSG_MAX ? srv_reply_buf(s, total) : NULL;
     if (!b) { /* cannot answer as asked: answer "no memory" without payload */
         static const uint8_t zero[64];
         b = srv_reply_buf(s, HDR + fixed_len);
@@ -124,6 +155,7 @@ static void cmd_HELLO(struct session *s, const struct ipc_hdr *h, const uint8_t 
     if (req.minor < rep.minor)
         rep.minor = req.minor;
     s->hello_done = true;
+    s->nowait = rep.minor >= 1;
     ipc_rx_set_limit(&s->rx, IPC_MSG_MAX);
     srv_reply(s, h, SCARD_S_SUCCESS, &rep, sizeof rep, NULL, 0);
 }
@@ -385,6 +417,16 @@ static void cmd_SET_ATTRIB(struct session *s, const struct ipc_hdr *h, const uin
               NULL, 0);
 }
 
+static void cmd_WAIT_TX(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed,
+                        const uint8_t *var, size_t var_len)
+{
+    char name[IPC_READER_NAME_MAX];
+    (void)fixed;
+    memcpy(name, var, var_len);
+    name[var_len] = '\0';
+    session_start_tx_wait(s, h, name);
+}
+
 /* ---- Dispatch table ---------------------------------------------------------------------------
  */
 
@@ -404,6 +446,7 @@ static void cmd_SET_ATTRIB(struct session *s, const struct ipc_hdr *h, const uin
 #define SRV_RUN_CONTROL           SRV_POOL
 #define SRV_RUN_GET_ATTRIB        SRV_POOL
 #define SRV_RUN_SET_ATTRIB        SRV_POOL
+#define SRV_RUN_WAIT_TX           SRV_POOL
 #define SRV_RUN_READER_ADD        SRV_POOL
 #define SRV_RUN_READER_REMOVE     SRV_POOL
 

@@ -54,20 +54,29 @@ struct srv_job {
     struct srv_job *next;
 };
 
+#define SRV_POOL_IDLE_MS 30000u /* an idle worker leaves after this (the last one stays) */
+
 struct srv_pool {
     pthread_mutex_t lock;
-    pthread_cond_t work;    /* a job was queued, or stop */
-    pthread_cond_t drained; /* a thread finished its job or exited */
+    pthread_cond_t work;    /* a job was queued, or stop (monotonic clock) */
+    pthread_cond_t drained; /* a thread finished its job or left */
     struct srv_job *head, *tail;
     unsigned threads, idle, running, queued;
+    unsigned max;  /* cap on threads, 0 = none */
+    unsigned peak; /* most threads at once */
     bool stop;
-    pthread_t *tids; /* threads entries, grown as threads start */
-    unsigned tids_cap;
+    bool create_failed; /* the last pthread_create failed (logged once) */
+    pthread_t *dead;    /* threads that left, to join */
+    unsigned n_dead, dead_cap;
 };
 
-int srv_pool_init(struct srv_pool *p);
-/* Queue a job; starts a thread if none is idle and the limit allows. */
+/* Start the pool with its first thread (which never leaves); -1 if it cannot be created. */
+int srv_pool_init(struct srv_pool *p, unsigned max_threads);
+/* Queue a job; starts a thread if none is free and the cap allows (if that fails, the job waits
+ * for a running thread). */
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
+/* Current and peak number of threads. */
+void srv_pool_stats(struct srv_pool *p, unsigned *threads, unsigned *peak);
 /* Wait until no job is queued or running. */
 void srv_pool_drain(struct srv_pool *p);
 /* Drain, stop and join every thread. */
@@ -78,6 +87,7 @@ void srv_pool_destroy(struct srv_pool *p);
 
 /* A GET_STATUS_CHANGE wait kept by the loop thread. */
 struct srv_wait {
+    uint16_t cmd; /* GET_STATUS_CHANGE, or WAIT_TX (one entry: the reader whose transaction) */
     uint32_t seq;
     uint32_t count;
     bool pnp;
@@ -110,6 +120,7 @@ struct session {
     /* Loop thread only. */
     struct ipc_rx rx;
     bool hello_done;
+    bool nowait; /* the client speaks minor >= 1: transaction waits are IPC_S_TX_BUSY + WAIT_TX */
     /* The pending status-change wait: set and cleared only by the worker that has the session
      * (busy) or by its teardown; others read it only while the session is not busy. */
     struct srv_wait *wait;
@@ -146,6 +157,7 @@ struct srv {
     unsigned n_sessions;
     uint32_t max_clients, max_cards;   /* quotas from the configuration, 0 = none */
     uint32_t io_timeout_ms;            /* deadline of HELLO and of a begun message, 0 = none */
+    uint32_t max_threads;              /* worker pool cap, 0 = none */
     int timer_fd;                      /* timerfd at the earliest deadline (server_timeout.c) */
     struct session *tq_head, *tq_tail; /* sessions with a deadline, earliest first */
     bool accept_paused; /* out of file descriptors: the listening socket is not watched */
@@ -205,6 +217,9 @@ void session_send(struct session *s, const uint8_t *msg, size_t len);
 void session_rearm(struct session *s);
 /* End the wait (if any) with an empty reply of status rc (the worker that has the session). */
 void session_end_wait(struct session *s, uint32_t rc);
+/* Start a WAIT_TX wait for the reader's transaction; it may answer at once. The worker that has
+ * the session. */
+void session_start_tx_wait(struct session *s, const struct ipc_hdr *h, const char *reader);
 /* Start a status-change wait on the decoded entries (which it takes over); it may answer at
  * once. 0, or -1 if out of memory (entries not taken). The worker that has the session. */
 int session_start_wait(struct session *s, const struct ipc_hdr *h, const struct ipc_gsc_req *req,

@@ -1,17 +1,46 @@
 /*
- * The server's worker pool: a FIFO of jobs served by threads that are started on demand. A job
- * that finds no idle thread free for it starts one. The number of threads is bounded by the
- * sessions, since each has at most one request in flight; there is no other cap, so jobs
- * blocked for a long time on one reader (a slow card, a transaction held elsewhere) never keep
- * another reader's clients waiting for a thread. Threads stay until the pool is destroyed, which
- * joins them.
+ * The server's worker pool: a FIFO of jobs served by threads started on demand, at most
+ * `max_threads` (scrmd.conf; 0 = no cap). A job that finds no idle thread free for it starts one
+ * while under the cap; otherwise it waits in the FIFO for the next free thread. A thread idle for
+ * SRV_POOL_IDLE_MS leaves, except the last one, so the pool shrinks back after a burst and a job
+ * always has a thread to run it even when no new thread can be created (failure to create one
+ * is logged and only means less parallelism).
+ *
+ * The cap cannot deadlock the server because no job waits for another client: waits for a
+ * transaction or a status change are events (IPC_S_TX_BUSY + WAIT_TX, watches), never a blocked
+ * thread; a job waits only for a reader's hardware (another request on the same reader, or the
+ * driver), which finishes on its own.
+ *
+ * Threads are detached from bookkeeping by themselves: a leaving thread records its id on the
+ * `dead` list, which the next submit (or the final destroy) joins outside the lock.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "daemon/server_internal.h"
+
+/* Record the calling thread as gone; p->lock held. */
+static void thread_leaving(struct srv_pool *p)
+{
+    if (p->n_dead == p->dead_cap) {
+        unsigned cap = p->dead_cap ? 2 * p->dead_cap : 8;
+        pthread_t *d = realloc(p->dead, cap * sizeof(*d));
+        if (d) {
+            p->dead = d;
+            p->dead_cap = cap;
+        }
+    }
+    if (p->n_dead < p->dead_cap)
+        p->dead[p->n_dead++] = pthread_self();
+    else
+        pthread_detach(pthread_self()); /* no room to be joined: nobody will */
+    p->threads--;
+    pthread_cond_broadcast(&p->drained);
+}
 
 static void *worker_main(void *arg)
 {
@@ -21,9 +50,16 @@ static void *worker_main(void *arg)
     for (;;) {
         struct srv_job *job;
         while (!p->head && !p->stop) {
+            struct timespec dl = scrm_deadline_ms(SRV_POOL_IDLE_MS);
+            int rc;
             p->idle++;
-            pthread_cond_wait(&p->work, &p->lock);
+            rc = pthread_cond_timedwait(&p->work, &p->lock, &dl);
             p->idle--;
+            if (rc == ETIMEDOUT && !p->head && p->threads > 1) {
+                thread_leaving(p); /* idle long enough, and not the last one */
+                pthread_mutex_unlock(&p->lock);
+                return NULL;
+            }
         }
         if (!p->head) /* stop, and nothing left */
             break;
@@ -39,44 +75,67 @@ static void *worker_main(void *arg)
         p->running--;
         pthread_cond_broadcast(&p->drained);
     }
+    thread_leaving(p);
     pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
-int srv_pool_init(struct srv_pool *p)
+/* Start one worker; p->lock held. False if it could not be created. */
+static bool start_thread(struct srv_pool *p)
 {
-    memset(p, 0, sizeof *p);
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->work, NULL);
-    pthread_cond_init(&p->drained, NULL);
-    return 0;
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, worker_main, p);
+    if (rc != 0) {
+        if (!p->create_failed) /* once per episode, not once per job */
+            log_warn(ipc,
+                     "cannot start another worker thread (%u running): %s; jobs wait for "
+                     "the running ones",
+                     p->threads, strerror(rc));
+        p->create_failed = true;
+        return false;
+    }
+    p->create_failed = false;
+    p->threads++;
+    if (p->threads > p->peak)
+        p->peak = p->threads;
+    return true;
 }
 
-/* Start one worker; p->lock held. */
-static void start_thread(struct srv_pool *p)
+int srv_pool_init(struct srv_pool *p, unsigned max_threads)
 {
-    if (p->threads == p->tids_cap) {
-        unsigned cap = p->tids_cap ? 2 * p->tids_cap : 8;
-        pthread_t *t = realloc(p->tids, cap * sizeof(*t));
-        if (!t) {
-            scrm_assert(p->threads > 0); /* the first worker must exist */
-            log_warn(ipc, "cannot start another worker thread: out of memory");
-            return;
-        }
-        p->tids = t;
-        p->tids_cap = cap;
-    }
-    int rc = pthread_create(&p->tids[p->threads], NULL, worker_main, p);
-    if (rc == 0)
-        p->threads++;
-    else if (p->threads == 0)
-        scrm_assert(!"cannot start the first server worker");
-    else
-        log_warn(ipc, "cannot start another worker thread: %s", strerror(rc));
+    int rc;
+    memset(p, 0, sizeof *p);
+    p->max = max_threads;
+    pthread_mutex_init(&p->lock, NULL);
+    scrm_cond_init_monotonic(&p->work);
+    pthread_cond_init(&p->drained, NULL);
+    pthread_mutex_lock(&p->lock);
+    rc = start_thread(p) ? 0 : -1; /* the one that always stays */
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+/* Join the threads that left (outside the lock). */
+static void reap(struct srv_pool *p)
+{
+    pthread_t *dead;
+    unsigned n;
+
+    pthread_mutex_lock(&p->lock);
+    dead = p->dead;
+    n = p->n_dead;
+    p->dead = NULL;
+    p->n_dead = p->dead_cap = 0;
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(dead[i], NULL);
+    free(dead);
 }
 
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
 {
+    bool dead;
+
     job->next = NULL;
     pthread_mutex_lock(&p->lock);
     if (p->tail)
@@ -85,11 +144,13 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
         p->head = job;
     p->tail = job;
     /* Idle threads already signalled for earlier jobs are not free: count queued jobs. */
-    if (++p->queued > p->idle)
-        start_thread(p);
-    else
-        pthread_cond_signal(&p->work);
+    if (++p->queued > p->idle && (!p->max || p->threads < p->max))
+        (void)start_thread(p); /* on failure the job waits for a running thread */
+    pthread_cond_signal(&p->work);
+    dead = p->n_dead > 0;
     pthread_mutex_unlock(&p->lock);
+    if (dead)
+        reap(p);
 }
 
 void srv_pool_drain(struct srv_pool *p)
@@ -100,6 +161,14 @@ void srv_pool_drain(struct srv_pool *p)
     pthread_mutex_unlock(&p->lock);
 }
 
+void srv_pool_stats(struct srv_pool *p, unsigned *threads, unsigned *peak)
+{
+    pthread_mutex_lock(&p->lock);
+    *threads = p->threads;
+    *peak = p->peak;
+    pthread_mutex_unlock(&p->lock);
+}
+
 void srv_pool_destroy(struct srv_pool *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -107,13 +176,10 @@ void srv_pool_destroy(struct srv_pool *p)
         pthread_cond_wait(&p->drained, &p->lock);
     p->stop = true;
     pthread_cond_broadcast(&p->work);
+    while (p->threads > 0)
+        pthread_cond_wait(&p->drained, &p->lock);
     pthread_mutex_unlock(&p->lock);
-    for (unsigned i = 0; i < p->threads; i++)
-        pthread_join(p->tids[i], NULL);
-    p->threads = 0;
-    free(p->tids);
-    p->tids = NULL;
-    p->tids_cap = 0;
+    reap(p);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->drained);
     pthread_mutex_destroy(&p->lock);

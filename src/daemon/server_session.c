@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -151,6 +152,9 @@ static void gone_job(struct srv_job *job)
 {
     struct session *s = (struct session *)((char *)job - offsetof(struct session, gone));
     int n;
+    /* The teardown never waits for another client's transaction either (rm_owner_gone then
+     * leaves the card as it is), so it cannot hold a worker that client's END needs. */
+    rm_thread_nowait(true);
     free_wait(s); /* O(the client's entries), off the loop thread */
     n = rm_owner_gone(s->srv->rm, s->id);
     if (n > 0)
@@ -264,6 +268,11 @@ void session_wait_eval(struct session *s)
 
     if (!s->wait)
         return;
+    if (s->wait->cmd == IPC_CMD_WAIT_TX) {
+        if (rm_reader_tx_free(s->srv->rm, s->wait->entries[0].name))
+            session_end_wait(s, SCARD_S_SUCCESS);
+        return;
+    }
     st = calloc(s->wait->count ? s->wait->count : 1, sizeof *st);
     if (!st) {
         session_end_wait(s, SCARD_E_NO_MEMORY);
@@ -282,12 +291,47 @@ void session_wait_eval(struct session *s)
 void session_end_wait(struct session *s, uint32_t rc)
 {
     struct ipc_hdr req = {.cmd = IPC_CMD_GET_STATUS_CHANGE};
-    struct ipc_gsc_rep rep = {0};
+    struct ipc_gsc_rep rep = {0}; /* the same 8 zero bytes as WAIT_TX's ipc_none */
+    _Static_assert(sizeof(struct ipc_gsc_rep) == sizeof(struct ipc_none), "empty wait replies");
     if (!s->wait)
         return;
+    req.cmd = s->wait->cmd;
     req.seq = s->wait->seq;
     free_wait(s);
     srv_reply(s, &req, rc, &rep, sizeof rep, NULL, 0);
+}
+
+void session_start_tx_wait(struct session *s, const struct ipc_hdr *h, const char *reader)
+{
+    struct srv_wait *w = calloc(1, sizeof *w);
+    struct ipc_none rep = {0};
+
+    if (w) {
+        w->entries = calloc(1, sizeof *w->entries);
+        w->watches = calloc(1, sizeof(struct rm_watch *));
+    }
+    if (!w || !w->entries || !w->watches) {
+        if (w) {
+            free(w->entries);
+            free(w->watches);
+        }
+        free(w);
+        srv_reply(s, h, SCARD_E_NO_MEMORY, &rep, sizeof rep, NULL, 0);
+        return;
+    }
+    w->cmd = IPC_CMD_WAIT_TX;
+    w->seq = h->seq;
+    w->count = 1;
+    snprintf(w->entries[0].name, sizeof w->entries[0].name, "%s", reader);
+    s->wait = w;
+    /* Watch first, then test: a release between the two fires the watch. */
+    w->watches[0] = rm_watch(s->srv->rm, reader, watch_fired, s);
+    w->n_watches = 1;
+    if (!w->watches[0]) {
+        session_end_wait(s, SCARD_E_NO_MEMORY);
+        return;
+    }
+    session_wait_eval(s);
 }
 
 /* Index of the first entry named like entries[i] among those already in the set, or -1 after
@@ -327,6 +371,7 @@ int session_start_wait(struct session *s, const struct ipc_hdr *h, const struct 
         free(w);
         return -1;
     }
+    w->cmd = IPC_CMD_GET_STATUS_CHANGE;
     w->seq = h->seq;
     w->count = req->count;
     w->pnp = (req->flags & IPC_GSC_PNP) != 0;
@@ -444,6 +489,9 @@ static void request_job(struct srv_job *job)
 {
     struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
 
+    /* A client that waits for transactions itself gets IPC_S_TX_BUSY instead of a worker
+     * blocked until another handle's transaction ends. */
+    rm_thread_nowait(s->nowait);
     do {
         srv_cmd_exec(s, s->job_msg, s->job_len);
         free(s->job_msg);

@@ -98,6 +98,10 @@ static const char *check_lengths(uint32_t cmd, const uint8_t *fixed, size_t var_
             return "bad reader argument length";
         return NULL;
     }
+    case IPC_CMD_WAIT_TX:
+        if (var_len == 0 || var_len >= IPC_READER_NAME_MAX || memchr(fixed + 8, '\0', var_len))
+            return "bad reader name length";
+        return NULL;
     case IPC_CMD_SET_ATTRIB: {
         struct ipc_setattr_req r;
         memcpy(&r, fixed, sizeof r);

@@ -19,6 +19,14 @@
  * Commands are listed once, in IPC_COMMAND_LIST; the enum, the names, the size checks of
  * ipc_check_request() and the daemon's dispatch table are all generated from that list.
  *
+ * Transactions (minor 1): a request that would have to wait for another handle's transaction is
+ * answered at once with status IPC_S_TX_BUSY, its fixed reply part zero and the reader's name as
+ * variable part; nothing was done. The client waits, without holding its connection, by sending
+ * WAIT_TX (the reader name as variable part) on a connection of its own: the daemon answers it
+ * (status 0) once that reader's transaction is free, as an event, holding no thread meanwhile;
+ * STOP_WAIT ends it with SCARD_E_CANCELLED. Then the client sends its request again. A client
+ * that said minor 0 in its HELLO never gets IPC_S_TX_BUSY (its requests wait in the daemon).
+ *
  * One connection is one PC/SC context. Card handles are random 63-bit values issued by the daemon
  * and valid only on the connection that obtained them.
  */
@@ -32,7 +40,7 @@
 /* ---- Protocol constants ---------------------------------------------------------------------- */
 #define IPC_MAGIC         0x4D524353u /* "SCRM" in little-endian byte order */
 #define IPC_VERSION_MAJOR 1u          /* incompatible changes */
-#define IPC_VERSION_MINOR 0u          /* compatible additions */
+#define IPC_VERSION_MINOR 1u          /* compatible additions (1: WAIT_TX, IPC_S_TX_BUSY) */
 
 #define IPC_DEFAULT_SOCKET "/run/scrm/scrm.sock"
 #define IPC_SOCKET_ENV     "SCRM_SOCKET" /* clients and scrmd honour it */
@@ -46,6 +54,8 @@
 #define IPC_GSC_MAX         4096u /* readers in one GET_STATUS_CHANGE request */
 
 #define IPC_FLAG_REPLY 0x0001u
+
+#define IPC_S_TX_BUSY 0x8010FFF1u /* reply status: wait with WAIT_TX, then retry (not PC/SC) */
 
 /* ---- Header ---------------------------------------------------------------------------------- */
 struct ipc_hdr {
@@ -252,7 +262,8 @@ struct ipc_reader_rep {
     X(GET_ATTRIB, 13, ipc_getattr_req, 0, ipc_data_rep)                                          \
     X(SET_ATTRIB, 14, ipc_setattr_req, IPC_DATA_MAX, ipc_none)                                   \
     X(READER_ADD, 15, ipc_reader_req, IPC_DEVICE_MAX, ipc_reader_rep)                            \
-    X(READER_REMOVE, 16, ipc_reader_req, IPC_READER_NAME_MAX, ipc_reader_rep)
+    X(READER_REMOVE, 16, ipc_reader_req, IPC_READER_NAME_MAX, ipc_reader_rep)                    \
+    X(WAIT_TX, 17, ipc_none, IPC_READER_NAME_MAX, ipc_none)
 
 enum ipc_cmd {
 #define IPC_X_ENUM(name, code, req, var, rep) IPC_CMD_##name = (code),

@@ -141,12 +141,44 @@ static void unlink_waiter_locked(struct rm_reader *r, struct rm_waiter *w)
     }
 }
 
+/* rm_thread_nowait(): this thread's calls return RM_TX_BUSY instead of waiting without limit,
+ * and the reader that refused them. */
+static _Thread_local bool tl_nowait;
+static _Thread_local char tl_busy_reader[RM_READER_NAME_MAX];
+
+void rm_thread_nowait(bool on)
+{
+    tl_nowait = on;
+}
+
+const char *rm_thread_busy_reader(void)
+{
+    return tl_busy_reader;
+}
+
+bool rm_reader_tx_free(struct rm *rm, const char *name)
+{
+    struct rm_reader *r = rm_reader_by_name(rm, name);
+    bool free_ = true;
+    if (!r)
+        return true;
+    pthread_mutex_lock(&r->lock);
+    free_ = !r->tx_owner || r->gone;
+    pthread_mutex_unlock(&r->lock);
+    rm_reader_unref(r);
+    return free_;
+}
+
 /* Wait until no handle other than `me` holds the reader's transaction; r->lock held. */
 static uint32_t wait_turn_locked(struct rm_reader *r, uint64_t owner, const struct rm_conn *me,
                                  uint64_t deadline_ns)
 {
     if (!r->tx_owner || r->tx_owner == me)
         return SCARD_S_SUCCESS;
+    if (tl_nowait && deadline_ns == UINT64_MAX) {
+        snprintf(tl_busy_reader, sizeof(tl_busy_reader), "%s", r->name);
+        return RM_TX_BUSY;
+    }
     struct rm_waiter w = {.owner = owner, .next = r->waiters};
     /* w lives on this stack frame only while linked: it is unlinked before returning. */
     // cppcheck-suppress autoVariables
@@ -440,10 +472,28 @@ uint32_t rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition)
 {
     if (disposition > SCARD_EJECT_CARD)
         return SCARD_E_INVALID_VALUE;
+    if (tl_nowait && disposition != SCARD_LEAVE_CARD) {
+        /* A disposition waits for another handle's transaction: say so before the handle is
+         * taken out of the table, so that it still exists for the retry. */
+        struct rm_conn *p = conn_get(rm, card);
+        if (!p)
+            return SCARD_E_INVALID_HANDLE;
+        pthread_mutex_lock(&p->r->lock);
+        uint32_t busy = wait_turn_locked(p->r, p->owner, p, UINT64_MAX);
+        pthread_mutex_unlock(&p->r->lock);
+        conn_put(p);
+        if (busy == RM_TX_BUSY)
+            return busy;
+    }
     struct rm_conn *c = conn_take(rm, card);
     if (!c)
         return SCARD_E_INVALID_HANDLE;
     uint32_t rc = leave_disposition(c, disposition);
+    if (rc == RM_TX_BUSY) { /* taken in between: the handle is gone, the card is left as it is */
+        log_info(rm, "reader '%s': disposition %s skipped: another handle's transaction",
+                 c->r->name, scard_disposition_name(disposition));
+        rc = SCARD_S_SUCCESS;
+    }
     if (rc)
         log_info(rm, "reader '%s': disposition %s failed: %s", c->r->name,
                  scard_disposition_name(disposition), scard_code_name(rc));
@@ -490,7 +540,11 @@ uint32_t rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition)
         return SCARD_E_INVALID_HANDLE;
     struct rm_reader *r = c->r;
     pthread_mutex_lock(&r->lock);
-    uint32_t rc = r->tx_owner == c ? conn_check_locked(r, c, true) : SCARD_E_NOT_TRANSACTED;
+    /* As pcsc-lite: ending another handle's transaction is a sharing violation (and leaves the
+     * card alone); with no transaction at all, NOT_TRANSACTED. */
+    uint32_t rc = r->tx_owner == c ? conn_check_locked(r, c, true)
+                  : r->tx_owner    ? SCARD_E_SHARING_VIOLATION
+                                   : SCARD_E_NOT_TRANSACTED;
     pthread_mutex_unlock(&r->lock);
     if (!rc && disposition != SCARD_LEAVE_CARD) {
         pthread_mutex_lock(&r->seq_lock);
@@ -506,11 +560,16 @@ uint32_t rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition)
         pthread_mutex_unlock(&r->seq_lock);
     }
     pthread_mutex_lock(&r->lock);
-    if (r->tx_owner == c && rc != SCARD_E_NOT_TRANSACTED && --r->tx_depth == 0) {
+    bool released = false;
+    if (r->tx_owner == c && rc != SCARD_E_NOT_TRANSACTED && rc != SCARD_E_SHARING_VIOLATION &&
+        --r->tx_depth == 0) {
         r->tx_owner = NULL;
+        released = true;
         pthread_cond_broadcast(&r->cond);
     }
     pthread_mutex_unlock(&r->lock);
+    if (released) /* the watchers of the reader learn that its transaction is free */
+        rm_notify_reader(r);
     conn_put(c);
     return rc;
 }
@@ -807,7 +866,10 @@ int rm_owner_gone(struct rm *rm, uint64_t owner)
         pthread_mutex_unlock(&c->r->lock);
         conn_put(c);
         uint32_t disp = other_tx ? SCARD_LEAVE_CARD : SCARD_RESET_CARD;
-        if (rm_disconnect(rm, ids[i], disp) != SCARD_E_INVALID_HANDLE)
+        uint32_t rc = rm_disconnect(rm, ids[i], disp);
+        if (rc == RM_TX_BUSY) /* another handle took the transaction meanwhile: leave the card */
+            rc = rm_disconnect(rm, ids[i], SCARD_LEAVE_CARD);
+        if (rc != SCARD_E_INVALID_HANDLE)
             closed++;
     }
     free(ids);

@@ -255,10 +255,27 @@ uint32_t rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition);
  * SCARD_E_TIMEOUT. SCARD_E_CANCELLED if rm_cancel_waits() / rm_owner_gone() hit the owner.
  */
 uint32_t rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms);
-/* Release one level of the lock and apply the disposition. SCARD_E_NOT_TRANSACTED if the handle
- * does not hold it. After SCARD_RESET_CARD the handle keeps working (its protocol is set again on
- * the reset card; the other handles get SCARD_W_RESET_CARD); after SCARD_UNPOWER_CARD the card
- * stays unpowered and this handle's transmits get SCARD_W_UNPOWERED_CARD until it reconnects. */
+/*
+ * Event-driven transaction waits (scrmd): after rm_thread_nowait(true) the calls of this thread
+ * that would wait without limit for another handle's transaction (begin with RM_INFINITE, and
+ * every call that needs the card: connect, reconnect, disconnect with a disposition, status,
+ * transmit, control, attributes) return RM_TX_BUSY at once, having done nothing, and
+ * rm_thread_busy_reader() names the reader. The caller waits for the event instead of a thread:
+ * a watch on the reader fires when its transaction is released (end, disconnect of the holder,
+ * end of its owner, departure), and rm_reader_tx_free() tells whether it is free now. Watch
+ * first, then test, then retry, so no release is missed. RM_TX_BUSY is not a PC/SC code and must
+ * not reach an application.
+ */
+#define RM_TX_BUSY 0x8010FFF1u
+void rm_thread_nowait(bool on);
+const char *rm_thread_busy_reader(void);
+bool rm_reader_tx_free(struct rm *rm, const char *name);
+
+/* Release one level of the lock and apply the disposition. SCARD_E_NOT_TRANSACTED if no handle
+ * holds it; SCARD_E_SHARING_VIOLATION (card untouched) if another handle does, as pcsc-lite. After
+ * SCARD_RESET_CARD the handle keeps working (its protocol is set again on the reset card; the other
+ * handles get SCARD_W_RESET_CARD); after SCARD_UNPOWER_CARD the card stays unpowered and this
+ * handle's transmits get SCARD_W_UNPOWERED_CARD until it reconnects. */
 uint32_t rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition);
 
 struct rm_card_status {

@@ -126,7 +126,8 @@ static void test_transaction_rules(void **state)
     uint64_t t0 = scrm_now_ns();
     assert_int_equal(rm_begin_transaction(t->rm, b, 50), SCARD_E_TIMEOUT);
     assert_true(scrm_now_ns() - t0 >= 50u * 1000000u);
-    assert_int_equal(rm_end_transaction(t->rm, b, SCARD_LEAVE_CARD), SCARD_E_NOT_TRANSACTED);
+    /* Another handle holds it: a sharing violation, as pcsc-lite, and nothing happens. */
+    assert_int_equal(rm_end_transaction(t->rm, b, SCARD_RESET_CARD), SCARD_E_SHARING_VIOLATION);
     assert_int_equal(transmit(t, a), SCARD_S_SUCCESS);
     assert_int_equal(rm_end_transaction(t->rm, a, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
     assert_int_equal(rm_begin_transaction(t->rm, b, 0), SCARD_E_TIMEOUT); /* still held once */
@@ -164,6 +165,38 @@ static void *call_thread(void *p)
 
 /* Another handle's transmit waits for the transaction: it runs after the holder's RESET, so it
  * sees SCARD_W_RESET_CARD (had it run inside the transaction it would have succeeded). */
+/* Event-driven waits: with rm_thread_nowait the calls that would wait for another handle's
+ * transaction return RM_TX_BUSY at once having done nothing; the release fires the reader's
+ * watch and rm_reader_tx_free says so. */
+static void test_transaction_nowait(void **state)
+{
+    (void)state;
+    struct rmt *t = setup(false);
+    uint64_t a = connect_ok(t, 1, R1, SCARD_SHARE_SHARED);
+    uint64_t b = connect_ok(t, 2, R1, SCARD_SHARE_SHARED);
+    struct rmt_counter c;
+    rmt_counter_init(&c);
+    assert_true(rm_reader_tx_free(t->rm, R1));
+    assert_int_equal(rm_begin_transaction(t->rm, a, RM_INFINITE), SCARD_S_SUCCESS);
+    assert_false(rm_reader_tx_free(t->rm, R1));
+    rm_thread_nowait(true);
+    assert_int_equal(rm_begin_transaction(t->rm, b, RM_INFINITE), RM_TX_BUSY);
+    assert_string_equal(rm_thread_busy_reader(), R1);
+    assert_int_equal(transmit(t, b), RM_TX_BUSY);
+    assert_int_equal(transmit(t, a), SCARD_S_SUCCESS); /* the holder is not concerned */
+    assert_int_equal(rm_begin_transaction(t->rm, b, 0), SCARD_E_TIMEOUT); /* a bounded wait */
+    rm_thread_nowait(false);
+    struct rm_watch *w = rm_watch(t->rm, R1, rmt_counter_cb, &c);
+    assert_int_equal(rm_end_transaction(t->rm, a, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    assert_true(rmt_counter_wait(&c, 1));
+    assert_true(rm_reader_tx_free(t->rm, R1));
+    assert_int_equal(rm_begin_transaction(t->rm, b, RM_INFINITE), SCARD_S_SUCCESS);
+    assert_int_equal(rm_end_transaction(t->rm, b, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rm_unwatch(t->rm, w);
+    rmt_counter_fini(&c);
+    rmt_free(t);
+}
+
 static void test_transaction_blocks_other_handle(void **state)
 {
     (void)state;
@@ -532,6 +565,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_share_modes),
         cmocka_unit_test(test_transaction_rules),
+        cmocka_unit_test(test_transaction_nowait),
         cmocka_unit_test(test_transaction_blocks_other_handle),
         cmocka_unit_test(test_disconnect_waits_for_transaction),
         cmocka_unit_test(test_three_handles_mutual_exclusion),

@@ -1,0 +1,190 @@
+"""Transactions without threads held in the daemon and without a context lock held during a wait:
+two handles of one context used from two threads, ending another handle's transaction (as
+pcsc-lite: SCARD_E_SHARING_VIOLATION, card untouched), and hundreds of clients waiting for one
+reader's transaction while the daemon's thread count stays bounded and other readers are served.
+"""
+import struct
+import threading
+
+import pytest
+from smartcard.scard import (SCARD_LEAVE_CARD, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1,
+                             SCARD_RESET_CARD, SCARD_S_SUCCESS, SCARD_SCOPE_USER,
+                             SCARD_SHARE_SHARED, SCardBeginTransaction, SCardConnect,
+                             SCardDisconnect, SCardEndTransaction, SCardEstablishContext,
+                             SCardReconnect, SCardReleaseContext, SCardStatus, SCardTransmit)
+
+import scrm_env as env
+from scrm_env import R_SPARE, R_T1
+
+E_SHARING_VIOLATION = 0x8010000B
+W_RESET_CARD = 0x80100068
+TX_BUSY = 0x8010FFF1
+BEGIN, END, WAIT_TX = 8, 9, 17
+ECHO = [0x80, 0xEC, 0x00, 0x00, 0x02, 0x01, 0x02, 0x00]
+PROTOS = SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1
+
+
+@pytest.fixture(scope='module')
+def daemon():
+    d = env.Daemon()
+    yield d
+    d.close()
+
+
+def u(rc):
+    return rc & 0xFFFFFFFF
+
+
+def two_handles(reader=R_T1):
+    hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+    assert hr == SCARD_S_SUCCESS
+    hr, a, pa = SCardConnect(ctx, reader, SCARD_SHARE_SHARED, PROTOS)
+    assert hr == SCARD_S_SUCCESS
+    hr, b, pb = SCardConnect(ctx, reader, SCARD_SHARE_SHARED, PROTOS)
+    assert hr == SCARD_S_SUCCESS
+    return ctx, (a, pa), (b, pb)
+
+
+def close_all(ctx, *cards):
+    for c in cards:
+        SCardDisconnect(c, SCARD_LEAVE_CARD)
+    SCardReleaseContext(ctx)
+
+
+@pytest.mark.parametrize('call', ['begin', 'reconnect', 'transmit'])
+def test_one_context_two_threads(daemon, call):
+    """Thread B's call waits for the transaction thread A holds on the same context; A can
+    still use the context and end the transaction, then B's call completes."""
+    ctx, (a, pa), (b, pb) = two_handles()
+    assert SCardBeginTransaction(a) == SCARD_S_SUCCESS
+    result = {}
+
+    def other():
+        if call == 'begin':
+            result['rc'] = SCardBeginTransaction(b)
+        elif call == 'reconnect':
+            result['rc'] = SCardReconnect(b, SCARD_SHARE_SHARED, PROTOS, SCARD_LEAVE_CARD)[0]
+        else:
+            result['rc'] = SCardTransmit(b, pb, ECHO)[0]
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join(0.2)  # B is (very likely) waiting now; the assertions below hold either way
+    hr, resp = SCardTransmit(a, pa, ECHO)
+    assert hr == SCARD_S_SUCCESS and bytes(resp)[-2:] == b'\x90\x00'
+    assert 'rc' not in result  # B cannot have got through A's transaction
+    assert SCardEndTransaction(a, SCARD_LEAVE_CARD) == SCARD_S_SUCCESS
+    t.join(10)
+    assert not t.is_alive(), 'the waiting call never returned: the context stayed locked'
+    assert result['rc'] == SCARD_S_SUCCESS
+    if call == 'begin':
+        assert SCardEndTransaction(b, SCARD_LEAVE_CARD) == SCARD_S_SUCCESS
+    close_all(ctx, a, b)
+
+
+def test_end_by_another_handle(daemon):
+    """As pcsc-lite: SCARD_E_SHARING_VIOLATION, the transaction and the card untouched."""
+    ctx, (a, pa), (b, _pb) = two_handles()
+    hr, _r, _s, _p, atr_before = SCardStatus(a)
+    assert hr == SCARD_S_SUCCESS
+    assert SCardBeginTransaction(a) == SCARD_S_SUCCESS
+    assert u(SCardEndTransaction(b, SCARD_RESET_CARD)) == E_SHARING_VIOLATION
+    hr, resp = SCardTransmit(a, pa, ECHO)  # no reset happened: no W_RESET_CARD for a
+    assert hr == SCARD_S_SUCCESS and bytes(resp)[-2:] == b'\x90\x00'
+    hr, _r, _s, _p, atr_after = SCardStatus(a)
+    assert hr == SCARD_S_SUCCESS and atr_after == atr_before
+    assert SCardEndTransaction(a, SCARD_LEAVE_CARD) == SCARD_S_SUCCESS
+    close_all(ctx, a, b)
+
+
+def proc_threads(pid):
+    with open(f'/proc/{pid}/status', encoding='ascii') as f:
+        for line in f:
+            if line.startswith('Threads:'):
+                return int(line.split()[1])
+    return -1
+
+
+def hello_v1(s):
+    s.sendall(env.wire_msg(env.HELLO, struct.pack('<IHHII', 0x4D524353, 1, 1, 1 << 20, 0)))
+    cmd, _seq, status, _body = env.wire_recv(s)
+    assert cmd == env.HELLO and status == 0
+
+
+def test_many_waiters_hold_no_thread(daemon):
+    """200 clients wait for one reader's transaction: each is told IPC_S_TX_BUSY at once and
+    waits with WAIT_TX, no daemon thread per waiter; the holder and other readers are served
+    meanwhile; when the holder ends, every waiter is woken."""
+    run_waiters(daemon, 200)  # under the default max_clients (256)
+
+
+def test_thread_cap_one_worker():
+    """With a single worker thread (max_threads = 1) the same: the waiters hold nothing, the
+    holder's END and another reader's clients are served, the pool never grows."""
+    d = env.Daemon(extra='max_threads = 1\n')
+    try:
+        run_waiters(d, 100)
+        stop = threading.Event()
+        errors = []
+
+        def apdus(reader):
+            hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+            hr, card, p = SCardConnect(ctx, reader, SCARD_SHARE_SHARED, PROTOS)
+            while hr == SCARD_S_SUCCESS and not stop.is_set():
+                hr = SCardTransmit(card, p, ECHO)[0]
+            if hr != SCARD_S_SUCCESS:
+                errors.append(hex(u(hr)))
+            close_all(ctx, card)
+
+        ts = [threading.Thread(target=apdus, args=(r,)) for r in (R_T1, R_SPARE) * 8]
+        for t in ts:
+            t.start()
+        ctx, (a, pa), (b, _pb) = two_handles(R_SPARE)  # a transaction in the middle of it
+        assert SCardBeginTransaction(a) == SCARD_S_SUCCESS
+        assert SCardTransmit(a, pa, ECHO)[0] == SCARD_S_SUCCESS
+        assert SCardEndTransaction(a, SCARD_LEAVE_CARD) == SCARD_S_SUCCESS
+        close_all(ctx, a, b)
+        stop.set()
+        for t in ts:
+            t.join(20)
+        assert not errors and not any(t.is_alive() for t in ts)
+    finally:
+        d.close()
+
+
+def run_waiters(daemon, n):
+    hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+    hr, holder, hp = SCardConnect(ctx, R_T1, SCARD_SHARE_SHARED, PROTOS)
+    assert hr == SCARD_S_SUCCESS
+    name = R_T1.encode()
+    socks, cards = [], []
+    for _ in range(n):  # connected before the transaction (a connect would wait for it too)
+        s = env.wire_connect(daemon.sock)
+        hello_v1(s)
+        s.sendall(env.wire_msg(env.CONNECT, struct.pack('<IIII', 2, 3, len(name), 0), name, seq=2))
+        _cmd, _seq, status, body = env.wire_recv(s)
+        assert status == 0
+        socks.append(s)
+        cards.append(struct.unpack('<QII', body)[0])
+    assert SCardBeginTransaction(holder) == SCARD_S_SUCCESS
+    base = proc_threads(daemon.proc.pid)
+    for s, card in zip(socks, cards):
+        s.sendall(env.wire_msg(BEGIN, struct.pack('<Q', card), seq=3))
+        cmd, seq, status, body = env.wire_recv(s)
+        assert (cmd, seq, status) == (BEGIN, 3, TX_BUSY) and body[8:] == name
+        s.sendall(env.wire_msg(WAIT_TX, bytes(8), name, seq=4))
+    # No thread per waiter: a burst of requests may start a few workers, far fewer than n.
+    assert proc_threads(daemon.proc.pid) <= base + 16
+    # Another reader's client and the holder itself are served.
+    hr2, ctx2 = SCardEstablishContext(SCARD_SCOPE_USER)
+    hr2, other, op = SCardConnect(ctx2, R_SPARE, SCARD_SHARE_SHARED, PROTOS)
+    assert hr2 == SCARD_S_SUCCESS
+    assert SCardTransmit(other, op, ECHO)[0] == SCARD_S_SUCCESS
+    assert SCardTransmit(holder, hp, ECHO)[0] == SCARD_S_SUCCESS
+    assert SCardEndTransaction(holder, SCARD_LEAVE_CARD) == SCARD_S_SUCCESS
+    for s in socks:  # every waiter learns that the transaction is free
+        cmd, seq, status, _body = env.wire_recv(s)
+        assert (cmd, seq, status) == (WAIT_TX, 4, 0)
+        s.close()
+    close_all(ctx2, other)
+    close_all(ctx, holder)

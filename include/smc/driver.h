@@ -137,6 +137,11 @@ struct smc_driver_ops {
     void (*cancel_pending)(struct smc_reader *r);
 };
 
+/* Write the names name(0), name(1), ... (until NULL) into io->out, each NUL-terminated, and set
+ * io->info; STATUS_BUFFER_TOO_SMALL (io->info = the size needed) if they do not fit. For vendor
+ * IOCTLs that list what a driver accepts (simulator profiles). */
+SMC_API smc_status smc_put_names(struct smc_io *io, const char *(*name)(size_t i));
+
 /* ---- Reader object accessors for drivers ---------------------------------------------------- */
 
 SMC_API void *smc_reader_priv(const struct smc_reader *r);

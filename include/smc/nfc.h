@@ -45,6 +45,8 @@
  * u32 transmit session open, u32 transparent session open. */
 #define NFC_IOCTL_INFO      SMC_CTL_CODE(NFC_IOCTL_BASE + 5)
 #define NFC_INFO_SIZE       20u
+/* Output: the tag profile names NFC_IOCTL_TAG_ENTER accepts, each NUL-terminated. */
+#define NFC_IOCTL_PROFILES  SMC_CTL_CODE(NFC_IOCTL_BASE + 6)
 
 enum nfc_fault {
     NFC_FAULT_NONE = 0,       /* clear the faults */

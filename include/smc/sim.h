@@ -24,13 +24,15 @@
 
 /* Input: card profile name (bytes, no NUL needed); empty = the reader's configured/default card.
  * STATUS_DEVICE_BUSY if a card is already in; STATUS_INVALID_PARAMETER for an unknown profile. */
-#define SIM_IOCTL_INSERT SMC_CTL_CODE(2048 + 1)
+#define SIM_IOCTL_INSERT   SMC_CTL_CODE(2048 + 1)
 /* No input. STATUS_NO_MEDIA if no card. */
-#define SIM_IOCTL_REMOVE SMC_CTL_CODE(2048 + 2)
+#define SIM_IOCTL_REMOVE   SMC_CTL_CODE(2048 + 2)
 /* Input: u32 fault (little-endian), u32 parameter. See enum sim_fault. */
-#define SIM_IOCTL_FAULT  SMC_CTL_CODE(2048 + 3)
+#define SIM_IOCTL_FAULT    SMC_CTL_CODE(2048 + 3)
 /* Output: u32 state of the simulated card slot, u32 insertions so far, u32 removals so far. */
-#define SIM_IOCTL_INFO   SMC_CTL_CODE(2048 + 4)
+#define SIM_IOCTL_INFO     SMC_CTL_CODE(2048 + 4)
+/* Output: the card profile names SIM_IOCTL_INSERT accepts, each NUL-terminated. */
+#define SIM_IOCTL_PROFILES SMC_CTL_CODE(2048 + 5)
 
 enum sim_fault {
     SIM_FAULT_NONE = 0,            /* clear every fault */

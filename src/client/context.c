@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/scard_codes.h"
 
 /* The process-wide registry (see client.h for why it exists). */
 static struct {
@@ -80,12 +81,25 @@ static LONG cctx_connect(struct cctx *c)
 
     c->fd = open_socket(path);
     if (c->fd < 0) {
-        log_debug(client, "cannot connect to %s: %s", path, strerror(errno));
+        int e = errno;
+        const char *env = getenv(IPC_SOCKET_ENV);
+        /* Quiet by default; SCRM_LOG=client:info shows why (`scrm doctor` explains it). */
+        log_info(client, "cannot connect to scrmd at %s (%s): %s%s", path,
+                 env && *env ? "$SCRM_SOCKET" : "default", strerror(e),
+                 e == ENOENT         ? "; is scrmd running? (scrm doctor)"
+                 : e == EACCES       ? "; this user may not use the socket (its group)"
+                 : e == ECONNREFUSED ? "; a stale socket: scrmd stopped"
+                                     : "");
         return SCARD_E_NO_SERVICE;
     }
     rc = cctx_call(c, IPC_CMD_HELLO, true, &req, sizeof req, NULL, 0, &r);
-    if (rc != SCARD_S_SUCCESS)
+    if (rc != SCARD_S_SUCCESS) {
+        log_info(client,
+                 "%s accepted the connection but did not answer as scrmd (a pcscd "
+                 "socket?): %s",
+                 path, scard_code_name((uint32_t)rc) ? scard_code_name((uint32_t)rc) : "?");
         return rc;
+    }
     memcpy(&rep, r.fixed, sizeof rep);
     if (r.status != 0 || rep.magic != IPC_MAGIC || rep.major != IPC_VERSION_MAJOR) {
         log_warn(client, "%s speaks protocol %u.%u, this library %u.%u", path, rep.major, rep.minor,

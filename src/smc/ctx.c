@@ -542,6 +542,23 @@ const char *smc_handle_device(const struct smc_handle *h)
     return h->r->device;
 }
 
+smc_status smc_put_names(struct smc_io *io, const char *(*name)(size_t i))
+{
+    size_t need = 0;
+    for (size_t i = 0; name(i); i++)
+        need += strlen(name(i)) + 1;
+    io->info = need;
+    if (!io->out || io->out_len < need)
+        return STATUS_BUFFER_TOO_SMALL;
+    need = 0;
+    for (size_t i = 0; name(i); i++) {
+        size_t l = strlen(name(i)) + 1;
+        memcpy(io->out + need, name(i), l);
+        need += l;
+    }
+    return STATUS_SUCCESS;
+}
+
 bool smc_ioctl_privileged(const struct smc_handle *h, uint32_t code)
 {
     return h->r->ops->ioctl_privileged && h->r->ops->ioctl_privileged(code);

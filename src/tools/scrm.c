@@ -17,18 +17,28 @@
  * has `reader`.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/hex.h"
-#include "tools/scrm.h"
+#include "ipc/ipc.h"
+#include "tools/scrm.h" /* the PC/SC headers first: scard_codes.h then adds only its functions */
+#include "common/scard_codes.h"
 
 #define PNP_READER "\\\\?PnP?\\Notification"
+
+#ifndef SCRM_VERSION
+#define SCRM_VERSION "unknown"
+#endif
 
 struct subcommand {
     const char *name;
@@ -46,6 +56,10 @@ static const struct subcommand subcommands[] = {
      scrm_cmd_nfc},
     {"reader", "reader add DEVICE | remove READER   add or remove a reader (root, admin group)",
      scrm_cmd_reader},
+    {"atr", "atr HEX...                    decode an ATR and name the card (offline)",
+     scrm_cmd_atr},
+    {"doctor", "doctor                        check the way to scrmd step by step",
+     scrm_cmd_doctor},
 };
 
 static int usage(FILE *f)
@@ -64,6 +78,10 @@ int main(int argc, char **argv)
         return usage(stderr);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))
         return usage(stdout);
+    if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+        printf("scrm %s\n", SCRM_VERSION);
+        return SCRM_EXIT_OK;
+    }
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         if (!strcmp(argv[1], subcommands[i].name))
             return subcommands[i].fn(argc - 1, argv + 1);
@@ -74,9 +92,20 @@ int main(int argc, char **argv)
 /* ---- Helpers ----------------------------------------------------------------------------------
  */
 
+const char *scrm_error_text(LONG rc)
+{
+    static char buf[256];
+    const char *name = scard_code_name((uint32_t)rc);
+    snprintf(buf, sizeof buf, "%s (0x%08lX): %s", name ? name : "unknown code",
+             (unsigned long)(uint32_t)rc, pcsc_stringify_error(rc));
+    return buf;
+}
+
 int scrm_fail(const char *what, LONG rc)
 {
-    fprintf(stderr, "scrm: %s: %s (0x%08lX)\n", what, pcsc_stringify_error(rc), (unsigned long)rc);
+    fprintf(stderr, "scrm: %s: %s\n", what, scrm_error_text(rc));
+    if (rc == SCARD_E_NO_SERVICE || rc == SCARD_E_SERVICE_STOPPED)
+        scrm_explain_no_service();
     return SCRM_EXIT_FAIL;
 }
 
@@ -111,24 +140,24 @@ static char *reader_list(SCARDCONTEXT ctx, LONG *rc)
     return list;
 }
 
-/* Index in the list, exact name, or unique substring. */
-static const char *match_reader(const char *list, const char *arg)
+/* Index in the list, exact name, or unique substring; *partial counts substring matches. */
+static const char *match_reader(const char *list, const char *arg, int *partial)
 {
     const char *found = NULL;
     char *end;
     unsigned long idx = strtoul(arg, &end, 10);
     unsigned long i = 0;
-    int partial = 0;
 
+    *partial = 0;
     for (const char *r = list; *r; r += strlen(r) + 1, i++) {
         if (!strcmp(r, arg) || (*arg && *end == '\0' && i == idx))
             return r;
         if (strstr(r, arg)) {
             found = r;
-            partial++;
+            (*partial)++;
         }
     }
-    return partial == 1 ? found : NULL;
+    return *partial == 1 ? found : NULL;
 }
 
 bool scrm_reader(SCARDCONTEXT ctx, const char *arg, char *out, size_t cap)
@@ -137,13 +166,29 @@ bool scrm_reader(SCARDCONTEXT ctx, const char *arg, char *out, size_t cap)
     char *list = reader_list(ctx, &rc);
     const char *r;
 
+    int partial = 0;
+    if (!list && rc == SCARD_E_NO_READERS_AVAILABLE) {
+        fprintf(stderr, "scrm: scrmd has no readers (%s)\n", scrm_error_text(rc));
+        return false;
+    }
     if (!list) {
         scrm_fail("cannot list readers", rc);
         return false;
     }
-    r = match_reader(list, arg);
+    r = match_reader(list, arg, &partial);
     if (!r || strlen(r) >= cap) {
-        fprintf(stderr, "scrm: no reader (or more than one) matches '%s'; see `scrm list`\n", arg);
+        unsigned long i = 0;
+        if (partial > 1) {
+            fprintf(stderr, "scrm: '%s' matches %d readers; say which (name or index):\n", arg,
+                    partial);
+            for (const char *c = list; *c; c += strlen(c) + 1, i++)
+                if (strstr(c, arg))
+                    fprintf(stderr, "  %lu  %s\n", i, c);
+        } else {
+            fprintf(stderr, "scrm: no reader matches '%s'; the readers are:\n", arg);
+            for (const char *c = list; *c; c += strlen(c) + 1, i++)
+                fprintf(stderr, "  %lu  %s\n", i, c);
+        }
         free(list);
         return false;
     }
@@ -182,11 +227,62 @@ static void print_reader(const SCARD_READERSTATE *r, bool with_counter)
     state_words(r->dwEventState, words, sizeof words);
     if (r->cbAtr)
         scrm_hex_encode(r->rgbAtr, r->cbAtr, ' ', atr, sizeof atr);
-    if (with_counter)
-        printf("%s: %s (event %lu)%s%s\n", r->szReader, words,
-               (unsigned long)(r->dwEventState >> 16), *atr ? "\n    ATR: " : "", atr);
-    else
-        printf("%-40s  %-22s  %s\n", r->szReader, words, atr);
+    (void)with_counter;
+    printf("%s: %s (event %lu)%s%s\n", r->szReader, words, (unsigned long)(r->dwEventState >> 16),
+           *atr ? "\n    ATR: " : "", atr);
+}
+
+/* One row of `scrm list`: index, reader, state, ATR, card name. */
+struct list_row {
+    char idx[24], state[128], atr[3 * MAX_ATR_SIZE + 1], card[256];
+    const char *reader;
+};
+
+/* Print cells padded to the widths, two spaces apart, without trailing blanks. */
+static void print_row(const char *const cells[5], const size_t width[5])
+{
+    char line[1024];
+    size_t n = 0;
+    for (int c = 0; c < 5; c++)
+        n += (size_t)snprintf(line + n, n < sizeof line ? sizeof line - n : 0, "%-*s%s",
+                              (int)width[c], cells[c], c < 4 ? "  " : "");
+    n = strlen(line);
+    while (n && line[n - 1] == ' ')
+        line[--n] = '\0';
+    puts(line);
+}
+
+static void print_table(const SCARD_READERSTATE *rs, DWORD n)
+{
+    struct list_row *rows = calloc(n ? n : 1, sizeof *rows);
+    static const char *const head[5] = {"#", "READER", "STATE", "ATR", "CARD"};
+    size_t width[5];
+    if (!rows)
+        return;
+    for (int c = 0; c < 5; c++)
+        width[c] = strlen(head[c]);
+    for (DWORD i = 0; i < n; i++) {
+        struct list_row *r = &rows[i];
+        snprintf(r->idx, sizeof r->idx, "%lu", (unsigned long)i);
+        r->reader = rs[i].szReader;
+        state_words(rs[i].dwEventState, r->state, sizeof r->state);
+        if (rs[i].cbAtr) {
+            scrm_hex_encode(rs[i].rgbAtr, rs[i].cbAtr, ' ', r->atr, sizeof r->atr);
+            if (!scrm_atr_name(rs[i].rgbAtr, rs[i].cbAtr, r->card, sizeof r->card))
+                r->card[0] = '\0';
+        }
+        const char *cells[5] = {r->idx, r->reader, r->state, r->atr, r->card};
+        for (int c = 0; c < 5; c++)
+            if (strlen(cells[c]) > width[c])
+                width[c] = strlen(cells[c]);
+    }
+    print_row(head, width);
+    for (DWORD i = 0; i < n; i++) {
+        const char *cells[5] = {rows[i].idx, rows[i].reader, rows[i].state, rows[i].atr,
+                                rows[i].card};
+        print_row(cells, width);
+    }
+    free(rows);
 }
 
 /* ---- list -------------------------------------------------------------------------------------
@@ -233,8 +329,7 @@ int scrm_cmd_list(int argc, char **argv)
     if (rs)
         rc = SCardGetStatusChange(ctx, 0, rs, n);
     if (rs && rc == SCARD_S_SUCCESS)
-        for (DWORD i = 0; i < n; i++)
-            print_reader(&rs[i], false);
+        print_table(rs, n);
     free(rs);
     free(list);
     SCardReleaseContext(ctx);
@@ -248,6 +343,8 @@ struct watch_stop {
     SCARDCONTEXT ctx;
     sigset_t set;
     atomic_int stopped;
+    int wake_fd; /* eventfd: the signal thread wakes the wait for the daemon's return */
+    LONG last_rc;
 };
 
 /* Signal thread: SIGINT/SIGTERM release the context (not async-signal-safe, so not from a
@@ -258,8 +355,11 @@ static void *signal_thread(void *arg)
     struct watch_stop *ws = arg;
     int sig;
     if (sigwait(&ws->set, &sig) == 0) {
+        uint64_t one = 1;
         atomic_store(&ws->stopped, 1);
         SCardReleaseContext(ws->ctx);
+        if (write(ws->wake_fd, &one, sizeof one) < 0)
+            perror("scrm: eventfd");
     }
     return NULL;
 }
@@ -274,6 +374,51 @@ static void timestamp(void)
     printf("[%s] ", buf);
 }
 
+/* Does rc mean the connection to the daemon is gone (it stopped or restarts)? */
+static bool daemon_gone(LONG rc)
+{
+    return rc == SCARD_E_NO_SERVICE || rc == SCARD_E_SERVICE_STOPPED || rc == SCARD_F_COMM_ERROR;
+}
+
+/* Wait until the daemon answers again (1) or the user stops (0), -1 on a local error. Wakes up
+ * when a file appears in the socket's directory (inotify: the daemon creates its socket) and, as
+ * a fallback for a daemon that was still starting when its socket appeared, once a second. */
+static int wait_for_daemon(struct watch_stop *ws)
+{
+    char dir[4096];
+    const char *path = ipc_socket_path();
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash && slash != path ? (int)(slash - path) : 1,
+             slash ? path : ".");
+    int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ino >= 0 && inotify_add_watch(ino, dir, IN_CREATE | IN_MOVED_TO | IN_ATTRIB) < 0) {
+        close(ino);
+        ino = -1; /* the directory is gone too: the one-second check still works */
+    }
+    for (;;) {
+        DWORD len = 0;
+        if (atomic_load(&ws->stopped))
+            break;
+        LONG rc = SCardListReaders(ws->ctx, NULL, NULL, &len);
+        if (!daemon_gone(rc)) {
+            if (ino >= 0)
+                close(ino);
+            return atomic_load(&ws->stopped) ? 0 : 1;
+        }
+        struct pollfd p[2] = {{.fd = ws->wake_fd, .events = POLLIN}, {.fd = ino, .events = POLLIN}};
+        if (poll(p, ino >= 0 ? 2 : 1, 1000) < 0 && errno != EINTR)
+            break;
+        if (p[1].revents & POLLIN) {
+            char buf[4096];
+            while (read(ino, buf, sizeof buf) > 0)
+                ;
+        }
+    }
+    if (ino >= 0)
+        close(ino);
+    return 0;
+}
+
 /* Watch one reader list until it changes (1), the user stops (0) or an error (-1). */
 static int watch_round(struct watch_stop *ws, SCARD_READERSTATE *rs, DWORD n)
 {
@@ -284,7 +429,9 @@ static int watch_round(struct watch_stop *ws, SCARD_READERSTATE *rs, DWORD n)
         if (atomic_load(&ws->stopped))
             return 0;
         if (rc != SCARD_S_SUCCESS) {
-            scrm_fail("waiting for events", rc);
+            ws->last_rc = rc;
+            if (!daemon_gone(rc))
+                scrm_fail("waiting for events", rc);
             return -1;
         }
         for (DWORD i = 0; i + 1 < n; i++)
@@ -315,12 +462,16 @@ int scrm_cmd_watch(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &ws.set, NULL);
     if (!scrm_context(&ws.ctx))
         return SCRM_EXIT_FAIL;
-    if (pthread_create(&th, NULL, signal_thread, &ws) != 0)
+    ws.wake_fd = eventfd(0, EFD_CLOEXEC);
+    if (ws.wake_fd < 0 || pthread_create(&th, NULL, signal_thread, &ws) != 0)
         return scrm_fail("thread", SCARD_E_NO_MEMORY);
     while (r == 1) {
         LONG rc;
         DWORD n = 0;
+        ws.last_rc = SCARD_S_SUCCESS;
         char *list = reader_list(ws.ctx, &rc);
+        if (!list && daemon_gone(rc))
+            ws.last_rc = rc;
         SCARD_READERSTATE *rs = states_for(list, true, &n);
         if (!rs) {
             free(list);
@@ -330,6 +481,17 @@ int scrm_cmd_watch(int argc, char **argv)
         printf("%lu reader(s)\n", (unsigned long)(n - 1));
         fflush(stdout);
         r = watch_round(&ws, rs, n);
+        if (r < 0 && daemon_gone(ws.last_rc) && !atomic_load(&ws.stopped)) {
+            timestamp();
+            printf("scrmd went away (%s); waiting for it to come back\n",
+                   scard_code_name((uint32_t)ws.last_rc));
+            fflush(stdout);
+            r = wait_for_daemon(&ws);
+            if (r == 1) {
+                timestamp();
+                printf("scrmd is back\n");
+            }
+        }
         free(rs);
         free(list);
     }
@@ -339,5 +501,6 @@ int scrm_cmd_watch(int argc, char **argv)
     pthread_join(th, NULL);
     if (!atomic_load(&ws.stopped))
         SCardReleaseContext(ws.ctx);
+    close(ws.wake_fd);
     return r == 0 || atomic_load(&ws.stopped) ? SCRM_EXIT_OK : SCRM_EXIT_FAIL;
 }

@@ -15,15 +15,18 @@
 #include <PCSC/reader.h>
 #include <PCSC/winscard.h>
 
-/* Exit statuses. */
-#define SCRM_EXIT_OK    0
-#define SCRM_EXIT_FAIL  1 /* a PC/SC call failed */
-#define SCRM_EXIT_USAGE 2
+#include "tools/scrm_atr.h" /* exit statuses, scrm atr */
 
 /* Establish a context; prints the error and returns false on failure. */
 bool scrm_context(SCARDCONTEXT *ctx);
-/* Print "scrm: what: message (0x...)" to stderr and return SCRM_EXIT_FAIL. */
+/* Print "scrm: what: SCARD_E_NAME (0x...): text" to stderr and return SCRM_EXIT_FAIL. When the
+ * daemon cannot be reached, also why (socket path, system error) and what to do. */
 int scrm_fail(const char *what, LONG rc);
+/* "SCARD_E_NAME (0x8010000C): text" for rc (static buffer). */
+const char *scrm_error_text(LONG rc);
+/* Explain why the daemon's socket cannot be used, on stderr (scrm_doctor.c). */
+void scrm_explain_no_service(void);
+
 /* Resolve a reader argument: an exact name, or an index into the reader list ("0", "1"), or a
  * unique substring of a name. out gets the full name. Prints why on failure. */
 bool scrm_reader(SCARDCONTEXT ctx, const char *arg, char *out, size_t cap);
@@ -37,5 +40,6 @@ int scrm_cmd_send(int argc, char **argv);
 int scrm_cmd_sim(int argc, char **argv);
 int scrm_cmd_nfc(int argc, char **argv);
 int scrm_cmd_reader(int argc, char **argv);
+int scrm_cmd_doctor(int argc, char **argv);
 
 #endif

@@ -21,11 +21,13 @@
 #include "common/hex.h"
 #include "tools/scrm.h"
 
-#define SIM_CTL_INSERT ((DWORD)SCARD_CTL_CODE(2048 + 1))
-#define SIM_CTL_REMOVE ((DWORD)SCARD_CTL_CODE(2048 + 2))
-#define NFC_CTL_RADIO  ((DWORD)SCARD_CTL_CODE(2304 + 1))
-#define NFC_CTL_ENTER  ((DWORD)SCARD_CTL_CODE(2304 + 2))
-#define NFC_CTL_LEAVE  ((DWORD)SCARD_CTL_CODE(2304 + 3))
+#define SIM_CTL_INSERT   ((DWORD)SCARD_CTL_CODE(2048 + 1))
+#define SIM_CTL_REMOVE   ((DWORD)SCARD_CTL_CODE(2048 + 2))
+#define NFC_CTL_RADIO    ((DWORD)SCARD_CTL_CODE(2304 + 1))
+#define NFC_CTL_ENTER    ((DWORD)SCARD_CTL_CODE(2304 + 2))
+#define NFC_CTL_LEAVE    ((DWORD)SCARD_CTL_CODE(2304 + 3))
+#define SIM_CTL_PROFILES ((DWORD)SCARD_CTL_CODE(2048 + 5))
+#define NFC_CTL_PROFILES ((DWORD)SCARD_CTL_CODE(2304 + 6))
 
 const char *scrm_sw_text(uint16_t sw)
 {
@@ -134,10 +136,60 @@ int scrm_cmd_send(int argc, char **argv)
     return r;
 }
 
+/* What a simulator control is, for the specific error messages. */
+struct control {
+    const char *what;    /* "insert", "remove", "enter", "leave", "radio" */
+    const char *kind;    /* "sim" or "nfc" */
+    const char *profile; /* insert / enter: the profile asked for */
+    DWORD profiles_code; /* the control that lists the profiles */
+};
+
+/* The profile names a reader's driver accepts, as "a, b, c" (from its PROFILES control). */
+static void profile_list(SCARDHANDLE card, DWORD code, char *out, size_t cap)
+{
+    char names[2048];
+    DWORD got = 0;
+    size_t n = 0;
+    out[0] = '\0';
+    if (SCardControl(card, code, NULL, 0, names, sizeof names, &got) != SCARD_S_SUCCESS)
+        return;
+    for (DWORD i = 0; i < got && n + 1 < cap; i += (DWORD)strlen(names + i) + 1) {
+        names[sizeof names - 1] = '\0';
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? ", " : "", names + i);
+    }
+}
+
+/* The specific situation behind a failed simulator control, on stderr. */
+static void explain_control(SCARDHANDLE card, const struct control *c, const char *reader, LONG rc)
+{
+    char list[1024];
+    bool sim = !strcmp(c->kind, "sim");
+    if (rc == SCARD_W_SECURITY_VIOLATION) {
+        fprintf(stderr, "scrm: driving a simulator needs root, scrmd's own user or a member of "
+                        "scrmd's admin_group (see scrmd(8))\n");
+    } else if (rc == SCARD_E_UNSUPPORTED_FEATURE) {
+        fprintf(stderr,
+                "scrm: %s is not %s reader: `scrm %s` drives only %s: readers (see "
+                "`scrm list`)\n",
+                reader, sim ? "a simulated contact (sim)" : "an NFC (nfc)", c->kind, c->kind);
+    } else if (rc == SCARD_E_NOT_READY &&
+               (!strcmp(c->what, "insert") || !strcmp(c->what, "enter"))) {
+        fprintf(stderr, "scrm: %s already holds a %s: `scrm %s %s '%s'` first\n", reader,
+                sim ? "card" : "tag in its field", c->kind, sim ? "remove" : "leave", reader);
+    } else if (rc == SCARD_W_REMOVED_CARD || rc == SCARD_E_NO_SMARTCARD) {
+        fprintf(stderr, "scrm: %s is empty: there is no %s to %s\n", reader, sim ? "card" : "tag",
+                c->what);
+    } else if (rc == SCARD_E_INVALID_PARAMETER && c->profile) {
+        profile_list(card, c->profiles_code, list, sizeof list);
+        fprintf(stderr, "scrm: unknown %s profile '%s'%s%s\n", sim ? "card" : "tag", c->profile,
+                *list ? "; profiles: " : "", list);
+    }
+}
+
 /* SCardControl(code, in) on a DIRECT connection to the reader named by `arg`; the full name goes
- * to reader. Prints the error and returns SCRM_EXIT_FAIL on failure. */
+ * to reader. Prints the error and the specific situation, returns SCRM_EXIT_FAIL on failure. */
 static int direct_control(const char *arg, DWORD code, const void *in, DWORD len, char *reader,
-                          const char *what)
+                          const struct control *c)
 {
     SCARDCONTEXT ctx;
     SCARDHANDLE card;
@@ -151,18 +203,18 @@ static int direct_control(const char *arg, DWORD code, const void *in, DWORD len
         return SCRM_EXIT_FAIL;
     }
     rc = SCardConnect(ctx, reader, SCARD_SHARE_DIRECT, 0, &card, &proto);
-    if (rc == SCARD_S_SUCCESS) {
-        rc = SCardControl(card, code, in, len, NULL, 0, &got);
-        SCardDisconnect(card, SCARD_LEAVE_CARD);
+    if (rc != SCARD_S_SUCCESS) {
+        SCardReleaseContext(ctx);
+        return scrm_fail(reader, rc);
     }
+    rc = SCardControl(card, code, in, len, NULL, 0, &got);
+    if (rc != SCARD_S_SUCCESS) {
+        scrm_fail(c->what, rc);
+        explain_control(card, c, reader, rc);
+    }
+    SCardDisconnect(card, SCARD_LEAVE_CARD);
     SCardReleaseContext(ctx);
-    if (rc == SCARD_W_SECURITY_VIOLATION) {
-        scrm_fail(what, rc);
-        fprintf(stderr, "scrm: driving a simulator needs root, scrmd's own user or a member of "
-                        "scrmd's admin_group (see scrmd(8))\n");
-        return SCRM_EXIT_FAIL;
-    }
-    return rc == SCARD_S_SUCCESS ? SCRM_EXIT_OK : scrm_fail(what, rc);
+    return rc == SCARD_S_SUCCESS ? SCRM_EXIT_OK : SCRM_EXIT_FAIL;
 }
 
 int scrm_cmd_sim(int argc, char **argv)
@@ -177,7 +229,8 @@ int scrm_cmd_sim(int argc, char **argv)
         return SCRM_EXIT_USAGE;
     }
     DWORD code = insert ? SIM_CTL_INSERT : SIM_CTL_REMOVE;
-    int r = direct_control(argv[2], code, profile, (DWORD)strlen(profile), reader, argv[1]);
+    struct control c = {argv[1], "sim", insert ? profile : NULL, SIM_CTL_PROFILES};
+    int r = direct_control(argv[2], code, profile, (DWORD)strlen(profile), reader, &c);
     if (r == SCRM_EXIT_OK)
         printf("%s: card %s\n", reader, insert ? "inserted" : "removed");
     return r;
@@ -199,12 +252,13 @@ int scrm_cmd_nfc(int argc, char **argv)
                         "scrm nfc radio READER on|off\n");
         return SCRM_EXIT_USAGE;
     }
+    struct control c = {op, "nfc", enter ? argv[3] : NULL, NFC_CTL_PROFILES};
     if (enter)
-        r = direct_control(argv[2], NFC_CTL_ENTER, argv[3], (DWORD)strlen(argv[3]), reader, op);
+        r = direct_control(argv[2], NFC_CTL_ENTER, argv[3], (DWORD)strlen(argv[3]), reader, &c);
     else if (leave)
-        r = direct_control(argv[2], NFC_CTL_LEAVE, NULL, 0, reader, op);
+        r = direct_control(argv[2], NFC_CTL_LEAVE, NULL, 0, reader, &c);
     else
-        r = direct_control(argv[2], NFC_CTL_RADIO, on, sizeof on, reader, op);
+        r = direct_control(argv[2], NFC_CTL_RADIO, on, sizeof on, reader, &c);
     if (r != SCRM_EXIT_OK)
         return r;
     if (enter)

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "drivers/nfc/nfc_apdu.h"
 #include "drivers/nfc/nfc_reader.h"
+#include "drivers/nfc/nfc_tag.h"
 #include "smc/nfc.h"
 
 struct nfc_reader {
@@ -480,6 +481,8 @@ static bool vendor(struct nfc_reader *rd, struct smc_io *io, smc_status *st)
             set_radio(rd, v == 1);
     } else if (io->code == NFC_IOCTL_INFO) {
         *st = vendor_info(rd, io);
+    } else if (io->code == NFC_IOCTL_PROFILES) {
+        *st = smc_put_names(io, nfc_tag_profile_name);
     } else if (rd->fe_ops->control) {
         *st = rd->fe_ops->control(rd->fe, io);
     } else {

@@ -71,6 +71,11 @@ static const struct profile *find_profile(const char *name)
     return NULL;
 }
 
+const char *nfc_tag_profile_name(size_t i)
+{
+    return i < sizeof(profiles) / sizeof(profiles[0]) ? profiles[i].name : NULL;
+}
+
 bool nfc_tag_profile_exists(const char *profile)
 {
     return find_profile(profile) != NULL;

@@ -46,6 +46,8 @@ struct nfc_tag;
 
 /* True if `profile` names a tag profile (see include/smc/nfc.h). */
 bool nfc_tag_profile_exists(const char *profile);
+/* The i-th tag profile name, NULL past the end. */
+const char *nfc_tag_profile_name(size_t i);
 
 /* A new tag of a profile. uid_len 0 keeps the profile's UID; otherwise the UID must have a length
  * the tag type allows (4 or 7 for 14443-A, 4 for 14443-B and Jewel, 8 for FeliCa and ISO 15693).

@@ -287,6 +287,7 @@ static smc_status sim_vendor(struct smc_reader *r, struct smc_io *io)
         scrm_put_u32le(io->out + 8, s->removals);
         io->info = 12;
         return STATUS_SUCCESS;
+    case SIM_IOCTL_PROFILES: return smc_put_names(io, simcard_profile_name);
     case IOCTL_SMARTCARD_GET_FEATURE_REQUEST:
         io->info = 0; /* no PC/SC part 10 features (no PIN pad) */
         return STATUS_SUCCESS;

@@ -144,6 +144,11 @@ static const struct profile profiles[] = {
     {"t0-envelope", prof_t0_envelope},
 };
 
+const char *simcard_profile_name(size_t i)
+{
+    return i < sizeof(profiles) / sizeof(profiles[0]) ? profiles[i].name : NULL;
+}
+
 bool simcard_profile(const char *name, struct simcard_config *cfg)
 {
     for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {

@@ -80,6 +80,8 @@ struct simcard_config {
  * "fast" (TA1 = 0x96, PPS accepted), "pps-refuse", "pps-partial", "t0-envelope". Returns false
  * for unknown names (cfg untouched). */
 bool simcard_profile(const char *name, struct simcard_config *cfg);
+/* The i-th profile name, NULL past the end. */
+const char *simcard_profile_name(size_t i);
 
 /* Faults, for protocol tests. Each applies to the next exchange(s) as described; faults of
  * different kinds combine. count 0 means a default (1 block, WTX 2, IFS 16, CHAIN 16, GARBAGE 8).

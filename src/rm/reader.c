@@ -149,8 +149,9 @@ static bool name_reader(struct rm_reader *r)
     return true;
 }
 
-/* Open, name, characteristics. SCARD result; *out gets the reader (also on failure, or NULL). */
-static uint32_t startup(struct rm *rm, const char *device, struct rm_reader **out)
+/* Open, name, characteristics. SCARD result; *out gets the reader (also on failure, or NULL);
+ * *gone is set when the device is no longer in libsmc (a late arrival job after its removal). */
+static uint32_t startup(struct rm *rm, const char *device, struct rm_reader **out, bool *gone)
 {
     struct rm_reader *r = reader_new(rm, device);
     *out = r;
@@ -159,7 +160,11 @@ static uint32_t startup(struct rm *rm, const char *device, struct rm_reader **ou
     smc_status st = smc_open(rm->ctx, device, &r->h);
     if (st != STATUS_SUCCESS) {
         r->h = NULL;
-        log_error(rm, "device %s: cannot open it: %s", device, smc_status_name(st));
+        *gone = st == STATUS_NO_SUCH_DEVICE;
+        if (*gone)
+            log_debug(rm, "device %s: gone before its start-up", device);
+        else
+            log_error(rm, "device %s: cannot open it: %s", device, smc_status_name(st));
         return SCARD_E_READER_UNAVAILABLE;
     }
     if (!name_reader(r))
@@ -261,21 +266,29 @@ static void reader_departed(struct rm *rm, struct rm_reader *r, uint32_t events)
 
 uint32_t rm_reader_start(struct rm *rm, const char *device)
 {
-    pthread_mutex_lock(&rm->lock);
-    if (atomic_load(&rm->closing)) {
-        pthread_mutex_unlock(&rm->lock);
-        return SCARD_E_SERVICE_STOPPED;
-    }
-    struct rm_dev *d = find_dev_locked(rm, device);
-    if (d) {
+    struct rm_dev *d;
+    for (;;) {
+        pthread_mutex_lock(&rm->lock);
+        if (atomic_load(&rm->closing)) {
+            pthread_mutex_unlock(&rm->lock);
+            return SCARD_E_SERVICE_STOPPED;
+        }
+        d = find_dev_locked(rm, device);
+        if (!d)
+            break; /* ours to start; rm->lock held */
         /* d may be freed while we wait (the device left): look it up again after each wake-up */
         while (d && d->st == RM_DEV_STARTING) {
             pthread_cond_wait(&rm->dev_cond, &rm->lock);
             d = find_dev_locked(rm, device);
         }
-        uint32_t rc = d ? d->result : SCARD_E_READER_UNAVAILABLE;
+        if (d) {
+            uint32_t rc = d->result;
+            pthread_mutex_unlock(&rm->lock);
+            return rc;
+        }
+        /* The record went with a departure while we waited; the device may be back (removed
+         * and added again): start over. */
         pthread_mutex_unlock(&rm->lock);
-        return rc;
     }
     d = calloc(1, sizeof(*d));
     if (!d) {
@@ -289,8 +302,11 @@ uint32_t rm_reader_start(struct rm *rm, const char *device)
     pthread_mutex_unlock(&rm->lock);
 
     struct rm_reader *r = NULL;
-    uint32_t rc = startup(rm, device, &r);
+    bool gone = false;
+    uint32_t rc = startup(rm, device, &r, &gone);
     pthread_mutex_lock(&rm->lock);
+    if (gone)
+        d->left = true; /* no record stays behind for a device libsmc no longer has */
     rc = settle_locked(rm, d, r, rc);
     pthread_mutex_unlock(&rm->lock);
     if (rc != SCARD_S_SUCCESS) {

@@ -284,6 +284,7 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     srv->admin_gid = cfg->admin_gid;
     srv->uid = geteuid();
     srv->pid = getpid();
+    srv->loop_thread = pthread_self();
     srv->listen_fd = srv->epfd = srv->wake_fd = srv->timer_fd = -1;
     pthread_mutex_init(&srv->ready_lock, NULL);
     srv->max_clients = cfg->max_clients;

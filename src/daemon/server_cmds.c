@@ -208,9 +208,9 @@ static void cmd_GET_STATUS_CHANGE(struct session *s, const struct ipc_hdr *h, co
         srv_reply(s, h, SCARD_E_NO_MEMORY, &rep, sizeof rep, NULL, 0);
         return;
     }
-    if (ipc_gsc_decode(var, var_len, req.count, e) < 0) {
+    if (ipc_gsc_decode(var, var_len, req.count, e) < 0) { /* ipc_check_request refused it */
         free(e);
-        session_close(s, "malformed status-change entries", true);
+        srv_reply(s, h, SCARD_F_INTERNAL_ERROR, &rep, sizeof rep, NULL, 0);
         return;
     }
     if (req.flags & IPC_GSC_WAIT) {

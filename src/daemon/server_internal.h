@@ -85,7 +85,8 @@ void srv_pool_destroy(struct srv_pool *p);
 /* ---- Sessions ---------------------------------------------------------------------------------
  */
 
-/* A GET_STATUS_CHANGE wait kept by the loop thread. */
+/* A GET_STATUS_CHANGE or WAIT_TX wait (set up, evaluated and ended by the worker that has the
+ * session). */
 struct srv_wait {
     uint16_t cmd; /* GET_STATUS_CHANGE, or WAIT_TX (one entry: the reader whose transaction) */
     uint32_t seq;
@@ -120,7 +121,12 @@ struct session {
     /* Loop thread only. */
     struct ipc_rx rx;
     bool hello_done;
-    bool nowait; /* the client speaks minor >= 1: transaction waits are IPC_S_TX_BUSY + WAIT_TX */
+    /* Transaction waits are the client's (rm_thread_nowait while its requests run): the core
+     * calls then return RM_TX_BUSY instead of holding the worker. scrm's front end sets it for
+     * clients of minor >= 1 and answers IPC_S_TX_BUSY; a front end whose clients expect the
+     * daemon to wait leaves it false (or answers as its protocol does, e.g. pcscd's
+     * SCARD_E_SHARING_VIOLATION). RM_TX_BUSY must never reach a client as such. */
+    bool nowait;
     /* The pending status-change wait: set and cleared only by the worker that has the session
      * (busy) or by its teardown; others read it only while the session is not busy. */
     struct srv_wait *wait;
@@ -148,6 +154,7 @@ struct session {
 struct srv {
     struct rm *rm;
     int epfd, listen_fd, stop_fd, wake_fd;
+    pthread_t loop_thread;   /* session_close and the session list belong to it (asserted) */
     const char *socket_path; /* file to remove at the end, NULL if inherited */
     gid_t group;             /* allowed group, (gid_t)-1 for any */
     gid_t admin_gid;         /* admin_group, (gid_t)-1 for none (root and uid only) */
@@ -203,7 +210,8 @@ void session_ref(struct session *s);
 void session_unref(struct session *s);
 /* An epoll event for the session's fd (loop thread). */
 void session_event(struct session *s, uint32_t events);
-/* Close with a reason for the log (loop thread); idempotent. */
+/* Close with a reason for the log (loop thread only: asserted); idempotent. A worker that finds
+ * a reason to drop its client answers with an error instead, or shuts the socket down. */
 void session_close(struct session *s, const char *why, bool violation);
 /* A watch of the session's wait fired (loop thread): queue a pool job that compares its readers
  * again, or, while a worker has the session, have that worker do it before letting go. */

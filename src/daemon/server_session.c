@@ -182,6 +182,7 @@ void session_close(struct session *s, const char *why, bool violation)
     struct srv *srv = s->srv;
     bool busy;
 
+    scrm_assert(pthread_equal(pthread_self(), srv->loop_thread));
     pthread_mutex_lock(&s->lock);
     if (s->closing) {
         pthread_mutex_unlock(&s->lock);

@@ -67,6 +67,8 @@ static const char *check_lengths(uint32_t cmd, const uint8_t *fixed, size_t var_
         memcpy(&r, fixed, sizeof r);
         if (r.count > IPC_GSC_MAX || (r.flags & ~(IPC_GSC_WAIT | IPC_GSC_PNP)) != 0)
             return "bad status-change request";
+        if (ipc_gsc_decode(fixed + sizeof r, var_len, r.count, NULL) < 0)
+            return "malformed status-change entries";
         return NULL;
     }
     case IPC_CMD_TRANSMIT: {
@@ -300,16 +302,20 @@ int ipc_gsc_decode(const uint8_t *var, size_t len, uint32_t count, struct ipc_gs
         uint16_t name_len;
         if (len - pos < IPC_GSC_ENTRY_HDR)
             return -1;
-        memcpy(&out[i].known_flags, var + pos, 4);
-        memcpy(&out[i].known_counter, var + pos + 4, 4);
+        if (out) {
+            memcpy(&out[i].known_flags, var + pos, 4);
+            memcpy(&out[i].known_counter, var + pos + 4, 4);
+        }
         memcpy(&name_len, var + pos + 8, 2);
         pos += IPC_GSC_ENTRY_HDR;
         if (name_len == 0 || name_len >= IPC_READER_NAME_MAX || len - pos < name_len)
             return -1;
         if (memchr(var + pos, '\0', name_len) != NULL)
             return -1;
-        memcpy(out[i].name, var + pos, name_len);
-        out[i].name[name_len] = '\0';
+        if (out) {
+            memcpy(out[i].name, var + pos, name_len);
+            out[i].name[name_len] = '\0';
+        }
         pos += name_len;
     }
     return pos == len ? 0 : -1;

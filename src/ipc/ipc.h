@@ -402,8 +402,9 @@ struct ipc_gsc_entry {
     char name[IPC_READER_NAME_MAX]; /* NUL-terminated */
 };
 /* Decode the variable part of a GET_STATUS_CHANGE request into count entries (array supplied by
- * the caller). Returns 0, or -1 if the bytes do not hold exactly `count` well-formed entries
- * (name empty, too long, containing NUL, or trailing bytes). */
+ * the caller; NULL only checks them, as ipc_check_request does). Returns 0, or -1 if the bytes do
+ * not hold exactly `count` well-formed entries (name empty, too long, containing NUL, or trailing
+ * bytes). */
 int ipc_gsc_decode(const uint8_t *var, size_t len, uint32_t count, struct ipc_gsc_entry *out);
 
 /* ---- Names and sockets ----------------------------------------------------------------------- */

@@ -373,3 +373,15 @@ def test_unauthenticated_and_slow_clients():
         d.close()
         if saved is not None:
             os.environ['SCRM_SOCKET'] = saved
+
+
+def test_malformed_status_change_entries(daemon, good):
+    """Entries that do not match their count are refused by the loop thread's request check
+    (the wait itself runs on a worker, which never closes a session)."""
+    s = env.wire_connect(daemon.sock)
+    hello(s)
+    entry = struct.pack('<IIH', 0, 0, 5) + b'Nope!'
+    s.sendall(env.wire_msg(env.GSC, struct.pack('<IIII', 1, 2, 0, 0), entry, seq=2))
+    assert closed_by_daemon(s)
+    s.close()
+    log_has(daemon, 'malformed status-change entries')

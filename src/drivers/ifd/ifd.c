@@ -639,7 +639,8 @@ static smc_status control(struct ifd_slot *s, struct smc_io *io)
     if (!begin(s))
         return STATUS_DEVICE_NOT_CONNECTED;
     struct ifd_args *a = &s->a;
-    memcpy(s->tx, io->in, io->in_len);
+    if (io->in_len)
+        memcpy(s->tx, io->in, io->in_len);
     memset(s->rx + cap, guard_byte, RX_GUARD);
     a->code = pcsc_code(io->code);
     a->tx = s->tx;

@@ -30,29 +30,73 @@ static void link_params(const struct smc_reader *r, struct smc_link_params *lp)
     };
 }
 
-/* Parse the stored ATR into caps (library parser, then the driver's atr_parse slot). */
+/*
+ * An ATR that does not follow ISO 7816-3 (bad TCK, bytes after the end, missing historical or
+ * interface bytes) but starts with a valid TS and T0: the card is used as pcsc-lite uses such
+ * cards, with default parameters — the first offered protocol (T=0 when TD1 is missing, unreadable
+ * or names another protocol), Fi/Di 1/1 and no PPS, the default waiting times — and the ATR as
+ * read. `a` holds what the parser got (the logical ATR, the convention, TD1, the historical bytes
+ * if it got there).
+ */
+static void lenient_atr(struct smc_atr *a)
+{
+    static const uint8_t minimal[2] = {0x3B, 0x00}; /* T=0, nothing else: every default */
+    struct smc_atr d;
+    (void)smc_atr_parse(minimal, sizeof(minimal), &d, NULL, 0);
+    uint8_t t = a->first_protocol <= 1 ? a->first_protocol : 0;
+    memcpy(d.raw, a->raw, a->len);
+    d.len = a->len;
+    d.inverse = a->inverse;
+    memcpy(d.hist, a->hist, a->hist_len <= sizeof(d.hist) ? a->hist_len : 0);
+    d.hist_len = a->hist_len <= sizeof(d.hist) ? a->hist_len : 0;
+    d.first_protocol = t;
+    d.t_mask = (uint16_t)(1u << t);
+    d.protocols = t ? SCARD_PROTOCOL_T1 : SCARD_PROTOCOL_T0;
+    d.tck_present = a->tck_present;
+    d.tck_ok = false;
+    *a = d;
+}
+
+/* Parse the stored ATR into caps (library parser, then the driver's atr_parse slot, then the
+ * lenient defaults). */
 static smc_status parse_atr(struct smc_reader *r, const uint8_t *atr, size_t len,
                             struct smc_card_caps *caps)
 {
     struct smc_atr a;
     char why[160] = "";
+    struct smc_link_params lp;
+    link_params(r, &lp);
     smc_status st = smc_atr_parse(atr, len, &a, why, sizeof(why));
     if (st == STATUS_SUCCESS) {
-        struct smc_link_params lp;
-        link_params(r, &lp);
         smc_caps_from_atr(caps, &a, &lp);
         return STATUS_SUCCESS;
     }
     char hex[3 * MAXIMUM_ATR_LENGTH + 4];
     scrm_hex_encode(atr, len, ' ', hex, sizeof(hex));
-    log_warn(smc, "%s: ATR %s not usable: %s", r->device, hex, why);
-    if (!r->ops->atr_parse)
+    if (r->ops->atr_parse) {
+        smc_caps_clear(caps);
+        memcpy(caps->atr.raw, atr, len);
+        caps->atr.len = len;
+        if (r->ops->atr_parse(r, caps) == STATUS_SUCCESS) {
+            log_warn(smc, "%s: ATR %s does not follow ISO 7816-3 (%s); the driver parsed it",
+                     r->device, hex, why);
+            return STATUS_SUCCESS;
+        }
+        smc_caps_clear(caps);
+    }
+    bool ts_ok = len >= 2 && (atr[0] == 0x3B || atr[0] == 0x3F || atr[0] == 0x03);
+    if (!ts_ok) {
+        /* not even a character frame the reader understood: powered, ATR not usable */
+        log_warn(smc, "%s: ATR %s not usable: %s", r->device, hex, why);
         return STATUS_UNRECOGNIZED_MEDIA;
-    smc_caps_clear(caps);
-    memcpy(caps->atr.raw, atr, len);
-    caps->atr.len = len;
-    st = r->ops->atr_parse(r, caps);
-    return st == STATUS_SUCCESS ? STATUS_SUCCESS : STATUS_UNRECOGNIZED_MEDIA;
+    }
+    lenient_atr(&a);
+    smc_caps_from_atr(caps, &a, &lp);
+    log_warn(smc,
+             "%s: ATR %s does not follow ISO 7816-3 (%s); the card is used with default "
+             "parameters: T=%u, Fi/Di 1/1, no PPS",
+             r->device, hex, why, a.first_protocol);
+    return STATUS_SUCCESS;
 }
 
 static uint32_t protocol_bit(uint8_t t)

@@ -214,3 +214,26 @@ def test_insert_then_connect_race(ctx):
         assert SCardDisconnect(h, SCARD_LEAVE_CARD) == SCARD_S_SUCCESS
         assert sim(ctx, env.SIM_REMOVE) == SCARD_S_SUCCESS
         c += 1
+
+
+@pytest.mark.parametrize('profile,atr,proto', [
+    ('bad-tck', '3B 8B 81 31 FE 45 53 43 52 4D 2D 42 41 44 54 43 4B E3', SCARD_PROTOCOL_T1),
+    ('atr-extra', '3B 4A 02 53 43 52 4D 2D 45 58 54 52 41 90 00', SCARD_PROTOCOL_T0),
+    ('short-hist', '3B 4B 02 53 43 52 4D 2D 53 48 4F 52 54', SCARD_PROTOCOL_T0),
+])
+def test_imperfect_atr(daemon, ctx, profile, atr, proto):
+    """A card whose ATR breaks ISO 7816-3 (wrong TCK, bytes after the end, a historical byte
+    missing) is present with its ATR as read and connects with default parameters: the first
+    offered protocol (T=0 without TD1), no PPS; scrmd logs a warning."""
+    atr = bytes.fromhex(atr)
+    insert(ctx, profile.encode())
+    ev, got = gsc(ctx)
+    assert ev & SCARD_STATE_PRESENT and not ev & SCARD_STATE_MUTE and got == atr
+    h, p = connect(ctx)
+    assert p == proto
+    assert status(h)[1:] == ((ev >> 16) << 16 | USABLE, proto, atr)
+    hr, resp = SCardTransmit(h, proto, [0x80, 0xEC, 0x00, 0x00, 0x03, 1, 2, 3, 0x00])
+    assert hr == SCARD_S_SUCCESS and bytes(resp) == bytes([1, 2, 3, 0x90, 0x00])
+    SCardDisconnect(h, SCARD_LEAVE_CARD)
+    remove(ctx)
+    assert 'does not follow ISO 7816-3' in daemon.log_text()

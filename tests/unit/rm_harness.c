@@ -55,7 +55,7 @@ static smc_status td_power(struct smc_reader *r, struct smc_io *io)
         return STATUS_NO_MEDIA;
     if (io->minor == SCARD_POWER_DOWN)
         return STATUS_SUCCESS;
-    static const uint8_t bad[] = {0x3B, 0x10};  /* TA1 announced, ATR ends: unparseable */
+    static const uint8_t bad[] = {0x42, 0x00};  /* invalid TS: not usable even leniently */
     static const uint8_t good[] = {0x3B, 0x00}; /* T=0, nothing else */
     if (d->bad_next_reset) {
         d->bad_next_reset = false;

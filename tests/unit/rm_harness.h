@@ -6,10 +6,10 @@
  * options:
  *
  *   tdrv:<n>[:opt,...]   vendor "TestVendor", ifd "TestReader", unit n
- *     powered      the first reset after each insertion returns an unparseable ATR (→ POWERED)
- *     failtrack    the card_tracking slot fails with STATUS_IO_DEVICE_ERROR
- *     noname       empty vendor name (the reader cannot be named)
- *   Vendor IOCTLs: TDRV_INSERT (u32 state, default PRESENT), TDRV_REMOVE. No swallow slot.
+ *     powered      the first reset after each insertion returns an ATR with an invalid TS (→
+ * POWERED) failtrack    the card_tracking slot fails with STATUS_IO_DEVICE_ERROR noname       empty
+ * vendor name (the reader cannot be named) Vendor IOCTLs: TDRV_INSERT (u32 state, default PRESENT),
+ * TDRV_REMOVE. No swallow slot.
  *
  * Captured trace lines are the rm's "<IOCTL> [<arg>] -> <STATUS>" with " = <STATE>" appended
  * for GET_STATE, and "done " prepended for the completion of a pending request.

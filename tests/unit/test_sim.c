@@ -118,6 +118,10 @@ static void connect_card(struct smc_handle *h, uint32_t mask, uint32_t want)
     assert_int_equal(state_of(h), SCARD_SPECIFIC);
 }
 
+#define BAD_TCK_ATR "3B 8B 81 31 FE 45 53 43 52 4D 2D 42 41 44 54 43 4B E3"
+#define EXTRA_ATR   "3B 4A 02 53 43 52 4D 2D 45 58 54 52 41 90 00"
+#define SHORT_ATR   "3B 4B 02 53 43 52 4D 2D 53 48 4F 52 54"
+
 /* ---- tests ---- */
 
 static void test_defaults_and_attributes(void **state)
@@ -340,6 +344,50 @@ static void test_t0_end_to_end(void **state)
     uint8_t in[] = {1, 0, 0, 0, 8, 0, 0, 0, 0x00, 0x84, 0x00, 0x00, 0x08};
     assert_int_equal(smc_ioctl(f->h, IOCTL_SMARTCARD_TRANSMIT, in, sizeof(in), r, 12, &n),
                      STATUS_BUFFER_TOO_SMALL);
+}
+
+/* A card whose ATR breaks ISO 7816-3 is still used, as pcsc-lite uses it: the ATR as read, the
+ * first offered protocol (T=0 without a readable TD1) with default parameters and no PPS. */
+static void lenient_card(struct fixture *f, const char *profile, const char *want_atr,
+                         uint32_t want_proto)
+{
+    assert_int_equal(insert(f->h, profile), STATUS_SUCCESS);
+    uint8_t atr[33];
+    size_t n;
+    assert_int_equal(smc_power(f->h, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
+    assert_bytes_hex(atr, n, want_atr);
+    assert_int_equal(state_of(f->h), SCARD_NEGOTIABLE);
+    uint32_t sel;
+    /* the other protocol is not offered: only the default one */
+    uint32_t other = want_proto == SCARD_PROTOCOL_T0 ? SCARD_PROTOCOL_T1 : SCARD_PROTOCOL_T0;
+    assert_int_equal(smc_set_protocol(f->h, other, &sel), STATUS_NOT_SUPPORTED);
+    assert_int_equal(smc_set_protocol(f->h, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &sel),
+                     STATUS_SUCCESS);
+    assert_int_equal(sel, want_proto);
+    uint8_t r[300];
+    assert_int_equal(transmit(f->h, want_proto, "80 EC 00 00 03 01 02 03 00", r, sizeof(r), &n),
+                     STATUS_SUCCESS);
+    assert_bytes_hex(r, n, "01 02 03 90 00");
+    assert_int_equal(smc_ioctl(f->h, SIM_IOCTL_REMOVE, NULL, 0, NULL, 0, NULL), STATUS_SUCCESS);
+}
+
+static void test_imperfect_atrs(void **state)
+{
+    struct fixture *f = *state;
+    struct test_log_capture cap;
+    test_log_capture_start(&cap);
+    /* wrong TCK (E3 where B9 is right): T=1, the first offered protocol */
+    lenient_card(f, "bad-tck", BAD_TCK_ATR, SCARD_PROTOCOL_T1);
+    /* 90 00 after the historical bytes of a T=0 card */
+    lenient_card(f, "atr-extra", EXTRA_ATR, SCARD_PROTOCOL_T0);
+    /* T0 announces 11 historical bytes, 10 follow */
+    lenient_card(f, "short-hist", SHORT_ATR, SCARD_PROTOCOL_T0);
+    test_log_capture_stop();
+    assert_non_null(strstr(cap.text, "TCK mismatch"));
+    assert_non_null(strstr(cap.text, "extra bytes"));
+    assert_non_null(strstr(cap.text, "historical bytes but only"));
+    assert_non_null(strstr(cap.text, "the card is used with default parameters: T=1, Fi/Di 1/1, "
+                                     "no PPS"));
 }
 
 static void test_mute_card(void **state)
@@ -598,6 +646,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_card_attributes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pps_through_set_protocol, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inverse_convention_card, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_imperfect_atrs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

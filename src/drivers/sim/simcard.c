@@ -131,6 +131,29 @@ static void prof_t0_envelope(struct simcard_config *cfg)
     set_hist(cfg, "SCRM-ENV");
 }
 
+/* Imperfect ATRs (the card itself works): ISO 7816-3 parsers refuse them, pcsc-lite accepts them.
+ */
+static void prof_bad_tck(struct simcard_config *cfg)
+{
+    base_t1(cfg);
+    cfg->atr_flaw = SIMCARD_ATR_BAD_TCK;
+    set_hist(cfg, "SCRM-BADTCK");
+}
+
+static void prof_atr_extra(struct simcard_config *cfg)
+{
+    prof_t0(cfg);
+    cfg->atr_flaw = SIMCARD_ATR_EXTRA;
+    set_hist(cfg, "SCRM-EXTRA");
+}
+
+static void prof_short_hist(struct simcard_config *cfg)
+{
+    prof_t0(cfg);
+    cfg->atr_flaw = SIMCARD_ATR_SHORT_HIST;
+    set_hist(cfg, "SCRM-SHORT");
+}
+
 static const struct profile profiles[] = {
     {"t1", prof_t1},
     {"t0", prof_t0},
@@ -142,6 +165,9 @@ static const struct profile profiles[] = {
     {"pps-refuse", prof_pps_refuse},
     {"pps-partial", prof_pps_partial},
     {"t0-envelope", prof_t0_envelope},
+    {"bad-tck", prof_bad_tck},
+    {"atr-extra", prof_atr_extra},
+    {"short-hist", prof_short_hist},
 };
 
 const char *simcard_profile_name(size_t i)
@@ -266,8 +292,14 @@ static size_t atr_build(const struct simcard_config *cfg, uint8_t *atr)
         uint8_t x = 0;
         for (size_t i = 1; i < len; i++)
             x ^= atr[i];
-        atr[len++] = x;
+        atr[len++] = cfg->atr_flaw == SIMCARD_ATR_BAD_TCK ? (uint8_t)(x ^ 0x5A) : x;
     }
+    if (cfg->atr_flaw == SIMCARD_ATR_EXTRA) {
+        atr[len++] = 0x90;
+        atr[len++] = 0x00;
+    }
+    if (cfg->atr_flaw == SIMCARD_ATR_SHORT_HIST && (atr[1] & 0x0F) < 15)
+        atr[1]++;
     return len;
 }
 

@@ -74,11 +74,19 @@ struct simcard_config {
     bool envelope;    /* T=0: accept ENVELOPE (INS C2) for extended APDUs */
     uint8_t hist[15];
     size_t hist_len;
+    enum {
+        SIMCARD_ATR_OK = 0,
+        SIMCARD_ATR_BAD_TCK,    /* the TCK is wrong */
+        SIMCARD_ATR_EXTRA,      /* two bytes (90 00) follow the last byte */
+        SIMCARD_ATR_SHORT_HIST, /* T0 announces one historical byte more than sent */
+    } atr_flaw;                 /* an imperfect ATR, as some real cards send (ISO 7816-3 aside) */
 };
 
 /* Fill cfg with the named profile: "t1" (default), "t0", "t0t1", "t1-crc", "inverse", "specific",
- * "fast" (TA1 = 0x96, PPS accepted), "pps-refuse", "pps-partial", "t0-envelope". Returns false
- * for unknown names (cfg untouched). */
+ * "fast" (TA1 = 0x96, PPS accepted), "pps-refuse", "pps-partial", "t0-envelope", and cards with
+ * imperfect ATRs: "bad-tck" (T=1, wrong TCK), "atr-extra" (T=0, 90 00 after the historical
+ * bytes), "short-hist" (T=0, one historical byte fewer than T0 announces). Returns false for
+ * unknown names (cfg untouched). */
 bool simcard_profile(const char *name, struct simcard_config *cfg);
 /* The i-th profile name, NULL past the end. */
 const char *simcard_profile_name(size_t i);

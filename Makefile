@@ -1,7 +1,7 @@
 # Thin wrapper around Meson. The two commands of the README:
 #   make demo    install what is missing, build, run the daemon with simulated readers and a demo
 #   make check   install what is missing, build, run every test (lint included) and print a summary
-.PHONY: demo check build release bench bench-ifd fuzz soak format clean
+.PHONY: demo check build release bench bench-ifd bench-compare fuzz soak format clean
 
 demo:
 	@scripts/install-deps.sh demo
@@ -30,6 +30,13 @@ bench: release
 # The IFD bridge against pcscd, same driver (libifdvpcd.so) and card (docs/ifd.md#figures); root.
 bench-ifd: release
 	@echo "== bench/ifd/ifd_compare.sh"; bench/ifd/ifd_compare.sh build/release
+
+# pcscd (Debian's, with vsmartcard's libifdvpcd) and scrmd side by side behind vpcd readers, stock
+# vicc and a fast C card behind each, one client binary for both; prints one table of ratios.
+# Needs root: pcscd runs in a private mount and network namespace (bench/compare/compare.py).
+bench-compare: release
+	@scripts/install-deps.sh check
+	@/usr/bin/python3 bench/compare/compare.py
 
 # libFuzzer targets: every tests/fuzz/fuzz_<name>.c built in build/fuzz (clang, -Dfuzz=true) is
 # run, found by name, so a new target joins without editing this file. Each runs FUZZ_TIME seconds

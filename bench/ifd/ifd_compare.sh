@@ -56,7 +56,7 @@ printf 'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:%d\nLIBPATH %s\n' $PORT
 P=$!
 wait_socket /run/pcscd/pcscd.comm $P
 PCSCLITE_CSOCK_NAME=/run/pcscd/pcscd.comm "$CLIENT" $PORT "$R0" "$R1" "$SEC" "$TRIALS" >"$D/pcscd.txt"
-kill -INT $P; wait $P || true
+kill -TERM $P; wait $P || true  # (SIGINT is ignored by a background job of sh)
 
 /usr/bin/python3 - "$D/scrm.txt" "$D/pcscd.txt" <<'PY'
 import sys

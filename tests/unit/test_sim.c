@@ -159,9 +159,10 @@ static void test_defaults_and_attributes(void **state)
     assert_int_equal(v, 0);
     assert_int_equal(get_attr(f->h, SCARD_ATTR_VENDOR_IFD_SERIAL_NO, b, sizeof(b), &n),
                      STATUS_NOT_SUPPORTED);
+    /* a driver that does not name its readers itself: the resource manager names it (and
+     * answers DEVICE_FRIENDLY_NAME to applications) */
     assert_int_equal(get_attr(f->h, SCARD_ATTR_DEVICE_FRIENDLY_NAME_A, b, sizeof(b), &n),
-                     STATUS_SUCCESS);
-    assert_bytes_equal(b, n, "SimVendor SimReader 0", 21);
+                     STATUS_NOT_SUPPORTED);
     assert_int_equal(get_attr(f->h, SCARD_ATTR_DEVICE_SYSTEM_NAME_A, b, sizeof(b), &n),
                      STATUS_SUCCESS);
     assert_bytes_equal(b, n, "sim:0", 5);
@@ -169,8 +170,7 @@ static void test_defaults_and_attributes(void **state)
                      STATUS_SUCCESS);
     assert_bytes_hex(b, n, "73 00 69 00 6D 00 3A 00 30 00 00 00");
     assert_int_equal(get_attr(f->h, SCARD_ATTR_DEVICE_FRIENDLY_NAME_W, b, sizeof(b), &n),
-                     STATUS_SUCCESS);
-    assert_int_equal(n, 44);
+                     STATUS_NOT_SUPPORTED);
     assert_int_equal(get_attr(f->h, SCARD_ATTR_ICC_PRESENCE, b, sizeof(b), &n), STATUS_SUCCESS);
     assert_bytes_hex(b, n, "00");
     assert_int_equal(get_attr(f->h, SCARD_ATTR_ICC_INTERFACE_STATUS, b, sizeof(b), &n),

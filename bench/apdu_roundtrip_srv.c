@@ -36,6 +36,7 @@ int bench_daemon_main(unsigned readers, unsigned empty, const char *sock)
     cfg.socket_gid = (gid_t)-1;
     cfg.admin_gid = (gid_t)-1;
     cfg.listen_fd = -1;
+    cfg.pcsclite_listen_fd = -1;
     rm_config_init(&rc);
     ctx = smc_ctx_new();
     rm = ctx && scrm_drivers_register(ctx) == STATUS_SUCCESS ? rm_new(&rc, ctx) : NULL;

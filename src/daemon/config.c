@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <grp.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -43,6 +45,7 @@ int scrmd_config_defaults(struct scrmd_config *cfg)
     cfg->socket_gid = (gid_t)-1;
     cfg->admin_gid = (gid_t)-1;
     cfg->listen_fd = -1;
+    cfg->pcsclite_listen_fd = -1;
     cfg->socket_path = strdup(SCRMD_DEFAULT_SOCKET);
     return cfg->socket_path ? 0 : -1;
 }
@@ -61,9 +64,11 @@ void scrmd_config_free(struct scrmd_config *cfg)
     free(cfg->socket_path);
     free(cfg->socket_group);
     free(cfg->admin_group);
+    free(cfg->pcsclite_socket);
     free(cfg->config_file);
     memset(cfg, 0, sizeof(*cfg));
     cfg->listen_fd = -1;
+    cfg->pcsclite_listen_fd = -1;
 }
 
 static bool parse_bool(const char *v, bool *out)
@@ -248,6 +253,14 @@ static int set_text(struct scrmd_config *cfg, const char *key, const char *v, bo
         return *v == '/' ? replace_string(&cfg->socket_path, v) : -1;
     if (strcmp(key, "socket_mode") == 0)
         return parse_mode(v, &cfg->socket_mode) ? 0 : -1;
+    if (strcmp(key, "pcsclite_socket") == 0) {
+        if (!*v) {
+            free(cfg->pcsclite_socket);
+            cfg->pcsclite_socket = NULL;
+            return 0;
+        }
+        return *v == '/' ? replace_string(&cfg->pcsclite_socket, v) : -1;
+    }
     if (strcmp(key, "socket_group") == 0)
         return set_group(&cfg->socket_group, &cfg->socket_gid, v);
     if (strcmp(key, "admin_group") == 0)
@@ -384,29 +397,77 @@ int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, siz
     return rc;
 }
 
+/* The i-th name of LISTEN_FDNAMES (colon-separated) into buf, "" if there is none. */
+static void fd_name(const char *names, unsigned i, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    while (names && i--) {
+        names = strchr(names, ':');
+        if (names)
+            names++;
+    }
+    if (names) {
+        size_t n = strcspn(names, ":");
+        if (n >= len)
+            n = len - 1;
+        memcpy(buf, names, n);
+        buf[n] = '\0';
+    }
+}
+
+/* Is the inherited socket fd the pcsc-lite one? By its name, else by the path it is bound to. */
+static bool is_pcsclite_fd(const struct scrmd_config *cfg, int fd, const char *name)
+{
+    struct sockaddr_un sa;
+    socklen_t len = sizeof sa;
+    size_t n;
+    if (strcmp(name, "pcsclite") == 0)
+        return true;
+    if (*name)
+        return strstr(name, "pcscd") != NULL;
+    memset(&sa, 0, sizeof sa);
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX)
+        return false;
+    sa.sun_path[sizeof sa.sun_path - 1] = '\0';
+    if (cfg->pcsclite_socket && strcmp(sa.sun_path, cfg->pcsclite_socket) == 0)
+        return true;
+    n = strlen(sa.sun_path);
+    return n >= 11 && strcmp(sa.sun_path + n - 11, "/pcscd.comm") == 0;
+}
+
 int scrmd_config_socket_activation(struct scrmd_config *cfg)
 {
     const char *pid = getenv("LISTEN_PID");
     const char *fds = getenv("LISTEN_FDS");
+    const char *names = getenv("LISTEN_FDNAMES");
     uint32_t p, n;
     if (!pid || !fds || !scrm_parse_u32(pid, 0x7FFFFFFF, &p) || (pid_t)p != getpid() ||
         !scrm_parse_u32(fds, 1024, &n))
         return 0;
+    if (n > 2) {
+        log_error(core, "socket activation passed %u sockets; scrmd takes one or two", n);
+        return -1;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        int fd = 3 + (int)i; /* SD_LISTEN_FDS_START */
+        int flags = fcntl(fd, F_GETFD);
+        char name[256];
+        int *slot;
+        if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+            log_error(core, "socket activation: fd %d is not usable: %s", fd, strerror(errno));
+            return -1;
+        }
+        fd_name(names, i, name, sizeof name);
+        slot = is_pcsclite_fd(cfg, fd, name) ? &cfg->pcsclite_listen_fd : &cfg->listen_fd;
+        if (*slot >= 0) {
+            log_error(core, "socket activation passed two %s sockets",
+                      slot == &cfg->listen_fd ? "scrm" : "pcsc-lite");
+            return -1;
+        }
+        *slot = fd;
+    }
     unsetenv("LISTEN_PID");
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");
-    if (n == 0)
-        return 0;
-    if (n > 1) {
-        log_error(core, "socket activation passed %u sockets; scrmd takes exactly one", n);
-        return -1;
-    }
-    int fd = 3; /* SD_LISTEN_FDS_START */
-    int flags = fcntl(fd, F_GETFD);
-    if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
-        log_error(core, "socket activation: fd 3 is not usable: %s", strerror(errno));
-        return -1;
-    }
-    cfg->listen_fd = fd;
-    return 1;
+    return (int)n;
 }

@@ -5,7 +5,9 @@
  *
  * Precedence, lowest first: built-in defaults, the file (--config FILE, else
  * /etc/scrmd.conf if it exists), $SCRM_SOCKET, command-line options. Systemd socket activation
- * (LISTEN_PID = our pid and LISTEN_FDS = 1) gives the listening socket on fd 3 as listen_fd.
+ * (LISTEN_PID = our pid, LISTEN_FDS = 1 or 2) gives the listening sockets from fd 3 on: the one
+ * named "pcsclite" in LISTEN_FDNAMES, or bound to the pcsclite_socket path or to a path ending in
+ * /pcscd.comm, is pcsclite_listen_fd; the other is listen_fd.
  */
 #ifndef SCRM_DAEMON_CONFIG_H
 #define SCRM_DAEMON_CONFIG_H
@@ -60,10 +62,12 @@ struct scrmd_config {
     /* Group whose members may use privileged commands (the simulators' insert / remove / fault /
      * radio controls, ...) besides root and the daemon's own user; NULL = none. */
     char *admin_group;
-    gid_t admin_gid;   /* resolved admin_group; (gid_t)-1 when none */
-    int listen_fd;     /* inherited listening socket (socket activation), -1 if none */
-    bool foreground;   /* -f: stay in the foreground, log to stderr */
-    char *config_file; /* file that was read, NULL if none */
+    gid_t admin_gid;        /* resolved admin_group; (gid_t)-1 when none */
+    int listen_fd;          /* inherited listening socket (socket activation), -1 if none */
+    char *pcsclite_socket;  /* pcsc-lite protocol socket (e.g. /run/pcscd/pcscd.comm), NULL: off */
+    int pcsclite_listen_fd; /* inherited pcsc-lite socket (socket activation), -1 if none */
+    bool foreground;        /* -f: stay in the foreground, log to stderr */
+    char *config_file;      /* file that was read, NULL if none */
 };
 
 /* Defaults (no file read). Returns 0, or -1 if out of memory. */
@@ -75,8 +79,8 @@ int scrmd_config_defaults(struct scrmd_config *cfg);
  * reader (repeatable), discover, reader_conf_dir, driver_dir, usb, power_down_ms,
  * ioctl_watchdog_ms, workers,
  * defect_threshold, power_on_insert, trace_ioctl, max_clients, max_cards_per_client, log, socket,
- * socket_mode (octal), socket_group, admin_group. Unknown keys and bad values are errors naming
- * file and line. Returns 0 or -1 (message in err).
+ * socket_mode (octal), socket_group, admin_group, pcsclite_socket (empty: off). Unknown keys and
+ * bad values are errors naming file and line. Returns 0 or -1 (message in err).
  */
 int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, size_t err_len);
 
@@ -84,9 +88,10 @@ int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, siz
 int scrmd_config_set(struct scrmd_config *cfg, const char *key, const char *value, char *err,
                      size_t err_len);
 
-/* sd_listen_fds semantics without libsystemd: if LISTEN_PID is our pid and LISTEN_FDS is 1, set
- * listen_fd to 3 (close-on-exec) and unset the variables. Returns the number of fds taken (0/1);
- * more than one fd is refused (-1, logged). */
+/* sd_listen_fds semantics without libsystemd: if LISTEN_PID is our pid, take the LISTEN_FDS (1
+ * or 2) sockets from fd 3 on as listen_fd / pcsclite_listen_fd (see above; close-on-exec) and
+ * unset the variables. Returns the number of fds taken; more than two, or two of one kind, is
+ * refused (-1, logged). */
 int scrmd_config_socket_activation(struct scrmd_config *cfg);
 
 /* Free every string in cfg. */

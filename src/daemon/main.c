@@ -49,7 +49,8 @@ enum {
     OPT_NO_USB,
     OPT_ADMIN_GROUP,
     OPT_LOG_FILE,
-    OPT_PID_FILE
+    OPT_PID_FILE,
+    OPT_PCSCLITE
 };
 
 static const struct option long_opts[] = {
@@ -69,6 +70,7 @@ static const struct option long_opts[] = {
     {"debug", no_argument, NULL, 'd'},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"pid-file", required_argument, NULL, OPT_PID_FILE},
+    {"pcsclite-socket", required_argument, NULL, OPT_PCSCLITE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -94,6 +96,8 @@ static void usage(FILE *out)
             "      --no-socket         run the resource manager without serving clients\n"
             "      --admin-group GROUP members may use privileged commands (simulator\n"
             "                          controls); root and scrmd's own user always may\n"
+            "      --pcsclite-socket PATH  also serve pcsc-lite's protocol on PATH, e.g.\n"
+            "                          /run/pcscd/pcscd.comm (drop-in for pcscd)\n"
             "      --trace-ioctl       log every IOCTL the resource manager sends\n"
             "      --power-down-ms N   power-down timeout in milliseconds (default 5000)\n"
             "  -l, --log SPEC          log levels, e.g. rm:debug,ipc:info (default $SCRM_LOG)\n"
@@ -163,6 +167,7 @@ static int apply_option(struct scrmd_config *cfg, struct run_opts *ro, int c, co
     case 'd': ro->debug = true; break;
     case OPT_LOG_FILE: ro->log_file = arg; break;
     case OPT_PID_FILE: ro->pid_file = arg; break;
+    case OPT_PCSCLITE: rc = scrmd_config_set(cfg, "pcsclite_socket", arg, err, sizeof(err)); break;
     default: usage(stderr); return -1;
     }
     if (rc < 0)

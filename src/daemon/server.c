@@ -29,7 +29,7 @@
 #include "rm/rm.h"
 
 /* Tags for the non-session epoll entries (sessions use their pointer). */
-static char tag_listen, tag_stop, tag_wake, tag_timer;
+static char tag_listen, tag_pcl_listen, tag_stop, tag_wake, tag_timer;
 
 /* ---- Listening socket -------------------------------------------------------------------------
  */
@@ -73,16 +73,21 @@ static int set_permissions(const char *path, const struct scrmd_config *cfg)
     return 0;
 }
 
-static int open_listener(const struct scrmd_config *cfg, bool *created)
+/* Listen on path (or take the inherited fd when >= 0). what names the protocol in the log. */
+static int open_listener(const struct scrmd_config *cfg, const char *path, int inherited,
+                         const char *what, bool *created)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    const char *path = cfg->socket_path ? cfg->socket_path : IPC_DEFAULT_SOCKET;
     struct stat st;
     int fd;
 
     *created = false;
-    if (cfg->listen_fd >= 0)
-        return cfg->listen_fd;
+    if (inherited >= 0) {
+        /* inherited (socket activation): accept must not block the loop */
+        fcntl(inherited, F_SETFL, fcntl(inherited, F_GETFL) | O_NONBLOCK);
+        log_info(ipc, "serving %s on an inherited socket", what);
+        return inherited;
+    }
     if (strlen(path) >= sizeof sa.sun_path) {
         log_error(ipc, "socket path too long: %s", path);
         return -1;
@@ -109,7 +114,8 @@ static int open_listener(const struct scrmd_config *cfg, bool *created)
         close(fd);
         return -1;
     }
-    log_info(ipc, "listening on %s (mode %04o)", path, (unsigned)(cfg->socket_mode & 07777));
+    log_info(ipc, "listening on %s for %s (mode %04o)", path, what,
+             (unsigned)(cfg->socket_mode & 07777));
     return fd;
 }
 
@@ -123,13 +129,13 @@ static bool peer_allowed(const struct srv *srv, const struct session *s)
     return srv->group == (gid_t)-1 || s->uid == 0 || srv_client_in_group(s, srv->group);
 }
 
-static void accept_one(struct srv *srv, int fd)
+static void accept_one(struct srv *srv, int fd, enum srv_front front)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
     struct session *s;
 
     bool full = srv->max_clients && srv->n_sessions >= srv->max_clients;
-    if (full || !(s = session_new(srv, fd))) {
+    if (full || !(s = session_new(srv, fd, front))) {
         log_warn(ipc, "refusing a client: %s",
                  full ? "max_clients reached (scrmd.conf)" : "out of memory");
         close(fd);
@@ -153,28 +159,40 @@ static void accept_one(struct srv *srv, int fd)
         s->next->prev = s;
     srv->sessions = s;
     srv->n_sessions++;
-    srv_deadline_arm(srv, s); /* until its HELLO */
-    log_info(ipc, "client %llu connected (pid %ld, uid %ld, gid %ld)", (unsigned long long)s->id,
-             (long)s->pid, (long)s->uid, (long)s->gid);
+    srv_deadline_arm(srv, s); /* until its first message */
+    log_info(ipc, "client %llu connected (pid %ld, uid %ld, gid %ld%s)", (unsigned long long)s->id,
+             (long)s->pid, (long)s->uid, (long)s->gid,
+             front == SRV_FRONT_PCSCLITE ? ", pcsc-lite protocol" : "");
+}
+
+/* Watch (events EPOLLIN) or stop watching (0) both listening sockets. */
+static int listen_interest(struct srv *srv, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = &tag_listen};
+    int rc = epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->listen_fd, &ev);
+    if (rc == 0 && srv->pcl_listen_fd >= 0) {
+        ev.data.ptr = &tag_pcl_listen;
+        rc = epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->pcl_listen_fd, &ev);
+    }
+    return rc;
 }
 
 void srv_session_gone(struct srv *srv)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_listen};
     if (!srv->accept_paused)
         return;
-    if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->listen_fd, &ev) == 0) {
+    if (listen_interest(srv, EPOLLIN) == 0) {
         srv->accept_paused = false;
         log_info(ipc, "accepting connections again");
     }
 }
 
-static void accept_all(struct srv *srv)
+static void accept_all(struct srv *srv, int listen_fd, enum srv_front front)
 {
     for (;;) {
-        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
-            accept_one(srv, fd);
+            accept_one(srv, fd, front);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -182,10 +200,9 @@ static void accept_all(struct srv *srv)
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             /* The listening socket stays readable: stop watching it until a client leaves,
              * instead of spinning on it (level-triggered). */
-            struct epoll_event ev = {.events = 0, .data.ptr = &tag_listen};
             log_warn(ipc, "accept: %s; new connections wait until a client leaves",
                      strerror(errno));
-            if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->listen_fd, &ev) == 0)
+            if (listen_interest(srv, 0) == 0)
                 srv->accept_paused = true;
         } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
             log_warn(ipc, "accept: %s", strerror(errno));
@@ -241,7 +258,9 @@ static void loop(struct srv *srv)
             if (p == &tag_stop)
                 return;
             if (p == &tag_listen) {
-                accept_all(srv);
+                accept_all(srv, srv->listen_fd, SRV_FRONT_SCRM);
+            } else if (p == &tag_pcl_listen) {
+                accept_all(srv, srv->pcl_listen_fd, SRV_FRONT_PCSCLITE);
             } else if (p == &tag_timer) {
                 srv_deadline_expired(srv);
             } else if (p == &tag_wake) {
@@ -285,7 +304,7 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     srv->uid = geteuid();
     srv->pid = getpid();
     srv->loop_thread = pthread_self();
-    srv->listen_fd = srv->epfd = srv->wake_fd = srv->timer_fd = -1;
+    srv->listen_fd = srv->pcl_listen_fd = srv->epfd = srv->wake_fd = srv->timer_fd = -1;
     pthread_mutex_init(&srv->ready_lock, NULL);
     srv->max_clients = cfg->max_clients;
     srv->max_cards = cfg->max_cards_per_client;
@@ -307,20 +326,29 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
 int scrm_server_run(struct rm *rm, const struct scrmd_config *cfg, int stop_fd)
 {
     struct srv srv;
-    bool created = false;
+    bool created = false, pcl_created = false;
+    const char *path = cfg->socket_path ? cfg->socket_path : IPC_DEFAULT_SOCKET;
     int rc = -1;
 
     if (srv_setup(&srv, rm, cfg, stop_fd) < 0) {
         log_error(ipc, "server setup: %s", strerror(errno));
         goto out;
     }
-    srv.listen_fd = open_listener(cfg, &created);
+    srv.listen_fd = open_listener(cfg, path, cfg->listen_fd, "scrm's protocol", &created);
     if (srv.listen_fd < 0)
         goto out;
-    if (cfg->listen_fd >= 0) /* inherited: accept must not block the loop */
-        fcntl(srv.listen_fd, F_SETFL, fcntl(srv.listen_fd, F_GETFL) | O_NONBLOCK);
-    srv.socket_path = created ? (cfg->socket_path ? cfg->socket_path : IPC_DEFAULT_SOCKET) : NULL;
-    if (add_tag(&srv, srv.listen_fd, &tag_listen) < 0) {
+    srv.socket_path = created ? path : NULL;
+    /* inherited sockets start at fd 3 (socket activation); 0 in a zeroed config means none */
+    if (cfg->pcsclite_listen_fd >= 3 || cfg->pcsclite_socket) {
+        int inherited = cfg->pcsclite_listen_fd >= 3 ? cfg->pcsclite_listen_fd : -1;
+        srv.pcl_listen_fd = open_listener(cfg, cfg->pcsclite_socket, inherited,
+                                          "pcsc-lite's protocol", &pcl_created);
+        if (srv.pcl_listen_fd < 0)
+            goto out;
+        srv.pcl_socket_path = pcl_created ? cfg->pcsclite_socket : NULL;
+    }
+    if (add_tag(&srv, srv.listen_fd, &tag_listen) < 0 ||
+        (srv.pcl_listen_fd >= 0 && add_tag(&srv, srv.pcl_listen_fd, &tag_pcl_listen) < 0)) {
         log_error(ipc, "epoll_ctl: %s", strerror(errno));
         goto out;
     }
@@ -334,6 +362,10 @@ out:
         unlink(srv.socket_path);
     if (created)
         close(srv.listen_fd);
+    if (srv.pcl_socket_path)
+        unlink(srv.pcl_socket_path);
+    if (pcl_created)
+        close(srv.pcl_listen_fd);
     if (srv.wake_fd >= 0)
         close(srv.wake_fd);
     if (srv.timer_fd >= 0)

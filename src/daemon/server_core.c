@@ -170,3 +170,14 @@ uint32_t srv_core_set_attrib(struct session *s, uint64_t handle, uint32_t attr, 
         return SCARD_E_INVALID_HANDLE;
     return rm_set_attrib(s->srv->rm, card, attr, in, len);
 }
+
+void srv_core_close_all(struct session *s)
+{
+    /* What scrm's own protocol does when a client goes: each handle is reset (left alone when
+     * another client holds the reader's transaction) and the context's transactions end. */
+    int n = rm_owner_gone(s->srv->rm, s->id);
+    if (n > 0)
+        log_debug(ipc, "client %llu: context released, %d card handle(s) reset and closed",
+                  (unsigned long long)s->id, n);
+    idmap_free(&s->cards);
+}

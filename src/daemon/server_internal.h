@@ -99,10 +99,16 @@ struct srv_wait {
 };
 
 struct srv;
+struct pcl_session;
+
+/* Which protocol a session speaks: the listener it came from. */
+enum srv_front { SRV_FRONT_SCRM, SRV_FRONT_PCSCLITE };
 
 struct session {
     struct srv *srv;
-    uint64_t id; /* client id; also the owner id given to the rm */
+    enum srv_front front;
+    struct pcl_session *pcl; /* pcsc-lite state (server_pcsclite.c), NULL for scrm's protocol */
+    uint64_t id;             /* client id; also the owner id given to the rm */
     int fd;
     pid_t pid; /* peer credentials at connect (server_auth.c) */
     uid_t uid;
@@ -155,10 +161,13 @@ struct srv {
     struct rm *rm;
     int epfd, listen_fd, stop_fd, wake_fd;
     pthread_t loop_thread;   /* session_close and the session list belong to it (asserted) */
+    int pcl_listen_fd;       /* pcsc-lite's protocol, -1 when not configured */
     const char *socket_path; /* file to remove at the end, NULL if inherited */
-    gid_t group;             /* allowed group, (gid_t)-1 for any */
-    gid_t admin_gid;         /* admin_group, (gid_t)-1 for none (root and uid only) */
-    uid_t uid;               /* the daemon's own user: privileged as well */
+    const char *pcl_socket_path;
+    unsigned pcl_past_16; /* readers last reported as too many for 4:4 / 4:5 clients (loop) */
+    gid_t group;          /* allowed group, (gid_t)-1 for any */
+    gid_t admin_gid;      /* admin_group, (gid_t)-1 for none (root and uid only) */
+    uid_t uid;            /* the daemon's own user: privileged as well */
     pid_t pid;
     uint64_t next_id;
     unsigned n_sessions;
@@ -205,7 +214,7 @@ void srv_deadline_expired(struct srv *srv);
 void srv_session_gone(struct srv *srv);
 
 /* server_session.c */
-struct session *session_new(struct srv *srv, int fd);
+struct session *session_new(struct srv *srv, int fd, enum srv_front front);
 void session_ref(struct session *s);
 void session_unref(struct session *s);
 /* An epoll event for the session's fd (loop thread). */
@@ -266,6 +275,25 @@ void cmd_READER_ADD(struct session *s, const struct ipc_hdr *h, const uint8_t *f
                     const uint8_t *var, size_t var_len);
 void cmd_READER_REMOVE(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed,
                        const uint8_t *var, size_t var_len);
+/* Hand a complete request (malloc'd, taken over) to the pool: the session becomes busy. */
+void session_submit(struct session *s, uint8_t *msg, size_t len);
+/* End the session's watches without a reply (loop thread). */
+void session_free_wait(struct session *s);
+/* Watch every reader and the reader list for the session (loop thread): s->wait with no
+ * entries; the first change calls the front end's wait_fired. 0, or -1 if out of memory. */
+int session_watch_all(struct session *s);
+/* Disconnect every card handle of the session (RELEASE of pcsc-lite's protocol): as when a
+ * client goes, each is reset unless another client holds the reader's transaction. */
+void srv_core_close_all(struct session *s);
+
+/* server_pcsclite.c: pcsc-lite's protocol on a session (front SRV_FRONT_PCSCLITE). */
+int pcl_session_init(struct session *s);
+void pcl_session_free(struct session *s);
+bool pcl_session_partial(const struct session *s);
+void pcl_read_input(struct session *s);                           /* loop thread */
+void pcl_wait_fired(struct session *s);                           /* loop thread */
+void pcl_exec(struct session *s, const uint8_t *msg, size_t len); /* worker */
+bool pcl_take_next(struct session *s);                            /* worker */
 
 /* server_cmds.c: one handler per command, generated dispatch. */
 enum srv_run { SRV_LOOP, SRV_POOL };

@@ -26,11 +26,16 @@
 /* ---- Lifetime ---------------------------------------------------------------------------------
  */
 
-struct session *session_new(struct srv *srv, int fd)
+struct session *session_new(struct srv *srv, int fd, enum srv_front front)
 {
     struct session *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->front = front;
+    if (front == SRV_FRONT_PCSCLITE && pcl_session_init(s) < 0) {
+        free(s);
+        return NULL;
+    }
     s->srv = srv;
     s->fd = fd;
     s->id = ++srv->next_id;
@@ -56,6 +61,7 @@ void session_unref(struct session *s)
     if (s->fd >= 0)
         close(s->fd);
     ipc_rx_free(&s->rx);
+    pcl_session_free(s);
     idmap_free(&s->cards);
     pthread_mutex_destroy(&s->lock);
     free(s->out);
@@ -112,8 +118,22 @@ void session_send(struct session *s, const uint8_t *msg, size_t len)
     if (s->closing)
         goto out;
     if (s->out_len != s->out_off) {
-        /* Only a client breaking the one-request rule can get here; drop it. */
-        shutdown(s->fd, SHUT_RDWR);
+        uint8_t *more;
+        if (s->front == SRV_FRONT_SCRM) {
+            /* Only a client breaking the one-request rule can get here; drop it. */
+            shutdown(s->fd, SHUT_RDWR);
+            goto out;
+        }
+        /* pcsc-lite: an event signal (loop thread) may meet a reply still being written; keep
+         * both, in order. At most one of each is pending, since a signal ends the wait. */
+        more = realloc(s->out, s->out_len + len);
+        if (!more) {
+            shutdown(s->fd, SHUT_RDWR);
+            goto out;
+        }
+        memcpy(more + s->out_len, msg, len);
+        s->out = more;
+        s->out_len += len;
         goto out;
     }
     while (off < len) {
@@ -146,7 +166,6 @@ out:
  */
 
 /* Pool job: tell the rm the owner is gone, then drop the session. */
-static void free_wait(struct session *s);
 
 static void gone_job(struct srv_job *job)
 {
@@ -155,7 +174,7 @@ static void gone_job(struct srv_job *job)
     /* The teardown never waits for another client's transaction either (rm_owner_gone then
      * leaves the card as it is), so it cannot hold a worker that client's END needs. */
     rm_thread_nowait(true);
-    free_wait(s); /* O(the client's entries), off the loop thread */
+    session_free_wait(s); /* O(the client's entries), off the loop thread */
     n = rm_owner_gone(s->srv->rm, s->id);
     if (n > 0)
         log_debug(ipc, "client %llu: %d card handle(s) reset and closed", (unsigned long long)s->id,
@@ -163,7 +182,7 @@ static void gone_job(struct srv_job *job)
     session_unref(s);
 }
 
-static void free_wait(struct session *s)
+void session_free_wait(struct session *s)
 {
     struct srv_wait *w = s->wait;
     if (!w)
@@ -284,7 +303,7 @@ void session_wait_eval(struct session *s)
         rep.count = s->wait->count;
         rep.pnp_counter = pnp;
         srv_reply(s, &req, SCARD_S_SUCCESS, &rep, sizeof rep, st, rep.count * sizeof *st);
-        free_wait(s);
+        session_free_wait(s);
     }
     free(st);
 }
@@ -298,7 +317,7 @@ void session_end_wait(struct session *s, uint32_t rc)
         return;
     req.cmd = s->wait->cmd;
     req.seq = s->wait->seq;
-    free_wait(s);
+    session_free_wait(s);
     srv_reply(s, &req, rc, &rep, sizeof rep, NULL, 0);
 }
 
@@ -399,6 +418,32 @@ int session_start_wait(struct session *s, const struct ipc_hdr *h, const struct 
     return 0;
 }
 
+int session_watch_all(struct session *s)
+{
+    struct rm_reader_info *list = NULL;
+    size_t n = 0;
+    struct srv_wait *w = calloc(1, sizeof *w);
+
+    if (!w || rm_list_readers(s->srv->rm, &list, &n) != SCARD_S_SUCCESS ||
+        !(w->watches = calloc(n + 1, sizeof *w->watches))) {
+        free(w);
+        free(list);
+        return -1;
+    }
+    s->wait = w;
+    /* Watch first; the caller answers the state afterwards, so no change can fall between. */
+    for (size_t i = 0; i < n; i++)
+        w->watches[w->n_watches++] = rm_watch(s->srv->rm, list[i].name, watch_fired, s);
+    w->watches[w->n_watches++] = rm_watch(s->srv->rm, NULL, watch_fired, s);
+    free(list);
+    for (size_t i = 0; i < w->n_watches; i++)
+        if (!w->watches[i]) {
+            session_free_wait(s);
+            return -1;
+        }
+    return 0;
+}
+
 /* ---- Input ------------------------------------------------------------------------------------
  */
 
@@ -494,10 +539,13 @@ static void request_job(struct srv_job *job)
      * blocked until another handle's transaction ends. */
     rm_thread_nowait(s->nowait);
     do {
-        srv_cmd_exec(s, s->job_msg, s->job_len);
+        if (s->front == SRV_FRONT_PCSCLITE)
+            pcl_exec(s, s->job_msg, s->job_len);
+        else
+            srv_cmd_exec(s, s->job_msg, s->job_len);
         free(s->job_msg);
         s->job_msg = NULL;
-    } while (take_next_request(s));
+    } while (s->front == SRV_FRONT_PCSCLITE ? pcl_take_next(s) : take_next_request(s));
     job_done(s);
 }
 
@@ -511,6 +559,10 @@ static void wait_job(struct srv_job *job)
 
 void session_wait_fired(struct session *s)
 {
+    if (s->front == SRV_FRONT_PCSCLITE) { /* its registration lives on the loop thread */
+        pcl_wait_fired(s);
+        return;
+    }
     pthread_mutex_lock(&s->lock);
     if (s->closing) {
         pthread_mutex_unlock(&s->lock);
@@ -559,7 +611,13 @@ static bool dispatch(struct session *s, const uint8_t *msg, size_t len)
         pthread_mutex_unlock(&s->lock);
         return !s->closing && !pending;
     }
-    s->job_msg = ipc_rx_take(&s->rx);
+    session_submit(s, ipc_rx_take(&s->rx), len);
+    return false;
+}
+
+void session_submit(struct session *s, uint8_t *msg, size_t len)
+{
+    s->job_msg = msg;
     s->job_len = len;
     pthread_mutex_lock(&s->lock);
     s->busy = true;
@@ -567,7 +625,6 @@ static bool dispatch(struct session *s, const uint8_t *msg, size_t len)
     pthread_mutex_unlock(&s->lock);
     s->job.fn = request_job;
     srv_pool_submit(&s->srv->pool, &s->job);
-    return false;
 }
 
 /* Read what the socket has, message by message (loop thread). */
@@ -626,11 +683,15 @@ void session_event(struct session *s, uint32_t events)
     pthread_mutex_unlock(&s->lock);
 
     if ((events & EPOLLIN) && !busy && !out_pending) {
-        read_input(s);
+        if (s->front == SRV_FRONT_PCSCLITE)
+            pcl_read_input(s);
+        else
+            read_input(s);
         srv_deadline_update(s->srv, s);
-    } else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
-        session_close(s,
-                      ipc_rx_partial(&s->rx) ? "connection ended inside a message (truncated)"
-                                             : "disconnected",
-                      ipc_rx_partial(&s->rx));
+    } else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+        bool partial =
+            s->front == SRV_FRONT_PCSCLITE ? pcl_session_partial(s) : ipc_rx_partial(&s->rx);
+        session_close(s, partial ? "connection ended inside a message (truncated)" : "disconnected",
+                      partial);
+    }
 }

@@ -1,7 +1,8 @@
 /*
- * Deadlines of the socket server (loop thread only): a client must complete its HELLO, and every
- * message it has begun, within io_timeout_ms (scrmd.conf), or it is disconnected; a client that
- * has nothing half-sent is never timed out, however long it stays idle.
+ * Deadlines of the socket server (loop thread only): a client must complete its HELLO (with
+ * pcsc-lite's protocol: its first message), and every message it has begun, within io_timeout_ms
+ * (scrmd.conf), or it is disconnected; a client that has nothing half-sent is never timed out,
+ * however long it stays idle.
  *
  * Every deadline is "now + the same timeout", so the sessions that have one form a FIFO ordered
  * by deadline: arming appends, disarming unlinks, both O(1), and one timerfd in the epoll set is
@@ -72,7 +73,8 @@ void srv_deadline_disarm(struct srv *srv, struct session *s)
 
 void srv_deadline_update(struct srv *srv, struct session *s)
 {
-    if (!s->closing && (!s->hello_done || ipc_rx_partial(&s->rx)))
+    bool partial = s->front == SRV_FRONT_PCSCLITE ? pcl_session_partial(s) : ipc_rx_partial(&s->rx);
+    if (!s->closing && (!s->hello_done || partial))
         srv_deadline_arm(srv, s);
     else
         srv_deadline_disarm(srv, s);

@@ -73,6 +73,7 @@ static void *server_main(void *arg)
     cfg.socket_gid = (gid_t)-1;
     cfg.admin_gid = (gid_t)-1;
     cfg.listen_fd = -1;
+    cfg.pcsclite_listen_fd = -1;
     scrm_server_run(rm, &cfg, stop_fd); /* runs for the life of the process */
     return NULL;
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """Run pytest files of tests/interop and report every test case as a TAP line.
 
-    run_pytest.py --daemon PATH --libdir DIR test_file.py...
+    run_pytest.py --daemon PATH --libdir DIR [--client scrm|pcsclite] test_file.py...
 
-Sets up the environment the tests need and re-executes itself once with it: LD_LIBRARY_PATH so
-that `libpcsclite.so.1` resolves to ours (pyscard, ctypes, pcsc_scan, opensc-tool), and, when our
-library was built with AddressSanitizer or ThreadSanitizer, LD_PRELOAD of that runtime (Python
-itself is not instrumented). pytest's own report goes to stderr; stdout carries only 'ok N - name' /
+Sets up the environment the tests need and re-executes itself once with it. With --client scrm
+(the default): LD_LIBRARY_PATH so that `libpcsclite.so.1` resolves to ours (pyscard, ctypes,
+pcsc_scan, opensc-tool), and, when our library was built with AddressSanitizer or
+ThreadSanitizer, LD_PRELOAD of that runtime (Python itself is not instrumented). With --client
+pcsclite: the system's own, unmodified libpcsclite.so.1 (no LD_LIBRARY_PATH), which scrm_env
+points at the daemon's pcsc-lite listener with PCSCLITE_CSOCK_NAME; the same tests then check
+the same behaviour through pcsc-lite's protocol. pytest's own report goes to stderr; stdout carries only 'ok N - name' /
 'not ok N - name' lines and the plan, so meson and `make check` count each case.
 """
 import os
@@ -29,6 +32,14 @@ def sanitizer_runtime(libdir):
 def reexec(args):
     env = dict(os.environ)
     env['SCRM_TEST_DAEMON'] = os.path.abspath(args['daemon'])
+    env['SCRM_TEST_CLIENT'] = args['client']
+    env.pop('PCSCLITE_CSOCK_NAME', None)
+    if args['client'] == 'pcsclite':
+        env['SCRM_TEST_LIBDIR'] = ''
+        env['PYTHONDONTWRITEBYTECODE'] = '1'
+        env['SCRM_TEST_REEXEC'] = '1'
+        env.pop('SCRM_SOCKET', None)
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
     env['SCRM_TEST_LIBDIR'] = os.path.abspath(args['libdir'])
     env['LD_LIBRARY_PATH'] = env['SCRM_TEST_LIBDIR'] + (
         ':' + env['LD_LIBRARY_PATH'] if env.get('LD_LIBRARY_PATH') else '')
@@ -76,11 +87,11 @@ class TapReporter:
 
 def main():
     argv = sys.argv[1:]
-    args = {'daemon': '', 'libdir': ''}
+    args = {'daemon': '', 'libdir': '', 'client': 'scrm'}
     files = []
     while argv:
         a = argv.pop(0)
-        if a in ('--daemon', '--libdir'):
+        if a in ('--daemon', '--libdir', '--client'):
             args[a[2:]] = argv.pop(0)
         else:
             files.append(a)

@@ -7,7 +7,12 @@ ctypes, pcsc_scan and opensc-tool all get ours).
 
 Environment (set by run_pytest.py from the meson test definition):
   SCRM_TEST_DAEMON   path of the scrmd executable
-  SCRM_TEST_LIBDIR   directory holding our libpcsclite.so.1
+  SCRM_TEST_LIBDIR   directory holding our libpcsclite.so.1 (empty: the system's)
+  SCRM_TEST_CLIENT   'scrm' (our libpcsclite, scrm's protocol) or 'pcsclite' (the distribution's
+                     unmodified libpcsclite.so.1 on scrmd's pcsc-lite listener)
+
+The same test files run once per client library. A test that checks something only one side has
+(scrm's own wire protocol, our library's extensions) is marked with only_client().
 """
 import ctypes
 import os
@@ -21,6 +26,20 @@ import time
 
 LIBDIR = os.environ.get('SCRM_TEST_LIBDIR', '')
 DAEMON = os.environ.get('SCRM_TEST_DAEMON', '')
+CLIENT = os.environ.get('SCRM_TEST_CLIENT', 'scrm')
+
+# The distribution's libpcsclite reads PCSCLITE_CSOCK_NAME once per process: every daemon of this
+# process serves pcsc-lite's protocol on the same path, in a directory of this process.
+PCSCLITE_SOCK = ''
+if CLIENT == 'pcsclite':
+    PCSCLITE_SOCK = os.path.join(tempfile.mkdtemp(prefix='scrm-pcsclite-'), 'pcscd.comm')
+    os.environ['PCSCLITE_CSOCK_NAME'] = PCSCLITE_SOCK
+
+
+def only_client(name, why):
+    """pytest mark: run the test only with client library `name` ('scrm' or 'pcsclite')."""
+    import pytest  # pylint: disable=import-outside-toplevel
+    return pytest.mark.skipif(CLIENT != name, reason=f'{name} client only: {why}')
 
 # Readers every default daemon has: name -> device string.
 R_T1 = 'SimVendor SimReader 0'  # T=1 card inserted
@@ -44,16 +63,27 @@ def wait_for(pred, timeout=5.0, what='condition'):
     raise AssertionError(f'timed out waiting for {what}')
 
 
+_live = []  # daemons of this process, oldest first
+
+
 class Daemon:
-    """A scrmd with simulated readers in a temporary directory."""
+    """A scrmd with simulated readers in a temporary directory.
+
+    With the pcsc-lite client all daemons share PCSCLITE_SOCK, so a second daemon (a test's own
+    beside the module's) stops the running one until it is closed, then starts it again."""
 
     def __init__(self, readers=None, extra=''):
+        self.paused = _live[-1] if PCSCLITE_SOCK and _live and _live[-1].alive() else None
+        if self.paused:
+            self.paused.stop()
         self.dir = tempfile.mkdtemp(prefix='scrm-interop-')
         self.sock = os.path.join(self.dir, 'scrm.sock')
         self.log = os.path.join(self.dir, 'scrmd.log')
         self.conf = os.path.join(self.dir, 'scrmd.conf')
         with open(self.conf, 'w', encoding='utf-8') as f:
             f.write(f'socket = {self.sock}\n')
+            if PCSCLITE_SOCK:
+                f.write(f'pcsclite_socket = {PCSCLITE_SOCK}\n')
             f.write('discover = false\n')
             for r in readers if readers is not None else DEFAULT_READERS:
                 f.write(f'reader = {r}\n')
@@ -62,6 +92,7 @@ class Daemon:
         self.crashed = False
         self.saved_socket = os.environ.get('SCRM_SOCKET')
         os.environ['SCRM_SOCKET'] = self.sock  # clients of this test process use this daemon
+        _live.append(self)
         self.start()
 
     def start(self):
@@ -78,14 +109,15 @@ class Daemon:
     def ready(self):
         if self.proc.poll() is not None:
             raise AssertionError(f'scrmd exited with {self.proc.returncode}:\n{self.log_text()}')
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(self.sock)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
+        for path in [self.sock] + ([PCSCLITE_SOCK] if PCSCLITE_SOCK else []):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(path)
+            except OSError:
+                return False
+            finally:
+                s.close()
+        return True
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -125,6 +157,11 @@ class Daemon:
         else:
             os.environ['SCRM_SOCKET'] = self.saved_socket
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self in _live:
+            _live.remove(self)
+        if self.paused:
+            os.environ['SCRM_SOCKET'] = self.paused.sock
+            self.paused.start()
         assert rc == 0 and not self.crashed, f'scrmd exit status {rc}:\n{text}'
         for bad in ('AddressSanitizer', 'LeakSanitizer', 'ThreadSanitizer', 'runtime error',
                     'assertion'):

@@ -239,6 +239,7 @@ def activations(c):
     return int.from_bytes(info[8:12], 'little')
 
 
+@env.only_client('scrm', "pcsc-lite's protocol has no SCARD_STATE_UNPOWERED (its library never reports it)")
 def test_unpower_then_connect(ctx):
     """SCARD_UNPOWER_CARD switches the tag's "virtual" power off (SCardStatus: PRESENT alone, as
     pcscd reports an unpowered card; the ATR stays known); the next connect re-activates the tag

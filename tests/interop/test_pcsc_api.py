@@ -57,6 +57,7 @@ def connect(pcsc, ctx, reader=R_T1, share=SHARE_SHARED, proto=PROTO_ANY):
     return card.value, active.value
 
 
+@env.only_client('scrm', "pcsc-lite's own library answers NULL arguments with its own codes")
 def test_result_codes_are_positive(pcsc):
     """SCARD_E_* come back as the positive 64-bit values of pcsc-lite's (LONG)0x801000xx."""
     h = LONG()
@@ -143,7 +144,9 @@ def test_transmit_insufficient_buffer(pcsc, ctx):
     rc = pcsc.SCardTransmit(card, ctypes.byref(pci), apdu, 5, ctypes.byref(recv_pci), resp,
                             ctypes.byref(n))
     assert u(rc) == S_SUCCESS and n.value == 34 and bytes(resp)[-2:] == b'\x90\x00'
-    assert recv_pci.dwProtocol == proto and recv_pci.cbPciLength == 16
+    assert recv_pci.dwProtocol == proto
+    if env.CLIENT == 'scrm':  # pcsc-lite's library passes the caller's cbPciLength through
+        assert recv_pci.cbPciLength == 16
     rc = pcsc.SCardTransmit(card, None, apdu, 5, None, resp, ctypes.byref(n))
     assert u(rc) == E_INVALID_PARAMETER
     pcsc.SCardDisconnect(card, 0)
@@ -213,6 +216,7 @@ def test_gsc_counter_in_upper_bits(pcsc, ctx):
     assert u(pcsc.SCardGetStatusChange(ctx, 50, rs, 2)) == E_TIMEOUT
 
 
+@env.only_client('scrm', "argument checks are client-side, and pcsc-lite's library does not validate the context when every entry is ignored")
 def test_gsc_arguments(pcsc, ctx):
     rs = (READERSTATE * 1)()
     assert u(pcsc.SCardGetStatusChange(ctx, 0, None, 1)) == E_INVALID_PARAMETER
@@ -224,6 +228,7 @@ def test_gsc_arguments(pcsc, ctx):
     assert u(pcsc.SCardGetStatusChange(999, 0, rs, 1)) == E_INVALID_HANDLE
 
 
+@env.only_client('scrm', "pcsc-lite's library holds the context lock during SCardGetStatusChange, so SCardReleaseContext waits (test_pcsclite.py covers cancel)")
 def test_release_context_ends_wait(pcsc, daemon):
     h = LONG()
     assert u(pcsc.SCardEstablishContext(0, None, None, ctypes.byref(h))) == S_SUCCESS
@@ -242,6 +247,7 @@ def test_release_context_ends_wait(pcsc, daemon):
     assert out['rc'] == E_CANCELLED
 
 
+@env.only_client('scrm', "SCRM_SOCKET and reconnecting contexts are our library's; test_pcsclite.py restarts the daemon under pcsc-lite's")
 def test_no_service_and_recovery(pcsc, tmp_path):
     saved = os.environ.get('SCRM_SOCKET')
     os.environ['SCRM_SOCKET'] = str(tmp_path / 'nothing.sock')

@@ -1,0 +1,597 @@
+/*
+ * scrmd's second front end: pcsc-lite's own socket protocol (4:4, 4:5, 4:6; pcsclite_wire.h), so
+ * the libpcsclite.so.1 of a distribution, a Flatpak runtime or a container talks to scrmd as it
+ * would to pcscd. A connection on the pcsc-lite listener is an ordinary session of the server
+ * (same accept path, peer credentials, group check, quotas, pool, output and teardown); only the
+ * decoding and encoding differ, and every card command goes to server_core.c like scrm's own.
+ *
+ * pcsc-lite semantics kept here:
+ *   - One context per connection: ESTABLISH gives a random hContext in 1..0x7FFFFFFF; hCard
+ *     handles are random in the same range (hCard is an int32 on the wire). A request naming a
+ *     card handle this connection does not own ends the connection, as pcscd does (no reply).
+ *   - The client builds SCardListReaders, SCardStatus and SCardGetStatusChange from the
+ *     reader-state array (CMD_GET_READERS_STATE): 16 entries for 4:4 / 4:5, as many as there are
+ *     readers for 4:6 (CMD_GET_READERS_STATE_SIZE, then _ARRAY). With more than 16 readers a 4:4 /
+ *     4:5 client sees the first 16 in registration order; the daemon logs a warning each time the
+ *     number of readers past 16 changes.
+ *   - Events: CMD_WAIT_READER_STATE_CHANGE registers the connection and answers the array at
+ *     once; the first change of any reader (card event, sharing, arrival, departure) then sends
+ *     exactly one 8-byte {0, 0} and unregisters. STOP answers {0, 0} only while registered.
+ *     SCARD_CANCEL arrives on a connection of its own, without handshake: the waiting context gets
+ *     {0, SCARD_E_CANCELLED}, the canceller {hContext, 0}. Deliberate difference: only a peer with
+ *     the waiting client's uid (or root) can cancel it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "daemon/pcsclite_wire.h"
+#include "daemon/server_internal.h"
+#include "rm/rm.h"
+
+#define PCL_HANDLE_LIMIT 0x80000000u /* handles in 1..0x7FFFFFFF */
+
+struct pcl_session {
+    struct pcl_rx rx;    /* loop thread */
+    int minor;           /* negotiated minor version (4 until CMD_VERSION says otherwise) */
+    atomic_uint context; /* hContext of this connection, 0 before ESTABLISH / after RELEASE */
+    uint32_t array_size; /* entries of the last CMD_GET_READERS_STATE_SIZE answer (4:6), 0: none */
+};
+
+int pcl_session_init(struct session *s)
+{
+    s->pcl = calloc(1, sizeof *s->pcl);
+    if (!s->pcl)
+        return -1;
+    pcl_rx_init(&s->pcl->rx);
+    s->pcl->minor = PCL_VERSION_MINOR_MIN;
+    atomic_init(&s->pcl->context, 0);
+    return 0;
+}
+
+void pcl_session_free(struct session *s)
+{
+    if (!s->pcl)
+        return;
+    pcl_rx_free(&s->pcl->rx);
+    free(s->pcl);
+    s->pcl = NULL;
+}
+
+bool pcl_session_partial(const struct session *s)
+{
+    return pcl_rx_partial(&s->pcl->rx);
+}
+
+/* ---- Reader-state array -----------------------------------------------------------------------
+ */
+
+/* Send the array: `slots` entries, or as many as there are readers when slots is 0. */
+static void send_reader_states(struct session *s, uint32_t slots)
+{
+    struct rm_reader_info *list = NULL;
+    struct pcl_reader_state *arr;
+    size_t n = 0, count;
+
+    if (rm_list_readers(s->srv->rm, &list, &n) != SCARD_S_SUCCESS)
+        n = 0; /* out of memory: an empty table rather than no answer */
+    count = slots ? slots : n;
+    if (slots == PCL_FIXED_READERS && n > PCL_FIXED_READERS && s->srv->pcl_past_16 != n) {
+        s->srv->pcl_past_16 = (unsigned)n;
+        log_warn(ipc,
+                 "%zu readers: pcsc-lite clients of protocol 4:4 / 4:5 see the first %d only "
+                 "(their reader table has 16 entries); 4:6 clients and scrm's own see all",
+                 n, PCL_FIXED_READERS);
+    }
+    arr = (struct pcl_reader_state *)srv_reply_buf(s, (count ? count : 1) * sizeof *arr);
+    if (!arr) {
+        free(list);
+        shutdown(s->fd, SHUT_RDWR); /* cannot answer with the size the client expects */
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const struct rm_reader_info *r = i < n ? &list[i] : NULL;
+        if (r)
+            pcl_reader_state_fill(&arr[i], r->name, r->flags, r->event_counter, r->sharing, r->atr,
+                                  r->atr_len, r->protocol);
+        else
+            pcl_reader_state_fill(&arr[i], NULL, 0, 0, 0, NULL, 0, 0);
+    }
+    free(list);
+    session_send(s, (const uint8_t *)arr, count * sizeof *arr);
+}
+
+static uint32_t array_slots(const struct session *s)
+{
+    if (s->pcl->minor < 6)
+        return PCL_FIXED_READERS;
+    return s->pcl->array_size ? s->pcl->array_size : PCL_FIXED_READERS;
+}
+
+/* ---- Events -----------------------------------------------------------------------------------
+ */
+
+static void send_wait_reply(struct session *s, uint32_t rv)
+{
+    struct pcl_wait w = {.timeout = 0, .rv = rv};
+    session_send(s, (const uint8_t *)&w, sizeof w);
+}
+
+/* A watched reader changed (loop thread): signal once and unregister. */
+void pcl_wait_fired(struct session *s)
+{
+    if (!s->wait || s->closing)
+        return;
+    session_free_wait(s);
+    send_wait_reply(s, SCARD_S_SUCCESS);
+    pthread_mutex_lock(&s->lock);
+    session_rearm(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Register for events: watch every reader and the reader list. */
+static void start_wait(struct session *s)
+{
+    if (s->wait) /* a second WAIT without STOP: keep one registration, as pcscd's list does */
+        session_free_wait(s);
+    if (session_watch_all(s) < 0)
+        log_warn(ipc, "client %llu: cannot watch the readers (out of memory)",
+                 (unsigned long long)s->id);
+    send_reader_states(s, array_slots(s));
+}
+
+/* ---- Loop-thread commands ---------------------------------------------------------------------
+ */
+
+static uint32_t new_context(struct srv *srv)
+{
+    for (;;) {
+        uint32_t c = (uint32_t)(idmap_random_id() % PCL_HANDLE_LIMIT);
+        bool used = c == 0;
+        for (struct session *o = srv->sessions; o && !used; o = o->next)
+            used = o->pcl && atomic_load(&o->pcl->context) == c;
+        if (!used)
+            return c;
+    }
+}
+
+static void cmd_version(struct session *s, const uint8_t *body)
+{
+    struct pcl_version v;
+    memcpy(&v, body, sizeof v);
+    if (v.major == PCL_VERSION_MAJOR && v.minor >= PCL_VERSION_MINOR_MIN &&
+        v.minor <= PCL_VERSION_MINOR) {
+        s->pcl->minor = v.minor;
+        v.rv = SCARD_S_SUCCESS;
+    } else {
+        log_warn(
+            ipc,
+            "client %llu (pid %ld) speaks pcsc-lite protocol %d:%d; scrmd serves %d:%d to %d:%d",
+            (unsigned long long)s->id, (long)s->pid, v.major, v.minor, PCL_VERSION_MAJOR,
+            PCL_VERSION_MINOR_MIN, PCL_VERSION_MAJOR, PCL_VERSION_MINOR);
+        v.major = PCL_VERSION_MAJOR;
+        v.minor = PCL_VERSION_MINOR;
+        v.rv = SCARD_E_SERVICE_STOPPED;
+    }
+    session_send(s, (const uint8_t *)&v, sizeof v);
+}
+
+static void cmd_establish(struct session *s, const uint8_t *body)
+{
+    struct pcl_establish e;
+    memcpy(&e, body, sizeof e);
+    if (e.scope > 3) { /* SCARD_SCOPE_USER .. SCARD_SCOPE_GLOBAL */
+        e.context = 0;
+        e.rv = SCARD_E_INVALID_VALUE;
+    } else {
+        e.context = new_context(s->srv);
+        atomic_store(&s->pcl->context, e.context);
+        e.rv = SCARD_S_SUCCESS;
+    }
+    session_send(s, (const uint8_t *)&e, sizeof e);
+}
+
+static void cmd_cancel(struct session *s, const uint8_t *body)
+{
+    struct pcl_cancel c;
+    struct session *t = NULL;
+
+    memcpy(&c, body, sizeof c);
+    c.rv = SCARD_E_INVALID_HANDLE;
+    if (c.context != 0)
+        for (t = s->srv->sessions; t; t = t->next)
+            if (t->pcl && atomic_load(&t->pcl->context) == (uint32_t)c.context)
+                break;
+    if (t && s->uid != 0 && t->uid != s->uid) {
+        log_warn(ipc, "client %llu (uid %ld): SCardCancel of another user's context refused",
+                 (unsigned long long)s->id, (long)s->uid);
+        t = NULL;
+    }
+    if (t) {
+        c.rv = SCARD_S_SUCCESS;
+        if (t->wait) { /* only a waiting context is signalled */
+            session_free_wait(t);
+            send_wait_reply(t, SCARD_E_CANCELLED);
+            pthread_mutex_lock(&t->lock);
+            session_rearm(t);
+            pthread_mutex_unlock(&t->lock);
+        }
+    }
+    session_send(s, (const uint8_t *)&c, sizeof c);
+}
+
+static void exec_loop(struct session *s, uint32_t cmd, const uint8_t *body)
+{
+    switch (cmd) {
+    case PCL_CMD_VERSION: cmd_version(s, body); break;
+    case PCL_CMD_ESTABLISH_CONTEXT: cmd_establish(s, body); break;
+    case PCL_CMD_CANCEL: cmd_cancel(s, body); break;
+    case PCL_CMD_GET_READERS_STATE: send_reader_states(s, PCL_FIXED_READERS); break;
+    case PCL_CMD_WAIT_READER_STATE_CHANGE: start_wait(s); break;
+    case PCL_CMD_STOP_WAITING_READER_STATE_CHANGE:
+        if (s->wait) { /* a reply only while registered: one 8-byte message per WAIT */
+            session_free_wait(s);
+            send_wait_reply(s, SCARD_S_SUCCESS);
+        }
+        break;
+    case PCL_CMD_GET_READER_EVENTS: {
+        /* pcscd's counter starts at 1 and is an int16 in the client's notification word */
+        struct pcl_reader_events ev = {
+            .events = (int32_t)((rm_reader_events(s->srv->rm) + 1u) & 0x7FFFu), .rv = 0};
+        session_send(s, (const uint8_t *)&ev, sizeof ev);
+        break;
+    }
+    case PCL_CMD_GET_READERS_STATE_SIZE: {
+        struct rm_reader_info *list = NULL;
+        size_t n = 0;
+        int32_t size;
+        if (rm_list_readers(s->srv->rm, &list, &n) != SCARD_S_SUCCESS)
+            n = 0;
+        free(list);
+        s->pcl->array_size = (uint32_t)n;
+        size = (int32_t)n;
+        session_send(s, (const uint8_t *)&size, sizeof size);
+        break;
+    }
+    case PCL_CMD_GET_READERS_STATE_ARRAY:
+        send_reader_states(s, s->pcl->array_size ? s->pcl->array_size : PCL_FIXED_READERS);
+        break;
+    default: break;
+    }
+}
+
+/* ---- Pool commands ----------------------------------------------------------------------------
+ */
+
+/* A request names a card handle this connection does not own: end the connection like pcscd. */
+static bool foreign_card(struct session *s, int32_t card, uint32_t cmd)
+{
+    if (srv_core_has_card(s, (uint64_t)(uint32_t)card))
+        return false;
+    log_warn(ipc,
+             "client %llu (pid %ld, uid %ld): %s with a card handle it does not own; "
+             "disconnecting",
+             (unsigned long long)s->id, (long)s->pid, (long)s->uid, pcl_cmd_name(cmd));
+    shutdown(s->fd, SHUT_RDWR);
+    return true;
+}
+
+static uint64_t card_handle(int32_t card)
+{
+    return (uint64_t)(uint32_t)card;
+}
+
+static void send_struct(struct session *s, const void *p, size_t n)
+{
+    session_send(s, p, n);
+}
+
+/* RELEASE: close the context's cards (srv_core_close_all), then forget the context. */
+static uint32_t release_context(struct session *s, uint32_t context)
+{
+    if (atomic_load(&s->pcl->context) == 0)
+        return SCARD_E_INVALID_HANDLE;
+    if (atomic_load(&s->pcl->context) != context)
+        return SCARD_E_INVALID_VALUE;
+    srv_core_close_all(s);
+    atomic_store(&s->pcl->context, 0);
+    return SCARD_S_SUCCESS;
+}
+
+static void exec_transmit(struct session *s, const uint8_t *body, const uint8_t *apdu)
+{
+    struct pcl_transmit t;
+    size_t len;
+    uint32_t proto = 0;
+    uint8_t *b = srv_reply_buf(s, sizeof t + PCL_MAX_BUFFER_EXT);
+
+    memcpy(&t, body, sizeof t);
+    if (foreign_card(s, t.card, PCL_CMD_TRANSMIT))
+        return;
+    if (!b) {
+        t.rv = SCARD_E_NO_MEMORY;
+        t.recv_length = 0;
+        send_struct(s, &t, sizeof t);
+        return;
+    }
+    t.rv = srv_core_transmit(s, card_handle(t.card), t.send_pci_protocol, apdu, t.send_length,
+                             b + sizeof t, PCL_MAX_BUFFER_EXT, t.recv_length, &len, &proto);
+    if (proto)
+        t.recv_pci_protocol = proto;
+    t.recv_length = (uint32_t)len;
+    memcpy(b, &t, sizeof t);
+    session_send(s, b, sizeof t + (t.rv == SCARD_S_SUCCESS ? len : 0));
+}
+
+static void exec_control(struct session *s, const uint8_t *body, const uint8_t *in)
+{
+    struct pcl_control c;
+    size_t len;
+    uint8_t *b = srv_reply_buf(s, sizeof c + PCL_MAX_BUFFER_EXT);
+
+    memcpy(&c, body, sizeof c);
+    if (foreign_card(s, c.card, PCL_CMD_CONTROL))
+        return;
+    if (!b) {
+        c.rv = SCARD_E_NO_MEMORY;
+        c.returned = 0;
+        send_struct(s, &c, sizeof c);
+        return;
+    }
+    /* pcscd offers the driver its whole buffer and compares with the client's afterwards */
+    c.rv = srv_core_control(s, card_handle(c.card), c.code, in, c.send_length, b + sizeof c,
+                            PCL_MAX_BUFFER_EXT, &len);
+    if (c.rv == SCARD_S_SUCCESS && len > c.recv_length)
+        c.rv = SCARD_E_INSUFFICIENT_BUFFER;
+    c.returned = (uint32_t)len;
+    memcpy(b, &c, sizeof c);
+    session_send(s, b, sizeof c + (c.rv == SCARD_S_SUCCESS ? len : 0));
+}
+
+static void exec_getset(struct session *s, uint32_t cmd, const uint8_t *body)
+{
+    struct pcl_getset g;
+    memcpy(&g, body, sizeof g);
+    if (foreign_card(s, g.card, cmd))
+        return;
+    if (g.length > sizeof g.value) {
+        log_warn(ipc,
+                 "client %llu: attribute length %u larger than pcsc-lite's buffer; "
+                 "disconnecting",
+                 (unsigned long long)s->id, g.length);
+        shutdown(s->fd, SHUT_RDWR);
+        return;
+    }
+    if (cmd == PCL_CMD_GET_ATTRIB) {
+        size_t len = 0;
+        g.rv = srv_core_get_attrib(s, card_handle(g.card), g.attr, g.value, g.length, &len);
+        g.length = (uint32_t)len;
+    } else {
+        g.rv = srv_core_set_attrib(s, card_handle(g.card), g.attr, g.value, g.length);
+    }
+    send_struct(s, &g, sizeof g);
+}
+
+void pcl_exec(struct session *s, const uint8_t *msg, size_t len)
+{
+    struct pcl_hdr h;
+    const uint8_t *body = msg + sizeof h;
+    (void)len;
+
+    memcpy(&h, msg, sizeof h);
+    log_trace(ipc, "client %llu: pcsc-lite %s (%zu bytes)", (unsigned long long)s->id,
+              pcl_cmd_name(h.command), len);
+    switch (h.command) {
+    case PCL_CMD_RELEASE_CONTEXT: {
+        struct pcl_release r;
+        memcpy(&r, body, sizeof r);
+        r.rv = release_context(s, r.context);
+        send_struct(s, &r, sizeof r);
+        break;
+    }
+    case PCL_CMD_CONNECT: {
+        struct pcl_connect c;
+        uint64_t handle = 0;
+        memcpy(&c, body, sizeof c);
+        c.reader[sizeof c.reader - 1] = '\0';
+        if (atomic_load(&s->pcl->context) == 0 || c.context != atomic_load(&s->pcl->context)) {
+            c.rv = SCARD_E_INVALID_HANDLE;
+            c.active = 0;
+        } else {
+            c.rv = srv_core_connect(s, c.reader, c.share, c.preferred, PCL_HANDLE_LIMIT, &handle,
+                                    &c.active);
+        }
+        c.card = (int32_t)(uint32_t)handle;
+        send_struct(s, &c, sizeof c);
+        break;
+    }
+    case PCL_CMD_RECONNECT: {
+        struct pcl_reconnect r;
+        memcpy(&r, body, sizeof r);
+        if (foreign_card(s, r.card, h.command))
+            return;
+        r.active = 0;
+        r.rv = srv_core_reconnect(s, card_handle(r.card), r.share, r.preferred, r.init, &r.active);
+        send_struct(s, &r, sizeof r);
+        break;
+    }
+    case PCL_CMD_DISCONNECT:
+    case PCL_CMD_END_TRANSACTION: {
+        struct pcl_card_disp d;
+        memcpy(&d, body, sizeof d);
+        if (foreign_card(s, d.card, h.command))
+            return;
+        d.rv = h.command == PCL_CMD_DISCONNECT
+                   ? srv_core_disconnect(s, card_handle(d.card), d.disposition)
+                   : srv_core_end_transaction(s, card_handle(d.card), d.disposition);
+        send_struct(s, &d, sizeof d);
+        break;
+    }
+    case PCL_CMD_BEGIN_TRANSACTION:
+    case PCL_CMD_STATUS: {
+        struct pcl_card c;
+        memcpy(&c, body, sizeof c);
+        if (foreign_card(s, c.card, h.command))
+            return;
+        if (h.command == PCL_CMD_BEGIN_TRANSACTION) {
+            c.rv = srv_core_begin_transaction(s, card_handle(c.card));
+        } else {
+            struct rm_card_status st;
+            c.rv = srv_core_status(s, card_handle(c.card), &st);
+        }
+        send_struct(s, &c, sizeof c);
+        break;
+    }
+    case PCL_CMD_TRANSMIT: exec_transmit(s, body, body + sizeof(struct pcl_transmit)); break;
+    case PCL_CMD_CONTROL: exec_control(s, body, body + sizeof(struct pcl_control)); break;
+    case PCL_CMD_GET_ATTRIB:
+    case PCL_CMD_SET_ATTRIB: exec_getset(s, h.command, body); break;
+    default: break;
+    }
+}
+
+/*
+ * The worker's linger for pcsc-lite: the client writes header, body and send buffer with
+ * separate send() calls, so wait (within the same bounded linger as scrm's front end) until a
+ * whole pool request is in the socket, then take it on this worker. Anything else is left to the
+ * loop thread.
+ */
+bool pcl_take_next(struct session *s)
+{
+    struct timespec start, now;
+    uint8_t *msg = NULL;
+    size_t cap = 0, want = sizeof(struct pcl_hdr), total = 0;
+    bool ok;
+
+    pthread_mutex_lock(&s->lock);
+    ok = !s->closing && s->out_len == s->out_off;
+    pthread_mutex_unlock(&s->lock);
+    if (!ok)
+        return false;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+        struct timespec left = {0, 0};
+        long left_ns;
+        ssize_t n;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left_ns = (long)SRV_LINGER_US * 1000L -
+                  ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec));
+        if (left_ns <= 0)
+            goto fail;
+        left.tv_nsec = left_ns;
+        if (ppoll(&pfd, 1, &left, NULL) != 1 || pfd.revents != POLLIN)
+            goto fail;
+        if (cap < want) {
+            uint8_t *m = realloc(msg, want);
+            if (!m)
+                goto fail;
+            msg = m;
+            cap = want;
+        }
+        n = recv(s->fd, msg, want, MSG_PEEK | MSG_DONTWAIT);
+        if (n <= 0)
+            goto fail;
+        if (pcl_request_length(msg, (size_t)n, &total) != NULL)
+            goto fail; /* malformed: the loop thread reads it and says why */
+        if (n >= (ssize_t)sizeof(struct pcl_hdr)) {
+            struct pcl_hdr h;
+            memcpy(&h, msg, sizeof h);
+            if (pcl_cmd_run(h.command) != PCL_RUN_POOL)
+                goto fail;
+        }
+        if (total && (size_t)n >= total)
+            break;
+        /* ask for what is known to be missing: the body, then the send buffer */
+        want = total ? total : sizeof(struct pcl_hdr) + sizeof(struct pcl_transmit);
+        if (!total && (size_t)n >= sizeof(struct pcl_hdr)) {
+            struct pcl_hdr h;
+            memcpy(&h, msg, sizeof h);
+            want = sizeof h + h.size;
+        }
+    }
+    ok = recv(s->fd, msg, total, MSG_DONTWAIT) == (ssize_t)total;
+    if (ok) {
+        pthread_mutex_lock(&s->lock);
+        ok = !s->closing;
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (!ok)
+        goto fail;
+    s->job_msg = msg;
+    s->job_len = total;
+    return true;
+fail:
+    free(msg);
+    return false;
+}
+
+/* ---- Input (loop thread) ----------------------------------------------------------------------
+ */
+
+static void dispatch(struct session *s, const uint8_t *msg, size_t len)
+{
+    struct pcl_hdr h;
+    memcpy(&h, msg, sizeof h);
+    s->hello_done = true; /* no HELLO here: the first message ends the connect deadline */
+    if (pcl_cmd_run(h.command) == PCL_RUN_LOOP) {
+        log_trace(ipc, "client %llu: pcsc-lite %s", (unsigned long long)s->id,
+                  pcl_cmd_name(h.command));
+        exec_loop(s, h.command, msg + sizeof h);
+        pcl_rx_next(&s->pcl->rx);
+        pthread_mutex_lock(&s->lock);
+        if (s->out_len > s->out_off)
+            session_rearm(s);
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    session_submit(s, pcl_rx_take(&s->pcl->rx), len);
+}
+
+void pcl_read_input(struct session *s)
+{
+    for (;;) {
+        const uint8_t *msg;
+        const char *why = NULL;
+        size_t want, len;
+        uint8_t *p;
+        ssize_t n;
+        enum pcl_rx_result r;
+
+        pcl_rx_space(&s->pcl->rx, &p, &want);
+        n = recv(s->fd, p, want, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            if (pcl_rx_partial(&s->pcl->rx))
+                session_close(s, "connection ended inside a message (truncated)", true);
+            else
+                session_close(s, n == 0 ? "disconnected" : strerror(errno), false);
+            return;
+        }
+        r = pcl_rx_advance(&s->pcl->rx, (size_t)n, &msg, &len, &why);
+        if (r == PCL_RX_ERROR) {
+            struct pcl_hdr h;
+            memcpy(&h, s->pcl->rx.hdr, sizeof h);
+            log_warn(ipc,
+                     "client %llu (pid %ld, uid %ld): pcsc-lite command 0x%02x (%s), size %u: %s",
+                     (unsigned long long)s->id, (long)s->pid, (long)s->uid, h.command,
+                     pcl_cmd_name(h.command), h.size, why);
+            session_close(s, why, true);
+            return;
+        }
+        if (r == PCL_RX_MESSAGE) {
+            dispatch(s, msg, len); /* one message per wake-up, as for scrm's protocol */
+            return;
+        }
+    }
+}

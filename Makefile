@@ -1,7 +1,7 @@
 # Thin wrapper around Meson. The two commands of the README:
 #   make demo    install what is missing, build, run the daemon with simulated readers and a demo
 #   make check   install what is missing, build, run every test (lint included) and print a summary
-.PHONY: demo check build release bench bench-ifd bench-compare fuzz soak format clean
+.PHONY: demo check build release bench bench-ifd bench-compare bench-pcsclite fuzz soak format clean
 
 demo:
 	@scripts/install-deps.sh demo
@@ -37,6 +37,12 @@ bench-ifd: release
 bench-compare: release
 	@scripts/install-deps.sh check
 	@/usr/bin/python3 bench/compare/compare.py
+
+# The same PC/SC client binary against pcscd (private namespace), scrmd's pcsc-lite listener and
+# scrmd's own protocol, in one run (bench/pcsclite/compare.py; BENCH_SECONDS per row).
+BENCH_SECONDS ?= 3
+bench-pcsclite: release
+	@/usr/bin/python3 bench/pcsclite/compare.py build/release $(BENCH_SECONDS)
 
 # libFuzzer targets: every tests/fuzz/fuzz_<name>.c built in build/fuzz (clang, -Dfuzz=true) is
 # run, found by name, so a new target joins without editing this file. Each runs FUZZ_TIME seconds

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rm/rm.h"
-
 struct pcl_cmd_info {
     const char *name;
     uint32_t body;
@@ -181,7 +179,7 @@ const char *pcl_request_length(const uint8_t *buf, size_t len, size_t *total)
 /* ---- Reader state -----------------------------------------------------------------------------
  */
 
-void pcl_reader_state_fill(struct pcl_reader_state *rs, const char *name, uint32_t flags,
+void pcl_reader_state_fill(struct pcl_reader_state *rs, const char *name, uint32_t pcsc_state,
                            uint32_t event_counter, int32_t sharing, const uint8_t *atr,
                            size_t atr_len, uint32_t protocol)
 {
@@ -192,22 +190,12 @@ void pcl_reader_state_fill(struct pcl_reader_state *rs, const char *name, uint32
     }
     strncpy(rs->name, name, sizeof rs->name - 1);
     rs->event_counter = event_counter & 0xFFFFu; /* pcscd wraps at 0xFFFF */
+    rs->state = pcsc_state;                      /* the rm's word, as pcscd shows it */
     rs->sharing = sharing;
-    if (flags & (RM_READER_UNAVAILABLE | RM_READER_UNKNOWN)) {
-        rs->state = PCL_SCARD_UNKNOWN;
-    } else if (flags & RM_READER_PRESENT) {
-        if (flags & RM_READER_MUTE)
-            rs->state = PCL_SCARD_PRESENT | PCL_SCARD_SWALLOWED;
-        else if (atr_len)
-            rs->state = PCL_SCARD_PRESENT | PCL_SCARD_POWERED | PCL_SCARD_NEGOTIABLE;
-        else
-            rs->state = PCL_SCARD_PRESENT;
-        if (atr_len <= PCL_MAX_ATR_SIZE && !(flags & RM_READER_MUTE)) {
-            memcpy(rs->atr, atr, atr_len);
-            rs->atr_len = (uint32_t)atr_len;
-        }
+    if ((pcsc_state & PCL_SCARD_PRESENT) && !(pcsc_state & PCL_SCARD_SWALLOWED) &&
+        atr_len <= PCL_MAX_ATR_SIZE) {
+        memcpy(rs->atr, atr, atr_len);
+        rs->atr_len = (uint32_t)atr_len;
         rs->protocol = protocol;
-    } else {
-        rs->state = PCL_SCARD_ABSENT;
     }
 }

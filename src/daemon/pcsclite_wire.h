@@ -225,8 +225,9 @@ bool pcl_rx_partial(const struct pcl_rx *rx);
  * *total = 0 when more bytes are needed to tell, or a reason when it is malformed. */
 const char *pcl_request_length(const uint8_t *buf, size_t len, size_t *total);
 
-/* Fill a READER_STATE from what the rm reports. flags: RM_READER_*; name NULL: an unused slot. */
-void pcl_reader_state_fill(struct pcl_reader_state *rs, const char *name, uint32_t flags,
+/* Fill a READER_STATE from what the rm reports: pcsc_state is rm_reader_info.pcsc_state
+ * (pcsc-lite's SCARD_ABSENT .. SCARD_SPECIFIC word); name NULL: an unused slot. */
+void pcl_reader_state_fill(struct pcl_reader_state *rs, const char *name, uint32_t pcsc_state,
                            uint32_t event_counter, int32_t sharing, const uint8_t *atr,
                            size_t atr_len, uint32_t protocol);
 

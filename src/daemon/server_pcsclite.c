@@ -98,8 +98,8 @@ static void send_reader_states(struct session *s, uint32_t slots)
     for (size_t i = 0; i < count; i++) {
         const struct rm_reader_info *r = i < n ? &list[i] : NULL;
         if (r)
-            pcl_reader_state_fill(&arr[i], r->name, r->flags, r->event_counter, r->sharing, r->atr,
-                                  r->atr_len, r->protocol);
+            pcl_reader_state_fill(&arr[i], r->name, r->pcsc_state, r->event_counter, r->sharing,
+                                  r->atr, r->atr_len, r->protocol);
         else
             pcl_reader_state_fill(&arr[i], NULL, 0, 0, 0, NULL, 0, 0);
     }
@@ -595,3 +595,11 @@ void pcl_read_input(struct session *s)
         }
     }
 }
+
+_Static_assert(PCL_SCARD_UNKNOWN == RM_PCSC_UNKNOWN && PCL_SCARD_ABSENT == RM_PCSC_ABSENT &&
+                   PCL_SCARD_PRESENT == RM_PCSC_PRESENT &&
+                   PCL_SCARD_SWALLOWED == RM_PCSC_SWALLOWED &&
+                   PCL_SCARD_POWERED == RM_PCSC_POWERED &&
+                   PCL_SCARD_NEGOTIABLE == RM_PCSC_NEGOTIABLE &&
+                   PCL_SCARD_SPECIFIC == RM_PCSC_SPECIFIC,
+               "the wire's reader state bits are the rm's");

@@ -425,7 +425,7 @@ int session_watch_all(struct session *s)
     struct srv_wait *w = calloc(1, sizeof *w);
 
     if (!w || rm_list_readers(s->srv->rm, &list, &n) != SCARD_S_SUCCESS ||
-        !(w->watches = calloc(n + 1, sizeof *w->watches))) {
+        !(w->watches = calloc(n + 1, sizeof(struct rm_watch *)))) {
         free(w);
         free(list);
         return -1;

@@ -6,17 +6,21 @@ to check the daemon side byte for byte: pcsc-lite's framing (replies without hea
 after TRANSMIT / CONTROL), the reader-state array, the one-signal-per-WAIT rule, SCardCancel on a
 connection of its own, version negotiation, and what happens to malformed or hostile clients.
 """
+import fcntl
 import os
+import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 
 import pytest
 from smartcard.scard import (SCARD_E_CANCELLED, SCARD_S_SUCCESS, SCARD_SCOPE_USER,
                              SCARD_STATE_EMPTY, SCARD_STATE_PRESENT, SCARD_STATE_UNAWARE,
                              SCardCancel, SCardConnect, SCardControl, SCardEstablishContext,
-                             SCardGetStatusChange, SCardListReaders, SCardReleaseContext,
+                             SCardGetStatusChange, SCardListReaders, SCardReconnect,
+                             SCardReleaseContext,
                              SCardTransmit)
 
 import scrm_env as env
@@ -42,10 +46,10 @@ def daemon():
 class Raw:
     """One connection speaking pcsc-lite's protocol by hand."""
 
-    def __init__(self, timeout=5.0):
+    def __init__(self, timeout=5.0, path=None):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(timeout)
-        self.s.connect(env.PCSCLITE_SOCK)
+        self.s.connect(path or env.PCSCLITE_SOCK)
 
     def send(self, cmd, body=b'', size=None, extra=b''):
         self.s.sendall(struct.pack('<II', len(body) if size is None else size, cmd) + body + extra)
@@ -420,3 +424,271 @@ def test_pcsc_scan_and_opensc_tool(daemon):
     out = subprocess.run(['opensc-tool', '--list-readers'], capture_output=True, text=True,
                          env=e, timeout=30)
     assert R_T1 in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize('names', ['scrm:pcsclite', 'pcsclite:scrm', ''])
+def test_socket_activation_with_two_sockets(names):
+    """As systemd passes scrmd.socket and scrmd-pcscd.socket: fds 3 and 4, told apart by
+    LISTEN_FDNAMES (FileDescriptorName=), or without names by the path (".../pcscd.comm")."""
+    tmp = tempfile.mkdtemp(prefix='scrm-activation-')
+    paths = {'scrm': os.path.join(tmp, 'scrm.sock'), 'pcsclite': os.path.join(tmp, 'pcscd.comm')}
+    order = names.split(':') if names else ['pcsclite', 'scrm']
+    socks = []
+    for kind in order:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(paths[kind])
+        s.listen(8)
+        socks.append(s)
+    conf = os.path.join(tmp, 'scrmd.conf')
+    with open(conf, 'w', encoding='utf-8') as f:
+        f.write('discover = false\nreader = sim:0:card=t1\n')
+    # above 4, so that moving them to 3 and 4 in the child cannot overwrite one with the other
+    # (bash: dash takes single-digit descriptors only)
+    fds = [fcntl.fcntl(s.fileno(), fcntl.F_DUPFD, 10) for s in socks]
+    prefix = (f'exec 3<&{fds[0]} 4<&{fds[1]}; LISTEN_PID=$$; LISTEN_FDS=2; '
+              f'LISTEN_FDNAMES={names}; export LISTEN_PID LISTEN_FDS LISTEN_FDNAMES; ')
+    if not names:
+        prefix = prefix.replace('LISTEN_FDNAMES=; ', '').replace(' LISTEN_FDNAMES;', ';')
+    e = dict(os.environ)
+    e.pop('LD_PRELOAD', None)
+    log = open(os.path.join(tmp, 'log'), 'wb')
+    e['SCRM_LOG'] = 'ipc:info'
+    proc = subprocess.Popen(['bash', '-c', prefix + f'exec {env.DAEMON} -f --config {conf}'],
+                            pass_fds=fds, stdout=log, stderr=subprocess.STDOUT, env=e)
+    try:
+        r = Raw(path=paths['pcsclite'])
+        assert r.version() == (4, 4, 0)
+        ctx = r.establish()
+        _card, proto, rv = r.connect(ctx, reader='SimVendor SimReader 0')
+        assert rv == 0 and proto == 2
+        r.close()
+        # the other socket speaks scrm's protocol: a pcsc-lite VERSION there is refused
+        bad = Raw(path=paths['scrm'])
+        bad.send(VERSION, struct.pack('<iiI', 4, 4, 0))
+        assert bad.closed()
+        bad.close()
+    finally:
+        proc.terminate()
+        rc = proc.wait(timeout=20)
+        log.close()
+        text = open(os.path.join(tmp, 'log'), encoding='utf-8', errors='replace').read()
+        for s in socks:
+            s.close()
+        for fd in fds:
+            os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert rc == 0, text
+    assert 'serving pcsc-lite\'s protocol on an inherited socket' in text, text
+
+
+# ---- Replay of pcsc-lite 1.9.9's conversations ---------------------------------------------------
+#
+# The client side of conversations between Debian 12's libpcsclite.so.1 and pcscd 1.9.9, message
+# for message, in the order the library sends them, with what pcscd answered; scrmd's answers must
+# be the same bytes. Where the bytes depend on the reader rather than on the daemon (reader names,
+# the card's ATR and answers, the driver's own attribute and control answers) they are those of
+# the simulated readers here: reader 0 with a T=1 card, reader 1 empty, as pcscd's two vpcd
+# readers were. Handles are random: {C} / {H} capture the daemon's value at its first appearance
+# and must be the same bytes wherever they appear later. Expected differences, each documented in
+# docs/pcsc.md, are marked DIFF.
+
+R0, R1 = 'SimVendor SimReader 0', 'SimVendor SimReader 1'
+ATR0 = bytes.fromhex('3b878131fe455343524d2d5431cb')
+
+
+class Cap:
+    """A 4-byte handle: captured from the daemon the first time, compared afterwards."""
+
+    def __init__(self, name):
+        self.name = name
+
+
+C, H = Cap('C'), Cap('H')
+
+
+def u32(*v):
+    return b''.join(struct.pack('<I', x & 0xFFFFFFFF) for x in v)
+
+
+def req(cmd, *body):
+    """A request: header + body segments (bytes, or a list holding a Cap of 4 bytes)."""
+    segs = []
+    for b in body:
+        segs.extend(b if isinstance(b, list) else [b])
+    size = sum(4 if isinstance(x, Cap) else len(x) for x in segs)
+    return [u32(size, cmd)] + segs
+
+
+def name128(n):
+    return n.encode().ljust(128, b'\0')
+
+
+def array(entries):
+    """READER_STATE[16]: entries are (name, counter, state, sharing, atr, protocol)."""
+    out = b''
+    for i in range(16):
+        if i < len(entries):
+            n, counter, state, sharing, atr, proto = entries[i]
+            out += name128(n) + struct.pack('<IIi', counter, state, sharing)
+            out += atr.ljust(33, b'\0') + b'\0' * 3 + u32(len(atr), proto)
+        else:
+            out += b'\0' * 176 + u32(34, 0)
+    return out
+
+
+def idle(counter0=1, sharing0=0, proto0=0, present=True):
+    first = (R0, counter0, 0x34, sharing0, ATR0, proto0) if present else \
+        (R0, counter0, 0x02, sharing0, b'', 0)
+    return array([first, (R1, 0, 0x02, 0, b'', 0)])
+
+
+RP_VERSION = [('c', 1, req(0x11, u32(4, 4, 0))), ('s', 1, [u32(4, 4, 0)])]
+RP_ESTABLISH = [('c', 1, req(0x01, u32(2, 0, 0))), ('s', 1, [u32(2), C, u32(0)])]
+RP_RELEASE = [('c', 1, req(0x02, [C], u32(0))), ('s', 1, [C, u32(0)])]
+
+
+def flat(x):
+    """req() may hold a nested list with a Cap: flatten one level."""
+    out = []
+    for e in x:
+        out.extend(e if isinstance(e, list) else [e])
+    return out
+
+
+SCENARIOS = {
+    'establish_release': RP_VERSION + RP_ESTABLISH + RP_RELEASE,
+    'list_readers': RP_VERSION + RP_ESTABLISH + [
+        ('c', 1, req(0x12)), ('s', 1, [idle()]),
+        ('c', 1, req(0x12)), ('s', 1, [idle()]),
+    ] + RP_RELEASE,
+    'connect_transmit_disconnect': RP_VERSION + RP_ESTABLISH + [
+        ('c', 1, req(0x04, [C], name128(R0), u32(2, 3, 0, 0, 0))),
+        ('s', 1, [C, name128(R0), u32(2, 3), H, u32(2, 0)]),
+        ('c', 1, req(0x12)), ('s', 1, [idle(sharing0=1, proto0=2)]),
+        ('c', 1, req(0x0B, [H], u32(0))), ('s', 1, [H, u32(0)]),
+        ('c', 1, req(0x09, [H], u32(2, 16, 7, 3, 16, 258, 0)) + [bytes.fromhex('00a4000c023f00')]),
+        # DIFF: ioRecvPciProtocol is the answer's protocol (2); pcscd passed vpcd's 1 through
+        ('s', 1, [H, u32(2, 16, 7, 2, 16, 2, 0), bytes.fromhex('9000')]),
+        ('c', 1, req(0x06, [H], u32(0, 0))), ('s', 1, [H, u32(0, 0)]),
+    ] + RP_RELEASE,
+    'transactions_and_control': RP_VERSION + RP_ESTABLISH + [
+        ('c', 1, req(0x04, [C], name128(R0), u32(2, 3, 0, 0, 0))),
+        ('s', 1, [C, name128(R0), u32(2, 3), H, u32(2, 0)]),
+        ('c', 1, req(0x07, [H], u32(0))), ('s', 1, [H, u32(0)]),
+        ('c', 1, req(0x08, [H], u32(0, 0))), ('s', 1, [H, u32(0, 0)]),
+        # the simulated reader answers GET_FEATURE_REQUEST with no feature (vpcd: unsupported)
+        ('c', 1, req(0x0A, [H], u32(0x42000D48, 0, 256, 0, 0))),
+        ('s', 1, [H, u32(0x42000D48, 0, 256, 0, 0)]),
+        # GET_ATTRIB ATR_STRING: the library sends rv 0x8010001D and a 264-byte zero buffer
+        ('c', 1, req(0x0F, [H], u32(0x00090303), bytes(264), u32(264, 0x8010001D))),
+        ('s', 1, [H, u32(0x00090303), ATR0.ljust(264, b'\0'), u32(len(ATR0), 0)]),
+        ('c', 1, req(0x05, [H], u32(2, 3, 1, 2, 0))), ('s', 1, [H, u32(2, 3, 1, 2, 0)]),
+        ('c', 1, req(0x06, [H], u32(0, 0))), ('s', 1, [H, u32(0, 0)]),
+    ] + RP_RELEASE,
+    'get_status_change': RP_VERSION + RP_ESTABLISH + [
+        # UNAWARE, timeout 0
+        ('c', 1, req(0x13)), ('s', 1, [idle(sharing0=1)]),
+        ('c', 1, req(0x14)), ('s', 1, [u32(0, 0)]),
+        # INFINITE: the removal is signalled, the array re-read, then STOP
+        ('c', 1, req(0x13)), ('s', 1, [idle(sharing0=1)]),
+        ('act', 'remove'), ('s', 1, [u32(0, 0)]),
+        ('c', 1, req(0x13)), ('s', 1, [idle(counter0=2, sharing0=1, present=False)]),
+        ('c', 1, req(0x14)), ('s', 1, [u32(0, 0)]),
+        # insertion
+        ('c', 1, req(0x13)), ('s', 1, [idle(counter0=2, sharing0=1, present=False)]),
+        ('act', 'insert'), ('s', 1, [u32(0, 0)]),
+        ('c', 1, req(0x13)), ('s', 1, [idle(counter0=3, sharing0=1)]),
+        ('c', 1, req(0x14)), ('s', 1, [u32(0, 0)]),
+        # a timeout: WAIT, STOP, WAIT, STOP
+        ('c', 1, req(0x13)), ('s', 1, [idle(counter0=3, sharing0=1)]),
+        ('c', 1, req(0x14)), ('s', 1, [u32(0, 0)]),
+        ('c', 1, req(0x13)), ('s', 1, [idle(counter0=3, sharing0=1)]),
+        ('c', 1, req(0x14)), ('s', 1, [u32(0, 0)]),
+    ] + RP_RELEASE,
+    'cancel': RP_VERSION + RP_ESTABLISH + [
+        ('c', 1, req(0x13)), ('s', 1, [idle()]),
+        ('c', 1, req(0x14)), ('s', 1, [u32(0, 0)]),
+        ('c', 1, req(0x13)), ('s', 1, [idle()]),
+        ('open', 2), ('c', 2, req(0x0D, [C], u32(0))), ('s', 2, [C, u32(0)]),
+        ('s', 1, [u32(0, 0x80100002)]), ('close', 2),
+    ] + RP_RELEASE,
+    'errors': RP_VERSION + RP_ESTABLISH + [
+        ('c', 1, req(0x04, [C], name128('No Such Reader 00 00'), u32(2, 3, 0, 0, 0))),
+        ('s', 1, [C, name128('No Such Reader 00 00'), u32(2, 3, 0, 0, 0x80100009)]),
+    ] + RP_RELEASE + [
+        # DIFF: pcscd 1.9.9 answers its own 4:4, scrmd (like pcscd 2.5) its newest, 4:6
+        ('open', 2), ('c', 2, req(0x11, u32(4, 3, 0))), ('s', 2, [u32(4, 6, 0x8010001E)]),
+        ('c', 2, req(0x01, u32(2, 0, 0))), ('s', 2, [u32(2), Cap('C2'), u32(0)]),
+        ('close', 2),
+        ('open', 3), ('c', 3, req(0x01, u32(2, 0, 0))), ('s', 3, [u32(2), Cap('C3'), u32(0)]),
+        ('close', 3),
+        ('open', 4), ('c', 4, RP_VERSION[0][2]), ('s', 4, [u32(4, 4, 0)]),
+        ('c', 4, req(0x01, u32(2, 0, 0))), ('s', 4, [u32(2), Cap('C4'), u32(0)]),
+        ('c', 4, req(0x09, u32(0x12345678, 2, 16, 7, 0, 16, 258, 0)) +
+         [bytes.fromhex('00a4000c023f00')]), ('eof', 4),
+        ('open', 5), ('c', 5, RP_VERSION[0][2]), ('s', 5, [u32(4, 4, 0)]),
+        ('c', 5, req(0x63)), ('eof', 5),
+        ('open', 6), ('c', 6, RP_VERSION[0][2]), ('s', 6, [u32(4, 4, 0)]),
+        ('c', 6, req(0x0C)), ('eof', 6),
+        ('open', 7), ('c', 7, [u32(8, 0x11), u32(4, 4)]), ('eof', 7),
+        ('open', 8), ('c', 8, RP_VERSION[0][2]), ('s', 8, [u32(4, 4, 0)]),
+        ('c', 8, req(0x01, u32(2, 0, 0))), ('s', 8, [u32(2), Cap('C8'), u32(0)]),
+        ('c', 8, req(0x14)),  # STOP without WAIT: no answer; the RP_RELEASE reply comes first
+        ('c', 8, req(0x02, [Cap('C8')], u32(0))), ('s', 8, [Cap('C8'), u32(0)]),
+    ],
+}
+
+
+def replay(steps, driver):
+    conns = {1: Raw()}
+    caps = {}
+    for step in steps:
+        kind = step[0]
+        if kind == 'open':
+            conns[step[1]] = Raw()
+        elif kind == 'close':
+            conns.pop(step[1]).close()
+        elif kind == 'act':
+            code = env.SIM_REMOVE if step[1] == 'remove' else env.SIM_INSERT
+            if step[1] == 'insert':  # the handle saw the removal; clear that without an event
+                hr, _p = SCardReconnect(driver, 3, 0, 0)
+                assert hr == SCARD_S_SUCCESS, hex(hr)
+            hr, _ = SCardControl(driver, code, list(b't1') if step[1] == 'insert' else [])
+            assert hr == SCARD_S_SUCCESS, hex(hr)
+        elif kind == 'c':
+            data = b''
+            for seg in flat(step[2]):
+                data += caps[seg.name] if isinstance(seg, Cap) else seg
+            conns[step[1]].s.sendall(data)
+        elif kind == 's':
+            r = conns[step[1]]
+            for seg in step[2]:
+                if isinstance(seg, Cap):
+                    got = r.recv(4)
+                    if seg.name in caps:
+                        assert got == caps[seg.name], f'{seg.name} changed'
+                    else:
+                        v = struct.unpack('<I', got)[0]
+                        assert 0 < v < 0x80000000, f'{seg.name} = {v:#x}'
+                        caps[seg.name] = got
+                else:
+                    got = r.recv(len(seg))
+                    assert got == seg, f'step {step}: got {got.hex()} want {seg.hex()}'
+        elif kind == 'eof':
+            assert conns.pop(step[1]).closed()
+    for r in conns.values():
+        r.nothing_pending(0.05)
+        r.close()
+
+
+@pytest.mark.parametrize('name', list(SCENARIOS))
+def test_replay_pcsclite_1_9_9(name):
+    with env.Daemon(readers=['sim:0:card=t1', 'sim:1']):
+        driver = None
+        if name == 'get_status_change':  # a DIRECT handle moves the card (sharing 1 throughout)
+            hr, c = SCardEstablishContext(SCARD_SCOPE_USER)
+            hr, driver, _p = SCardConnect(c, R0, 3, 0)
+            assert hr == SCARD_S_SUCCESS
+        replay(SCENARIOS[name], driver)
+        if driver is not None:
+            SCardReleaseContext(c)

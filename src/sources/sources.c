@@ -206,8 +206,9 @@ static void usb_name(const char *friendly, const struct usb_iface *i, char *out,
     int n = snprintf(out, cap, "%s", friendly);
     if (*i->ifstring && n >= 0 && (size_t)n < cap)
         n += snprintf(out + n, cap - (size_t)n, " [%s]", i->ifstring);
-    if (*i->serial && !strstr(i->ifstring, i->serial) && n >= 0 && (size_t)n < cap)
-        snprintf(out + n, cap - (size_t)n, " (%s)", i->serial);
+    if (*i->serial && !strstr(i->ifstring, i->serial) && n >= 0 && (size_t)n < cap &&
+        snprintf(out + n, cap - (size_t)n, " (%s)", i->serial) < 0)
+        out[n] = '\0'; /* an encoding error leaves the name without the serial */
 }
 
 static void usb_added(struct sources *s, const struct usb_iface *i)

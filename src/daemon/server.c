@@ -306,6 +306,7 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     srv->loop_thread = pthread_self();
     srv->listen_fd = srv->pcl_listen_fd = srv->epfd = srv->wake_fd = srv->timer_fd = -1;
     pthread_mutex_init(&srv->ready_lock, NULL);
+    srv_spy_init(srv);
     srv->max_clients = cfg->max_clients;
     srv->max_cards = cfg->max_cards_per_client;
     srv->io_timeout_ms = cfg->io_timeout_ms;
@@ -373,5 +374,6 @@ out:
     if (srv.epfd >= 0)
         close(srv.epfd);
     pthread_mutex_destroy(&srv.ready_lock);
+    srv_spy_destroy(&srv);
     return rc;
 }

@@ -449,6 +449,7 @@ static void cmd_WAIT_TX(struct session *s, const struct ipc_hdr *h, const uint8_
 #define SRV_RUN_WAIT_TX           SRV_POOL
 #define SRV_RUN_READER_ADD        SRV_POOL
 #define SRV_RUN_READER_REMOVE     SRV_POOL
+#define SRV_RUN_SPY               SRV_LOOP
 
 struct srv_cmd {
     uint16_t cmd;

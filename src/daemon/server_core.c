@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "daemon/server_internal.h"
 #include "rm/rm.h"
 
@@ -113,8 +114,12 @@ uint32_t srv_core_transmit(struct session *s, uint64_t handle, uint32_t send_pro
         *resp_len = 0;
         return SCARD_E_INVALID_HANDLE;
     }
+    uint64_t t0 = atomic_load(&s->srv->n_spies_live) ? scrm_now_ns() : 0;
     rc =
         rm_transmit(s->srv->rm, card, send_protocol, apdu, apdu_len, resp, resp_len, recv_protocol);
+    if (t0)
+        srv_spy_apdu(s, card, apdu, apdu_len, resp, rc == SCARD_S_SUCCESS ? *resp_len : 0, rc,
+                     (scrm_now_ns() - t0) / 1000u);
     if (rc == SCARD_S_SUCCESS && *resp_len > recv_max)
         rc = SCARD_E_INSUFFICIENT_BUFFER; /* the card answered; the client's buffer is short */
     if (rc != SCARD_S_SUCCESS && rc != SCARD_E_INSUFFICIENT_BUFFER)

@@ -113,7 +113,8 @@ struct session {
     pid_t pid; /* peer credentials at connect (server_auth.c) */
     uid_t uid;
     gid_t gid;
-    gid_t *groups; /* supplementary groups at connect, n_groups entries */
+    gid_t *groups;    /* supplementary groups at connect, n_groups entries */
+    uint32_t spy_seq; /* SPY accepted: the seq its events carry (server_spy.c), 0 if none */
     size_t n_groups;
     atomic_uint refs;
 
@@ -181,6 +182,12 @@ struct srv {
     pthread_mutex_t ready_lock;
     struct session *ready; /* sessions whose watched readers changed */
     struct srv_pool pool;
+    /* APDU spies (server_spy.c): struct spy array under spy_lock; n_spies_live for the
+     * lock-free "is anyone spying" test on every APDU and IOCTL. */
+    pthread_mutex_t spy_lock;
+    void *spies;
+    size_t n_spies;
+    atomic_uint n_spies_live;
 };
 
 /* ---- Authorization (server_auth.c) ------------------------------------------------------------
@@ -209,6 +216,18 @@ void srv_deadline_arm(struct srv *srv, struct session *s);
 void srv_deadline_disarm(struct srv *srv, struct session *s);
 void srv_deadline_update(struct srv *srv, struct session *s);
 void srv_deadline_expired(struct srv *srv);
+
+/* ---- APDU spy (server_spy.c) -------------------------------------------------------------------
+ */
+void srv_spy_init(struct srv *srv);
+void srv_spy_destroy(struct srv *srv);
+/* The session closes: it stops spying (loop thread). */
+void srv_spy_forget(struct session *s);
+/* An APDU and its answer (or rc), for the spies; cheap when nobody spies. */
+void srv_spy_apdu(struct session *s, uint64_t card, const uint8_t *apdu, size_t apdu_len,
+                  const uint8_t *resp, size_t resp_len, uint32_t rc, uint64_t usec);
+void cmd_SPY(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed, const uint8_t *var,
+             size_t var_len);
 
 /* server.c: a session closed; resume accepting if descriptors ran out before. */
 void srv_session_gone(struct srv *srv);

@@ -210,6 +210,7 @@ void session_close(struct session *s, const char *why, bool violation)
     s->closing = true;
     busy = s->busy;
     pthread_mutex_unlock(&s->lock);
+    srv_spy_forget(s);
 
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     srv_deadline_disarm(srv, s);

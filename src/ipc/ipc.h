@@ -233,6 +233,16 @@ struct ipc_setattr_req {
  * own user or the admin group); anyone else gets SCARD_W_SECURITY_VIOLATION.
  */
 #define IPC_DEVICE_MAX 2048u
+/* SPY (privileged): the connection receives, after the reply, one event message per APDU and
+ * IOCTL the daemon handles: header cmd SPY, flags IPC_FLAG_REPLY | IPC_FLAG_EVENT, seq of the
+ * request, status 0, fixed part ipc_none, variable part one line of text (no NUL). PIN data of
+ * VERIFY and CHANGE REFERENCE DATA is redacted unless IPC_SPY_PINS is asked. */
+#define IPC_SPY_PINS   0x0001u
+#define IPC_FLAG_EVENT 0x0002u
+struct ipc_spy_req {
+    uint32_t flags;
+    uint32_t reserved;
+};
 struct ipc_reader_req {
     uint32_t len;
     uint32_t reserved;
@@ -263,7 +273,8 @@ struct ipc_reader_rep {
     X(SET_ATTRIB, 14, ipc_setattr_req, IPC_DATA_MAX, ipc_none)                                   \
     X(READER_ADD, 15, ipc_reader_req, IPC_DEVICE_MAX, ipc_reader_rep)                            \
     X(READER_REMOVE, 16, ipc_reader_req, IPC_READER_NAME_MAX, ipc_reader_rep)                    \
-    X(WAIT_TX, 17, ipc_none, IPC_READER_NAME_MAX, ipc_none)
+    X(WAIT_TX, 17, ipc_none, IPC_READER_NAME_MAX, ipc_none)                                      \
+    X(SPY, 18, ipc_spy_req, 0, ipc_none)
 
 enum ipc_cmd {
 #define IPC_X_ENUM(name, code, req, var, rep) IPC_CMD_##name = (code),

@@ -703,6 +703,16 @@ static uint32_t control_code(uint32_t code)
     return 0;
 }
 
+bool rm_card_reader_name(struct rm *rm, uint64_t card, char *name, size_t cap)
+{
+    struct rm_conn *c = conn_get(rm, card);
+    if (!c)
+        return false;
+    snprintf(name, cap, "%s", c->r->name);
+    conn_put(c);
+    return true;
+}
+
 bool rm_control_privileged(struct rm *rm, uint64_t card, uint32_t code)
 {
     uint32_t ioctl = control_code(code);

@@ -324,6 +324,10 @@ uint32_t rm_get_attrib(struct rm *rm, uint64_t card, uint32_t attr, void *out, s
                        size_t *out_len);
 uint32_t rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *in, size_t len);
 
+/* The name of the reader a handle is on, into name (NUL-terminated); false for an unknown handle.
+ * Never waits (for the APDU spy). */
+bool rm_card_reader_name(struct rm *rm, uint64_t card, char *name, size_t cap);
+
 /* The owner of a handle (for the server's checks). SCARD_E_INVALID_HANDLE if unknown. */
 uint32_t rm_card_owner(struct rm *rm, uint64_t card, uint64_t *owner);
 

@@ -41,5 +41,6 @@ int scrm_cmd_sim(int argc, char **argv);
 int scrm_cmd_nfc(int argc, char **argv);
 int scrm_cmd_reader(int argc, char **argv);
 int scrm_cmd_doctor(int argc, char **argv);
+int scrm_cmd_spy(int argc, char **argv);
 
 #endif

@@ -229,3 +229,39 @@ def test_atr_corpus_matches_libsmc_and_list():
                 assert mine[1] == 'error', (atr, mine, line)
             compared += 1
         assert compared == len(atrs)
+
+
+# ---- scrm spy -----------------------------------------------------------------------------------
+
+def spy_start(*args):
+    p = subprocess.Popen([CLI, 'spy'] + list(args), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    assert 'Ctrl-C to stop' in read_until(p, 'Ctrl-C to stop')
+    return p
+
+
+def test_spy_sees_apdus_and_redacts_pins(daemon):
+    plain = spy_start()
+    pins = spy_start('--pins')
+    r = scrm('send', '0', '00 A4 04 00 07 F0 53 43 52 4D 00 01', '00 20 00 81 04 31 32 33 34')
+    assert r.returncode == 0, r.stderr
+    out = read_until(plain, '< 6A 88')
+    out_pins = read_until(pins, '< 6A 88')
+    for p in (plain, pins):
+        p.send_signal(signal.SIGINT)
+        assert p.wait(20) == 0
+    assert re.search(r'client \d+ ' + R0 + r' > 00 A4 04 00 07 F0 53 43 52 4D 00 01', out), out
+    assert re.search(R0 + r' < 90 00  success \(\d+ us\)', out), out
+    assert 'IOCTL_SMARTCARD_TRANSMIT -> STATUS_SUCCESS' in out
+    assert '> 00 20 00 81 04 ** ** ** **  (PIN redacted)' in out and '31 32 33 34' not in out
+    assert '> 00 20 00 81 04 31 32 33 34' in out_pins
+
+
+def test_spy_refused_for_others(daemon):
+    os.chmod(daemon.dir, 0o755)
+    r = subprocess.run(['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', CLI,
+                        'spy'], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert 'SCARD_W_SECURITY_VIOLATION (0x8010006A)' in r.stderr
+    assert 'admin_group' in r.stderr
+    assert 'spy refused: needs root or the admin group' in daemon.log_text()

@@ -42,6 +42,9 @@ struct pcl_session {
     int minor;           /* negotiated minor version (4 until CMD_VERSION says otherwise) */
     atomic_uint context; /* hContext of this connection, 0 before ESTABLISH / after RELEASE */
     uint32_t array_size; /* entries of the last CMD_GET_READERS_STATE_SIZE answer (4:6), 0: none */
+    /* A request is partly received: kept by whoever has the receiver (the loop thread, or the
+     * worker in pcl_take_next), read by the loop thread's deadlines at any time. */
+    atomic_bool partial;
 };
 
 int pcl_session_init(struct session *s)
@@ -52,6 +55,7 @@ int pcl_session_init(struct session *s)
     pcl_rx_init(&s->pcl->rx);
     s->pcl->minor = PCL_VERSION_MINOR_MIN;
     atomic_init(&s->pcl->context, 0);
+    atomic_init(&s->pcl->partial, false);
     return 0;
 }
 
@@ -66,7 +70,13 @@ void pcl_session_free(struct session *s)
 
 bool pcl_session_partial(const struct session *s)
 {
-    return pcl_rx_partial(&s->pcl->rx);
+    return atomic_load(&s->pcl->partial);
+}
+
+/* After the receiver changed. */
+static void note_partial(struct session *s)
+{
+    atomic_store(&s->pcl->partial, pcl_rx_partial(&s->pcl->rx));
 }
 
 /* ---- Reader-state array -----------------------------------------------------------------------
@@ -457,80 +467,79 @@ void pcl_exec(struct session *s, const uint8_t *msg, size_t len)
 }
 
 /*
- * The worker's linger for pcsc-lite: the client writes header, body and send buffer with
- * separate send() calls, so wait (within the same bounded linger as scrm's front end) until a
- * whole pool request is in the socket, then take it on this worker. Anything else is left to the
- * loop thread.
+ * The worker's linger for pcsc-lite: the client writes header, body and send buffer with separate
+ * send() calls. When the next request (within the same bounded linger as scrm's front end) is one
+ * for the pool, the worker reads it itself into the session's receiver, which the loop thread does
+ * not touch while the session is busy: each ppoll() then waits for bytes not yet read, so nothing
+ * spins. A request still incomplete when the linger ends stays in the receiver, where the loop
+ * thread goes on with it; a request for the loop thread is left in the socket.
  */
 bool pcl_take_next(struct session *s)
 {
     struct timespec start, now;
-    uint8_t *msg = NULL;
-    size_t cap = 0, want = sizeof(struct pcl_hdr), total = 0;
+    struct pcl_hdr h;
     bool ok;
 
     pthread_mutex_lock(&s->lock);
     ok = !s->closing && s->out_len == s->out_off;
     pthread_mutex_unlock(&s->lock);
-    if (!ok)
+    if (!ok || pcl_rx_partial(&s->pcl->rx))
         return false;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
+    for (bool first = true;; first = false) {
         struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
         struct timespec left = {0, 0};
+        const uint8_t *msg;
+        const char *why = NULL;
+        size_t want, len;
+        uint8_t *p;
         long left_ns;
         ssize_t n;
+        enum pcl_rx_result r;
 
         clock_gettime(CLOCK_MONOTONIC, &now);
         left_ns = (long)SRV_LINGER_US * 1000L -
                   ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec));
         if (left_ns <= 0)
-            goto fail;
+            return false;
         left.tv_nsec = left_ns;
         if (ppoll(&pfd, 1, &left, NULL) != 1 || pfd.revents != POLLIN)
-            goto fail;
-        if (cap < want) {
-            uint8_t *m = realloc(msg, want);
-            if (!m)
-                goto fail;
-            msg = m;
-            cap = want;
+            return false;
+        if (first && (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
+                      pcl_cmd_run(h.command) != PCL_RUN_POOL))
+            return false; /* not a whole header yet, or the loop thread's command */
+        for (;;) {
+            pcl_rx_space(&s->pcl->rx, &p, &want);
+            n = recv(s->fd, p, want, MSG_DONTWAIT);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break; /* EAGAIN: wait for more; EOF or error: the loop thread sees the hang-up */
+            r = pcl_rx_advance(&s->pcl->rx, (size_t)n, &msg, &len, &why);
+            note_partial(s);
+            if (r == PCL_RX_ERROR) {
+                log_warn(ipc, "client %llu (pid %ld, uid %ld): pcsc-lite command 0x%02x: %s",
+                         (unsigned long long)s->id, (long)s->pid, (long)s->uid, h.command, why);
+                shutdown(s->fd, SHUT_RDWR); /* the loop thread closes it */
+                return false;
+            }
+            if (r == PCL_RX_MESSAGE) {
+                pthread_mutex_lock(&s->lock);
+                ok = !s->closing;
+                pthread_mutex_unlock(&s->lock);
+                s->job_len = len;
+                s->job_msg = pcl_rx_take(&s->pcl->rx);
+                note_partial(s);
+                if (!ok) {
+                    free(s->job_msg);
+                    s->job_msg = NULL;
+                }
+                return ok;
+            }
         }
-        n = recv(s->fd, msg, want, MSG_PEEK | MSG_DONTWAIT);
-        if (n <= 0)
-            goto fail;
-        if (pcl_request_length(msg, (size_t)n, &total) != NULL)
-            goto fail; /* malformed: the loop thread reads it and says why */
-        if (n >= (ssize_t)sizeof(struct pcl_hdr)) {
-            struct pcl_hdr h;
-            memcpy(&h, msg, sizeof h);
-            if (pcl_cmd_run(h.command) != PCL_RUN_POOL)
-                goto fail;
-        }
-        if (total && (size_t)n >= total)
-            break;
-        /* ask for what is known to be missing: the body, then the send buffer */
-        want = total ? total : sizeof(struct pcl_hdr) + sizeof(struct pcl_transmit);
-        if (!total && (size_t)n >= sizeof(struct pcl_hdr)) {
-            struct pcl_hdr h;
-            memcpy(&h, msg, sizeof h);
-            want = sizeof h + h.size;
-        }
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            return false;
     }
-    ok = recv(s->fd, msg, total, MSG_DONTWAIT) == (ssize_t)total;
-    if (ok) {
-        pthread_mutex_lock(&s->lock);
-        ok = !s->closing;
-        pthread_mutex_unlock(&s->lock);
-    }
-    if (!ok)
-        goto fail;
-    s->job_msg = msg;
-    s->job_len = total;
-    return true;
-fail:
-    free(msg);
-    return false;
 }
 
 /* ---- Input (loop thread) ----------------------------------------------------------------------
@@ -546,13 +555,16 @@ static void dispatch(struct session *s, const uint8_t *msg, size_t len)
                   pcl_cmd_name(h.command));
         exec_loop(s, h.command, msg + sizeof h);
         pcl_rx_next(&s->pcl->rx);
+        note_partial(s);
         pthread_mutex_lock(&s->lock);
         if (s->out_len > s->out_off)
             session_rearm(s);
         pthread_mutex_unlock(&s->lock);
         return;
     }
-    session_submit(s, pcl_rx_take(&s->pcl->rx), len);
+    uint8_t *req = pcl_rx_take(&s->pcl->rx);
+    note_partial(s); /* before the worker may touch the receiver */
+    session_submit(s, req, len);
 }
 
 void pcl_read_input(struct session *s)
@@ -579,6 +591,7 @@ void pcl_read_input(struct session *s)
             return;
         }
         r = pcl_rx_advance(&s->pcl->rx, (size_t)n, &msg, &len, &why);
+        note_partial(s);
         if (r == PCL_RX_ERROR) {
             struct pcl_hdr h;
             memcpy(&h, s->pcl->rx.hdr, sizeof h);

@@ -11,6 +11,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/bytes.h"
 #include "common/log.h"
@@ -88,7 +89,25 @@ static void report(struct rm_reader *r, struct rm_trace_entry *e)
              e->status_name);
     e->reader = reader;
     e->line = line;
-    log_info(ioctl, "ioctl %s %s (%llu \xC2\xB5s)", reader, line, (unsigned long long)e->usec);
+    if (scrm_log_enabled(SCRM_LOG_CAT_ioctl, SCRM_LOG_info)) {
+        /* The log line: wall-clock time, "completed:" for a pending request's completion, and
+         * the result GET_STATE and SET_PROTOCOL return. */
+        char when[32], result[64] = "";
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        localtime_r(&ts.tv_sec, &tm);
+        size_t n = strftime(when, sizeof when, "%H:%M:%S", &tm);
+        snprintf(when + n, sizeof when - n, ".%06ld", ts.tv_nsec / 1000L);
+        if (e->has_value && e->code == IOCTL_SMARTCARD_GET_STATE)
+            snprintf(result, sizeof result, " = %s",
+                     smc_state_name(e->value) ? smc_state_name(e->value) : "?");
+        else if (e->has_value && e->code == IOCTL_SMARTCARD_SET_PROTOCOL)
+            snprintf(result, sizeof result, " = %s",
+                     smc_protocol_name(e->value) ? smc_protocol_name(e->value) : "?");
+        log_info(ioctl, "ioctl [%s] %s %s%s%s (%llu \xC2\xB5s)", when, reader,
+                 e->completion ? "completed: " : "", line, result, (unsigned long long)e->usec);
+    }
 
     struct rm *rm = r->rm;
     pthread_mutex_lock(&rm->trace_lock);

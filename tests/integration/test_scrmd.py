@@ -11,6 +11,7 @@ usage: test_scrmd.py SCRMD [SCRM_CLI]
 Every wait is bounded (a deadline on reading the daemon's log); nothing sleeps and hopes.
 """
 import os
+import re
 import select
 import signal
 import socket
@@ -87,7 +88,9 @@ class Daemon:
         return self.p.returncode
 
     def trace(self):
-        return [l.split("ioctl ", 2)[-1] for l in self.lines if "] info: ioctl " in l]
+        # "ioctl [12:00:01.123456] READER ...": the time stamp is checked once, then dropped
+        return [re.sub(r"^\[\d\d:\d\d:\d\d\.\d{6}\] ", "", l.split("ioctl ", 2)[-1])
+                for l in self.lines if "] info: ioctl " in l]
 
 
 def test_help_version():
@@ -233,6 +236,13 @@ def test_no_socket_trace(tmp):
     got = [l[l.index("IOCTL_"):].rsplit(" (", 1)[0] for l in mine[:6]]
     check(got == want_start, "start-up sequence of sim:0 in the log: %r" % got)
     check(all(l.endswith(" \u00b5s)") for l in t), "every trace line ends with the time in µs")
+    raw = [l for l in d.lines if "] info: ioctl " in l]
+    check(all(re.search(r"ioctl \[\d\d:\d\d:\d\d\.\d{6}\] ", l) for l in raw),
+          "every trace line has a time stamp")
+    check(any("IOCTL_SMARTCARD_GET_STATE -> STATUS_SUCCESS = SCARD_" in l for l in t),
+          "GET_STATE lines show the state: %r" % [l for l in t if "GET_STATE" in l][:2])
+    check(any("completed: IOCTL_SMARTCARD_IS_" in l for l in t),
+          "completions of tracking requests say completed:")
 
 
 def test_sigint_and_socket(tmp):

@@ -222,8 +222,16 @@ def test_arrival_reads_atr_without_reset(ctx, daemon):
     enter(ctx, 'ultralight')
     follow(ctx, R0, lambda e: e & SCARD_STATE_PRESENT)
     # (vendor IOCTLs, i.e. the SCardControl that moved the tag, are left out)
-    lines = [ln.split(f'ioctl {R0} ', 1)[1] for ln in daemon.log_text().splitlines()
-             if f'ioctl {R0} IOCTL_' in ln and 'IOCTL_SMARTCARD_VENDOR' not in ln]
+    # trace lines: "ioctl [time] READER [completed: ]IOCTL_... -> STATUS_...[ = result] (n µs)"
+    lines = []
+    for ln in daemon.log_text().splitlines():
+        m = re.search(r'ioctl \[[\d:.]+\] (.*)$', ln)
+        if not m or not m.group(1).startswith(R0 + ' '):
+            continue
+        ln = m.group(1)[len(R0) + 1:].replace('completed: ', '', 1)
+        ln = re.sub(r' = \S+( \(\d+ µs\))$', r'\1', ln)
+        if ln.startswith('IOCTL_') and 'IOCTL_SMARTCARD_VENDOR' not in ln:
+            lines.append(ln)
     arrivals = [i for i, ln in enumerate(lines)
                 if ln.startswith('IOCTL_SMARTCARD_IS_PRESENT -> STATUS_SUCCESS')]
     assert arrivals, '\n'.join(lines)

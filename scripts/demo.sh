@@ -59,10 +59,24 @@ upto() {
 }
 
 step() { printf '\n== %s\n' "$*"; }
-scrm() { echo "\$ scrm $*"; "$B/src/tools/scrm" "$@" | sed 's/^/  /'; }
+# Echo each command so that it can be pasted as shown (shell-quoted; SCRM_SOCKET exported first).
+quote() { # one argument as the shell reads it back: as is, or in single quotes
+    case "$1" in
+    *[!A-Za-z0-9_./:=+,-]* | '') printf " '%s'" "${1//\'/\'\\\'\'}" ;;
+    *) printf ' %s' "$1" ;;
+    esac
+}
+scrm() {
+    printf '$'
+    for a in "$B/src/tools/scrm" "$@"; do quote "$a"; done
+    printf '\n'
+    "$B/src/tools/scrm" "$@" | sed 's/^/  /'
+}
+socket() { printf '$ export SCRM_SOCKET=%q\n' "$SCRM_SOCKET"; }
 
 step "scrmd starts: reader start-up sequences, then the socket"
 upto "listening on"
+socket
 scrm list
 
 step "insert a T=1 card into the swallowing reader (SCardControl on a DIRECT handle)"
@@ -113,6 +127,7 @@ exec 3<"$tmp/log3"
 step "scrmd starts: the NFC reader's start-up sequence (no power reset: an NFC reader never
    reports SWALLOWED or POWERED for a new tag)"
 upto "listening on"
+socket
 scrm list
 
 step "a MIFARE Classic 1K tag (UID 01 02 03 04) enters the field (SCardControl on a DIRECT handle);

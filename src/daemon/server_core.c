@@ -72,7 +72,9 @@ uint32_t srv_core_disconnect(struct session *s, uint64_t handle, uint32_t dispos
     if (!card_of(s, handle, &card))
         return SCARD_E_INVALID_HANDLE;
     rc = rm_disconnect(s->srv->rm, card, disposition);
-    if (rc != SCARD_E_INVALID_VALUE) /* the rm dropped the handle */
+    /* The rm dropped the handle, except for a bad disposition or a disposition that has to wait
+     * for another handle's transaction (RM_TX_BUSY: the client sends it again). */
+    if (rc != SCARD_E_INVALID_VALUE && rc != RM_TX_BUSY)
         idmap_del(&s->cards, handle);
     return rc;
 }

@@ -51,7 +51,7 @@ def close_all(ctx, *cards):
     SCardReleaseContext(ctx)
 
 
-@pytest.mark.parametrize('call', ['begin', 'reconnect', 'transmit'])
+@pytest.mark.parametrize('call', ['begin', 'reconnect', 'transmit', 'disconnect'])
 def test_one_context_two_threads(daemon, call):
     """Thread B's call waits for the transaction thread A holds on the same context; A can
     still use the context and end the transaction, then B's call completes."""
@@ -64,6 +64,8 @@ def test_one_context_two_threads(daemon, call):
             result['rc'] = SCardBeginTransaction(b)
         elif call == 'reconnect':
             result['rc'] = SCardReconnect(b, SCARD_SHARE_SHARED, PROTOS, SCARD_LEAVE_CARD)[0]
+        elif call == 'disconnect':  # a disposition waits; the handle must survive the wait
+            result['rc'] = SCardDisconnect(b, SCARD_RESET_CARD)
         else:
             result['rc'] = SCardTransmit(b, pb, ECHO)[0]
 

@@ -32,7 +32,10 @@ CLIENT = os.environ.get('SCRM_TEST_CLIENT', 'scrm')
 # process serves pcsc-lite's protocol on the same path, in a directory of this process.
 PCSCLITE_SOCK = ''
 if CLIENT == 'pcsclite':
-    PCSCLITE_SOCK = os.path.join(tempfile.mkdtemp(prefix='scrm-pcsclite-'), 'pcscd.comm')
+    import atexit  # pylint: disable=wrong-import-position
+    _PCL_DIR = tempfile.mkdtemp(prefix='scrm-pcsclite-')
+    atexit.register(shutil.rmtree, _PCL_DIR, True)
+    PCSCLITE_SOCK = os.path.join(_PCL_DIR, 'pcscd.comm')
     os.environ['PCSCLITE_CSOCK_NAME'] = PCSCLITE_SOCK
 
 

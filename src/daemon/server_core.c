@@ -116,7 +116,7 @@ uint32_t srv_core_transmit(struct session *s, uint64_t handle, uint32_t send_pro
         *resp_len = 0;
         return SCARD_E_INVALID_HANDLE;
     }
-    uint64_t t0 = atomic_load(&s->srv->n_spies_live) ? scrm_now_ns() : 0;
+    uint64_t t0 = srv_spy_active() ? scrm_now_ns() : 0;
     rc =
         rm_transmit(s->srv->rm, card, send_protocol, apdu, apdu_len, resp, resp_len, recv_protocol);
     if (t0)

@@ -182,12 +182,6 @@ struct srv {
     pthread_mutex_t ready_lock;
     struct session *ready; /* sessions whose watched readers changed */
     struct srv_pool pool;
-    /* APDU spies (server_spy.c): struct spy array under spy_lock; n_spies_live for the
-     * lock-free "is anyone spying" test on every APDU and IOCTL. */
-    pthread_mutex_t spy_lock;
-    void *spies;
-    size_t n_spies;
-    atomic_uint n_spies_live;
 };
 
 /* ---- Authorization (server_auth.c) ------------------------------------------------------------
@@ -219,6 +213,8 @@ void srv_deadline_expired(struct srv *srv);
 
 /* ---- APDU spy (server_spy.c) -------------------------------------------------------------------
  */
+/* Is anyone spying? One atomic load. */
+bool srv_spy_active(void);
 void srv_spy_init(struct srv *srv);
 void srv_spy_destroy(struct srv *srv);
 /* The session closes: it stops spying (loop thread). */

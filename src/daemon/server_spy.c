@@ -35,6 +35,22 @@ struct spy {
     uint64_t dropped;
 };
 
+/* The spies of the process. Static, not in struct srv: the resource manager may still call the
+ * trace callback shortly after it was removed (rm_set_trace), so its user data must outlive the
+ * server; `srv` is NULL once the server is gone. */
+static struct {
+    pthread_mutex_t lock;
+    struct srv *srv;
+    struct spy *v;
+    size_t n;
+    atomic_uint live;
+} hub = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+bool srv_spy_active(void)
+{
+    return atomic_load(&hub.live) != 0;
+}
+
 static const char *sw_text(unsigned sw)
 {
     if (sw == 0x9000)
@@ -73,7 +89,7 @@ static void stamp(char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%06ld", (long)tv.tv_usec);
 }
 
-/* Send one event line to one spy; srv->spy_lock held. */
+/* Send one event line to one spy; hub.lock held. */
 static void send_line(struct srv *srv, struct spy *sp, const char *text, size_t len)
 {
     struct session *s = sp->s;
@@ -125,9 +141,9 @@ static void send_line(struct srv *srv, struct spy *sp, const char *text, size_t 
 /* Send a line to every spy (the PIN-redacted or the full version). */
 static void broadcast(struct srv *srv, const char *redacted, const char *full)
 {
-    pthread_mutex_lock(&srv->spy_lock);
-    for (size_t i = 0; i < srv->n_spies; i++) {
-        struct spy *sp = &((struct spy *)srv->spies)[i];
+    pthread_mutex_lock(&hub.lock);
+    for (size_t i = 0; hub.srv && i < hub.n; i++) {
+        struct spy *sp = &hub.v[i];
         const char *text = sp->pins && full ? full : redacted;
         if (sp->dropped) {
             char note[96];
@@ -138,7 +154,7 @@ static void broadcast(struct srv *srv, const char *redacted, const char *full)
         }
         send_line(srv, sp, text, strlen(text));
     }
-    pthread_mutex_unlock(&srv->spy_lock);
+    pthread_mutex_unlock(&hub.lock);
 }
 
 static void hex_line(char *out, size_t cap, const uint8_t *b, size_t n, bool redact_data)
@@ -162,7 +178,7 @@ void srv_spy_apdu(struct session *s, uint64_t card, const uint8_t *apdu, size_t 
     size_t cap = 3 * (apdu_len > resp_len ? apdu_len : resp_len) + 512;
     bool pin = pin_apdu(apdu, apdu_len);
 
-    if (atomic_load(&srv->n_spies_live) == 0)
+    if (!srv_spy_active())
         return;
     (void)rm_card_reader_name(srv->rm, card, reader, sizeof reader);
     stamp(when, sizeof when);
@@ -195,58 +211,56 @@ out:
     free(line_red);
 }
 
-/* rm trace callback: every IOCTL. */
+/* rm trace callback: every IOCTL (user is the hub, which outlives the server). */
 static void spy_ioctl(void *user, const struct rm_trace_entry *e)
 {
-    struct srv *srv = user;
     char when[32], line[512];
-    if (atomic_load(&srv->n_spies_live) == 0)
+    (void)user;
+    if (!srv_spy_active())
         return;
     stamp(when, sizeof when);
     snprintf(line, sizeof line, "%s ioctl %s %s%s (%llu us)", when, e->reader, e->line,
              e->completion ? " [completed]" : "", (unsigned long long)e->usec);
-    broadcast(srv, line, NULL);
+    broadcast(NULL, line, NULL);
 }
 
 void srv_spy_init(struct srv *srv)
 {
-    pthread_mutex_init(&srv->spy_lock, NULL);
-    srv->spies = NULL;
-    srv->n_spies = 0;
-    atomic_store(&srv->n_spies_live, 0);
-    rm_set_trace(srv->rm, spy_ioctl, srv);
+    pthread_mutex_lock(&hub.lock);
+    hub.srv = srv;
+    pthread_mutex_unlock(&hub.lock);
+    rm_set_trace(srv->rm, spy_ioctl, &hub);
 }
 
 void srv_spy_destroy(struct srv *srv)
 {
     rm_set_trace(srv->rm, NULL, NULL);
-    pthread_mutex_lock(&srv->spy_lock);
-    for (size_t i = 0; i < srv->n_spies; i++)
-        session_unref(((struct spy *)srv->spies)[i].s);
-    free(srv->spies);
-    srv->spies = NULL;
-    srv->n_spies = 0;
-    pthread_mutex_unlock(&srv->spy_lock);
-    pthread_mutex_destroy(&srv->spy_lock);
+    pthread_mutex_lock(&hub.lock);
+    for (size_t i = 0; i < hub.n; i++)
+        session_unref(hub.v[i].s);
+    free(hub.v);
+    hub.v = NULL;
+    hub.n = 0;
+    hub.srv = NULL;
+    atomic_store(&hub.live, 0);
+    pthread_mutex_unlock(&hub.lock);
 }
 
 void srv_spy_forget(struct session *s)
 {
-    struct srv *srv = s->srv;
     struct session *drop = NULL;
     if (!s->spy_seq)
         return;
-    pthread_mutex_lock(&srv->spy_lock);
-    struct spy *v = srv->spies;
-    for (size_t i = 0; i < srv->n_spies; i++) {
-        if (v[i].s != s)
+    pthread_mutex_lock(&hub.lock);
+    for (size_t i = 0; i < hub.n; i++) {
+        if (hub.v[i].s != s)
             continue;
         drop = s;
-        v[i] = v[--srv->n_spies];
-        atomic_fetch_sub(&srv->n_spies_live, 1);
+        hub.v[i] = hub.v[--hub.n];
+        atomic_fetch_sub(&hub.live, 1);
         break;
     }
-    pthread_mutex_unlock(&srv->spy_lock);
+    pthread_mutex_unlock(&hub.lock);
     if (drop) {
         log_info(ipc, "client %llu: spy ended", (unsigned long long)s->id);
         session_unref(drop);
@@ -256,7 +270,6 @@ void srv_spy_forget(struct session *s)
 void cmd_SPY(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed, const uint8_t *var,
              size_t var_len)
 {
-    struct srv *srv = s->srv;
     struct ipc_spy_req req;
     struct ipc_none rep = {0};
     uint32_t rc;
@@ -272,15 +285,15 @@ void cmd_SPY(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed, c
         return;
     /* Listed after the reply, so that every event follows it. */
     s->spy_seq = h->seq ? h->seq : 1;
-    pthread_mutex_lock(&srv->spy_lock);
-    struct spy *grown = realloc(srv->spies, (srv->n_spies + 1) * sizeof *grown);
+    pthread_mutex_lock(&hub.lock);
+    struct spy *grown = realloc(hub.v, (hub.n + 1) * sizeof *grown);
     if (grown) {
-        srv->spies = grown;
+        hub.v = grown;
         session_ref(s);
-        grown[srv->n_spies++] = (struct spy){.s = s, .pins = req.flags & IPC_SPY_PINS};
-        atomic_fetch_add(&srv->n_spies_live, 1);
+        grown[hub.n++] = (struct spy){.s = s, .pins = req.flags & IPC_SPY_PINS};
+        atomic_fetch_add(&hub.live, 1);
     }
-    pthread_mutex_unlock(&srv->spy_lock);
+    pthread_mutex_unlock(&hub.lock);
     if (!grown) {
         shutdown(s->fd, SHUT_RDWR); /* out of memory: the spy sees its connection end */
         return;

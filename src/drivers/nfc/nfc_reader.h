@@ -38,9 +38,9 @@ struct nfc_reader_config {
     char ifd[MAXIMUM_ATTR_STRING_LENGTH + 1];    /* SCARD_ATTR_VENDOR_IFD_TYPE */
     uint32_t unit;                               /* SCARD_ATTR_DEVICE_UNIT */
     bool radio;                                  /* radio on at start */
-    bool
-        getdata_card; /* getdata=card: ISO 14443-4 Get Data goes to the card (NFC class
-                         extension); default getdata=reader: the driver answers it (PC/SC part 3) */
+    /* getdata=card: ISO 14443-4 Get Data goes to the card (NFC class extension); default
+     * getdata=reader: the driver answers it (PC/SC part 3) */
+    bool getdata_card;
 };
 
 /* SCARD_ATTR_VENDOR_IFD_VERSION: 0xMMmmbbbb = 1.0, build 1. */

@@ -28,6 +28,7 @@
 
 #include <PCSC/winscard.h>
 
+#include "common/mutex.h"
 #include "ipc/idmap.h"
 #include "ipc/ipc.h"
 
@@ -38,25 +39,25 @@
 #endif
 
 struct cctx {
-    uint64_t id;               /* SCARDCONTEXT value */
-    unsigned refs;             /* registry entry + callers holding it; under the registry lock */
-    bool released;             /* SCardReleaseContext ran; under the registry lock */
-    bool released_for_waits;   /* the same, under cancel_lock: no new status-change wait */
-    pthread_mutex_t call_lock; /* one request at a time on fd */
-    int fd;                    /* connection to scrmd, -1 when lost */
-    uint32_t seq;              /* last request sequence number */
-    struct idmap cards;        /* card handles obtained on the current connection */
-    uint8_t *rx;               /* reply buffer */
-    size_t rx_cap;
-    pthread_mutex_t cancel_lock;
-    int cancel_fd; /* eventfd written by SCardCancel while `waiting` */
-    bool waiting;  /* inside a cancellable SCardGetStatusChange wait */
+    uint64_t id;             /* SCARDCONTEXT value */
+    unsigned refs;           /* registry entry + callers holding it; under the registry lock */
+    bool released;           /* SCardReleaseContext ran; under the registry lock */
+    bool released_for_waits; /* the same, under cancel_lock: no new status-change wait */
+    scrm_mutex call_lock;    /* one request at a time on fd */
+    int fd SCRM_GUARDED_BY(call_lock);             /* connection to scrmd, -1 when lost */
+    uint32_t seq SCRM_GUARDED_BY(call_lock);       /* last request sequence number */
+    struct idmap cards SCRM_GUARDED_BY(call_lock); /* card handles of the current connection */
+    uint8_t *rx SCRM_GUARDED_BY(call_lock);        /* reply buffer */
+    size_t rx_cap SCRM_GUARDED_BY(call_lock);
+    scrm_mutex cancel_lock;
+    int cancel_fd; /* eventfd written by SCardCancel while `waiting` (set once at creation) */
+    bool waiting SCRM_GUARDED_BY(cancel_lock); /* inside a cancellable SCardGetStatusChange wait */
     /* Transaction waits (IPC_S_TX_BUSY): a second connection of the context, opened on first
      * need, on which WAIT_TX waits while call_lock is free for the context's other threads (the
      * one that ends the transaction may be one of them). */
-    pthread_mutex_t wait_lock; /* one WAIT_TX at a time on wait_fd */
-    int wait_fd;
-    uint32_t wait_seq;
+    scrm_mutex wait_lock; /* one WAIT_TX at a time on wait_fd */
+    int wait_fd SCRM_GUARDED_BY(wait_lock);
+    uint32_t wait_seq SCRM_GUARDED_BY(wait_lock);
 };
 
 /* A decoded reply: pointers into the context's reply buffer, valid until its next call. */

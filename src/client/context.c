@@ -24,10 +24,10 @@
 
 /* The process-wide registry (see client.h for why it exists). */
 static struct {
-    pthread_mutex_t lock;
+    scrm_mutex lock;
     struct idmap contexts; /* SCARDCONTEXT -> struct cctx * */
     struct idmap cards;    /* SCARDHANDLE -> struct cctx * */
-} reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} reg = {.lock = SCRM_MUTEX_INITIALIZER};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -124,9 +124,9 @@ void cctx_disconnect(struct cctx *c)
         close(c->fd);
         c->fd = -1;
     }
-    pthread_mutex_lock(&reg.lock);
+    scrm_mutex_lock(&reg.lock);
     idmap_each(&c->cards, forget_card, NULL);
-    pthread_mutex_unlock(&reg.lock);
+    scrm_mutex_unlock(&reg.lock);
     idmap_free(&c->cards);
 }
 
@@ -139,12 +139,12 @@ static void cctx_destroy(struct cctx *c)
         close(c->fd);
     if (c->wait_fd >= 0)
         close(c->wait_fd);
-    pthread_mutex_destroy(&c->wait_lock);
+    scrm_mutex_destroy(&c->wait_lock);
     if (c->cancel_fd >= 0)
         close(c->cancel_fd);
     idmap_free(&c->cards);
-    pthread_mutex_destroy(&c->call_lock);
-    pthread_mutex_destroy(&c->cancel_lock);
+    scrm_mutex_destroy(&c->call_lock);
+    scrm_mutex_destroy(&c->cancel_lock);
     free(c->rx);
     free(c);
 }
@@ -158,9 +158,9 @@ static struct cctx *cctx_alloc(void)
     c->wait_fd = -1;
     c->refs = 1;
     idmap_init(&c->cards);
-    pthread_mutex_init(&c->wait_lock, NULL);
-    pthread_mutex_init(&c->call_lock, NULL);
-    pthread_mutex_init(&c->cancel_lock, NULL);
+    scrm_mutex_init(&c->wait_lock);
+    scrm_mutex_init(&c->call_lock);
+    scrm_mutex_init(&c->cancel_lock);
     c->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->cancel_fd < 0) {
         cctx_destroy(c);
@@ -181,13 +181,13 @@ LONG cctx_create(struct cctx **out)
     rc = cctx_connect(c);
     if (rc != SCARD_S_SUCCESS)
         goto fail;
-    pthread_mutex_lock(&reg.lock);
+    scrm_mutex_lock(&reg.lock);
     do {
         c->id = idmap_random_id();
     } while (idmap_get(&reg.contexts, c->id, NULL));
     if (idmap_put_ptr(&reg.contexts, c->id, c) < 0)
         rc = SCARD_E_NO_MEMORY;
-    pthread_mutex_unlock(&reg.lock);
+    scrm_mutex_unlock(&reg.lock);
     if (rc != SCARD_S_SUCCESS)
         goto fail;
     *out = c;
@@ -200,29 +200,29 @@ fail:
 struct cctx *cctx_get(SCARDCONTEXT id)
 {
     struct cctx *c = NULL;
-    pthread_mutex_lock(&reg.lock);
+    scrm_mutex_lock(&reg.lock);
     if (id > 0 && (c = idmap_get_ptr(&reg.contexts, (uint64_t)id)) != NULL)
         c->refs++;
-    pthread_mutex_unlock(&reg.lock);
+    scrm_mutex_unlock(&reg.lock);
     return c;
 }
 
 struct cctx *cctx_get_card(SCARDHANDLE card)
 {
     struct cctx *c = NULL;
-    pthread_mutex_lock(&reg.lock);
+    scrm_mutex_lock(&reg.lock);
     if (card > 0 && (c = idmap_get_ptr(&reg.cards, (uint64_t)card)) != NULL)
         c->refs++;
-    pthread_mutex_unlock(&reg.lock);
+    scrm_mutex_unlock(&reg.lock);
     return c;
 }
 
 void cctx_put(struct cctx *c)
 {
     bool last;
-    pthread_mutex_lock(&reg.lock);
+    scrm_mutex_lock(&reg.lock);
     last = --c->refs == 0;
-    pthread_mutex_unlock(&reg.lock);
+    scrm_mutex_unlock(&reg.lock);
     if (last)
         cctx_destroy(c);
 }
@@ -232,28 +232,28 @@ LONG cctx_release(SCARDCONTEXT id)
     struct cctx *c = NULL;
     uint64_t one = 1;
 
-    pthread_mutex_lock(&reg.lock);
+    scrm_mutex_lock(&reg.lock);
     if (id > 0 && (c = idmap_get_ptr(&reg.contexts, (uint64_t)id)) != NULL) {
         idmap_del(&reg.contexts, (uint64_t)id);
         c->released = true;
     }
-    pthread_mutex_unlock(&reg.lock);
+    scrm_mutex_unlock(&reg.lock);
     if (!c)
         return SCARD_E_INVALID_HANDLE;
 
     /* A thread waiting in SCardGetStatusChange on this context returns SCARD_E_CANCELLED; one
      * that has not started its wait yet sees `released` and does not start it. */
-    pthread_mutex_lock(&c->cancel_lock);
+    scrm_mutex_lock(&c->cancel_lock);
     c->released_for_waits = true;
     if (c->waiting && write(c->cancel_fd, &one, sizeof one) < 0)
         log_debug(client, "cancel write: %s", strerror(errno));
-    pthread_mutex_unlock(&c->cancel_lock);
+    scrm_mutex_unlock(&c->cancel_lock);
 
     /* Closing the connection makes the daemon reset this context's cards and end its
      * transactions, as pcsc-lite does for a released context. */
-    pthread_mutex_lock(&c->call_lock);
+    scrm_mutex_lock(&c->call_lock);
     cctx_disconnect(c);
-    pthread_mutex_unlock(&c->call_lock);
+    scrm_mutex_unlock(&c->call_lock);
     cctx_put(c);
     return SCARD_S_SUCCESS;
 }
@@ -263,9 +263,9 @@ int cctx_add_card(struct cctx *c, uint64_t card)
     int rc;
     if (idmap_put(&c->cards, card, 1) < 0)
         return -1;
-    pthread_mutex_lock(&reg.lock);
+    scrm_mutex_lock(&reg.lock);
     rc = idmap_get(&reg.cards, card, NULL) ? -1 : idmap_put_ptr(&reg.cards, card, c);
-    pthread_mutex_unlock(&reg.lock);
+    scrm_mutex_unlock(&reg.lock);
     if (rc < 0)
         idmap_del(&c->cards, card);
     return rc;
@@ -274,9 +274,9 @@ int cctx_add_card(struct cctx *c, uint64_t card)
 void cctx_del_card(struct cctx *c, uint64_t card)
 {
     idmap_del(&c->cards, card);
-    pthread_mutex_lock(&reg.lock);
+    scrm_mutex_lock(&reg.lock);
     idmap_del(&reg.cards, card);
-    pthread_mutex_unlock(&reg.lock);
+    scrm_mutex_unlock(&reg.lock);
 }
 
 /* ---- Transport --------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ static LONG wait_tx(struct cctx *c, const char *reader, size_t len)
     struct ipc_none none = {0}, nrep;
     LONG rc = SCARD_S_SUCCESS;
 
-    pthread_mutex_lock(&c->wait_lock);
+    scrm_mutex_lock(&c->wait_lock);
     if (c->wait_fd < 0) {
         struct ipc_hello_req req = {.magic = IPC_MAGIC,
                                     .major = IPC_VERSION_MAJOR,
@@ -434,7 +434,7 @@ static LONG wait_tx(struct cctx *c, const char *reader, size_t len)
         c->wait_fd = -1;
         rc = SCARD_E_NO_SERVICE;
     }
-    pthread_mutex_unlock(&c->wait_lock);
+    scrm_mutex_unlock(&c->wait_lock);
     return rc;
 }
 
@@ -456,8 +456,10 @@ static LONG call_once(struct cctx *c, uint16_t cmd, bool card, const void *fixed
 }
 
 LONG cctx_call(struct cctx *c, uint16_t cmd, bool card, const void *fixed, size_t fixed_len,
-               const void *var, size_t var_len, struct creply *rep)
+               const void *var, size_t var_len, struct creply *rep) SCRM_NO_THREAD_SAFETY_ANALYSIS
 {
+    /* The callers hold call_lock (most through card_begin(), which the analysis cannot follow), or
+     * the context is not shared yet (HELLO while it is created); it is dropped around WAIT_TX. */
     for (;;) {
         char reader[IPC_READER_NAME_MAX];
         size_t len;
@@ -470,9 +472,9 @@ LONG cctx_call(struct cctx *c, uint16_t cmd, bool card, const void *fixed, size_
             return SCARD_S_SUCCESS;
         }
         memcpy(reader, rep->var, len);
-        pthread_mutex_unlock(&c->call_lock);
+        scrm_mutex_unlock(&c->call_lock);
         rc = wait_tx(c, reader, len);
-        pthread_mutex_lock(&c->call_lock);
+        scrm_mutex_lock(&c->call_lock);
         if (rc != SCARD_S_SUCCESS)
             return rc;
     }

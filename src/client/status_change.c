@@ -318,13 +318,13 @@ static LONG run_rounds(struct cctx *c, struct gsc *g, DWORD timeout)
 static bool set_waiting(struct cctx *c, bool on)
 {
     uint64_t v;
-    pthread_mutex_lock(&c->cancel_lock);
+    scrm_mutex_lock(&c->cancel_lock);
     bool released = c->released_for_waits;
     c->waiting = on;
     if (!released)
         while (read(c->cancel_fd, &v, sizeof v) == (ssize_t)sizeof v)
             ; /* drain: a cancel belongs to the wait it was aimed at */
-    pthread_mutex_unlock(&c->cancel_lock);
+    scrm_mutex_unlock(&c->cancel_lock);
     return !released;
 }
 
@@ -353,12 +353,12 @@ CLIENT_EXPORT LONG SCardGetStatusChange(SCARDCONTEXT hContext, DWORD dwTimeout,
         cctx_put(c);
         return SCARD_S_SUCCESS;
     }
-    pthread_mutex_lock(&c->call_lock);
+    scrm_mutex_lock(&c->call_lock);
     rc = set_waiting(c, true) ? build_request(&g) : SCARD_E_CANCELLED;
     if (rc == SCARD_S_SUCCESS)
         rc = run_rounds(c, &g, dwTimeout);
     (void)set_waiting(c, false);
-    pthread_mutex_unlock(&c->call_lock);
+    scrm_mutex_unlock(&c->call_lock);
     cctx_put(c);
     free(g.req_of);
     free(g.snap);
@@ -373,10 +373,10 @@ CLIENT_EXPORT LONG SCardCancel(SCARDCONTEXT hContext)
 
     if (!c)
         return SCARD_E_INVALID_HANDLE;
-    pthread_mutex_lock(&c->cancel_lock);
+    scrm_mutex_lock(&c->cancel_lock);
     if (c->waiting && write(c->cancel_fd, &one, sizeof one) < 0)
         log_debug(client, "cancel: %s", strerror(errno));
-    pthread_mutex_unlock(&c->cancel_lock);
+    scrm_mutex_unlock(&c->cancel_lock);
     cctx_put(c);
     return SCARD_S_SUCCESS;
 }

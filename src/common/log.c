@@ -4,6 +4,7 @@
  * different threads do not interleave.
  */
 #include "common/log.h"
+#include "common/mutex.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ static const struct {
 #undef SCRM_LOG_X_LNAME
 };
 
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static scrm_mutex out_lock = SCRM_MUTEX_INITIALIZER;
 static enum scrm_log_output out_kind = SCRM_LOG_TO_STDERR;
 static bool stamps;
 static scrm_log_sink_fn sink_fn;
@@ -138,18 +139,18 @@ void scrm_log_init_from_env(void)
 
 void scrm_log_set_output(enum scrm_log_output output, const char *ident)
 {
-    pthread_mutex_lock(&out_lock);
+    scrm_mutex_lock(&out_lock);
     if (output == SCRM_LOG_TO_SYSLOG && out_kind != SCRM_LOG_TO_SYSLOG)
         openlog(ident ? ident : "scrm", LOG_PID, LOG_DAEMON);
     out_kind = output;
-    pthread_mutex_unlock(&out_lock);
+    scrm_mutex_unlock(&out_lock);
 }
 
 void scrm_log_set_timestamps(bool on)
 {
-    pthread_mutex_lock(&out_lock);
+    scrm_mutex_lock(&out_lock);
     stamps = on;
-    pthread_mutex_unlock(&out_lock);
+    scrm_mutex_unlock(&out_lock);
 }
 
 /* "2026-01-02T03:04:05.678Z " into buf, or "" when time stamps are off. */
@@ -166,10 +167,10 @@ static void stamp(char *buf, size_t cap)
 
 void scrm_log_set_sink(scrm_log_sink_fn fn, void *ctx)
 {
-    pthread_mutex_lock(&out_lock);
+    scrm_mutex_lock(&out_lock);
     sink_fn = fn;
     sink_ctx = ctx;
-    pthread_mutex_unlock(&out_lock);
+    scrm_mutex_unlock(&out_lock);
 }
 
 static int syslog_priority(enum scrm_log_level level)
@@ -193,7 +194,7 @@ void scrm_log_write(enum scrm_log_cat cat, enum scrm_log_level level, const char
     if (n < 0)
         return;
 
-    pthread_mutex_lock(&out_lock);
+    scrm_mutex_lock(&out_lock);
     if (sink_fn) {
         sink_fn(sink_ctx, cat, level, msg);
     } else if (out_kind == SCRM_LOG_TO_SYSLOG) {
@@ -209,7 +210,7 @@ void scrm_log_write(enum scrm_log_cat cat, enum scrm_log_level level, const char
             fprintf(stderr, "%sscrm[%s] %s: %s\n", ts, scrm_log_cat_name(cat),
                     scrm_log_level_name(level), msg);
     }
-    pthread_mutex_unlock(&out_lock);
+    scrm_mutex_unlock(&out_lock);
 }
 
 void scrm_assert_fail(const char *expr, const char *file, int line, const char *func)

@@ -222,20 +222,20 @@ static void run_ready(struct srv *srv)
 
     if (read(srv->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
         log_debug(ipc, "wake read: %s", strerror(errno));
-    pthread_mutex_lock(&srv->ready_lock);
+    scrm_mutex_lock(&srv->ready_lock);
     list = srv->ready;
     srv->ready = NULL;
-    pthread_mutex_unlock(&srv->ready_lock);
+    scrm_mutex_unlock(&srv->ready_lock);
     /* A session stays marked in_ready until it is taken off this list, so a watch firing
      * meanwhile cannot queue it again and overwrite ready_next under our feet; once taken off,
      * it may be queued anew and is then evaluated again on the next wake-up. */
     while (list) {
-        pthread_mutex_lock(&srv->ready_lock);
+        scrm_mutex_lock(&srv->ready_lock);
         struct session *s = list;
         list = s->ready_next;
         s->ready_next = NULL;
         s->in_ready = false;
-        pthread_mutex_unlock(&srv->ready_lock);
+        scrm_mutex_unlock(&srv->ready_lock);
         session_wait_fired(s);
         session_unref(s); /* the ready list's reference */
     }
@@ -305,7 +305,7 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     srv->pid = getpid();
     srv->loop_thread = pthread_self();
     srv->listen_fd = srv->pcl_listen_fd = srv->epfd = srv->wake_fd = srv->timer_fd = -1;
-    pthread_mutex_init(&srv->ready_lock, NULL);
+    scrm_mutex_init(&srv->ready_lock);
     srv_spy_init(srv);
     srv->max_clients = cfg->max_clients;
     srv->max_cards = cfg->max_cards_per_client;
@@ -373,7 +373,7 @@ out:
         close(srv.timer_fd);
     if (srv.epfd >= 0)
         close(srv.epfd);
-    pthread_mutex_destroy(&srv.ready_lock);
+    scrm_mutex_destroy(&srv.ready_lock);
     srv_spy_destroy(&srv);
     return rc;
 }

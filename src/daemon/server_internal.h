@@ -39,6 +39,7 @@
 #include <sys/types.h>
 
 #include "common/scard_codes.h"
+#include "common/mutex.h"
 #include "ipc/idmap.h"
 #include "ipc/ipc.h"
 
@@ -57,9 +58,9 @@ struct srv_job {
 #define SRV_POOL_IDLE_MS 30000u /* an idle worker leaves after this (the last one stays) */
 
 struct srv_pool {
-    pthread_mutex_t lock;
-    pthread_cond_t work;    /* a job was queued, or stop (monotonic clock) */
-    pthread_cond_t drained; /* a thread finished its job or left */
+    scrm_mutex lock;
+    scrm_cond work;    /* a job was queued, or stop (monotonic clock) */
+    scrm_cond drained; /* a thread finished its job or left */
     struct srv_job *head, *tail;
     unsigned threads, idle, running, queued;
     unsigned max;  /* cap on threads, 0 = none */
@@ -118,11 +119,11 @@ struct session {
     size_t n_groups;
     atomic_uint refs;
 
-    pthread_mutex_t lock; /* busy, closing, output, epoll interest */
-    bool busy;            /* a worker has the session (a request, or a wait to evaluate) */
-    bool wait_dirty;      /* a watch fired while busy: evaluate the wait before letting go */
-    bool closing;         /* session_close ran (loop thread) */
-    uint8_t *out;         /* unsent reply bytes */
+    scrm_mutex lock; /* busy, closing, output, epoll interest */
+    bool busy;       /* a worker has the session (a request, or a wait to evaluate) */
+    bool wait_dirty; /* a watch fired while busy: evaluate the wait before letting go */
+    bool closing;    /* session_close ran (loop thread) */
+    uint8_t *out;    /* unsent reply bytes */
     size_t out_len, out_off;
 
     /* Loop thread only. */
@@ -179,7 +180,7 @@ struct srv {
     struct session *tq_head, *tq_tail; /* sessions with a deadline, earliest first */
     bool accept_paused; /* out of file descriptors: the listening socket is not watched */
     struct session *sessions;
-    pthread_mutex_t ready_lock;
+    scrm_mutex ready_lock;
     struct session *ready; /* sessions whose watched readers changed */
     struct srv_pool pool;
 };
@@ -246,7 +247,7 @@ void session_wait_eval(struct session *s);
 /* Queue a reply (any thread): sends what the socket takes, keeps the rest. */
 void session_send(struct session *s, const uint8_t *msg, size_t len);
 /* Recompute the epoll interest from the state; s->lock held. */
-void session_rearm(struct session *s);
+void session_rearm(struct session *s) SCRM_REQUIRES(s->lock);
 /* End the wait (if any) with an empty reply of status rc (the worker that has the session). */
 void session_end_wait(struct session *s, uint32_t rc);
 /* Start a WAIT_TX wait for the reader's transaction; it may answer at once. The worker that has

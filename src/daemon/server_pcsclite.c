@@ -140,9 +140,9 @@ void pcl_wait_fired(struct session *s)
         return;
     session_free_wait(s);
     send_wait_reply(s, SCARD_S_SUCCESS);
-    pthread_mutex_lock(&s->lock);
+    scrm_mutex_lock(&s->lock);
     session_rearm(s);
-    pthread_mutex_unlock(&s->lock);
+    scrm_mutex_unlock(&s->lock);
 }
 
 /* Register for events: watch every reader and the reader list. */
@@ -228,9 +228,9 @@ static void cmd_cancel(struct session *s, const uint8_t *body)
         if (t->wait) { /* only a waiting context is signalled */
             session_free_wait(t);
             send_wait_reply(t, SCARD_E_CANCELLED);
-            pthread_mutex_lock(&t->lock);
+            scrm_mutex_lock(&t->lock);
             session_rearm(t);
-            pthread_mutex_unlock(&t->lock);
+            scrm_mutex_unlock(&t->lock);
         }
     }
     session_send(s, (const uint8_t *)&c, sizeof c);
@@ -480,9 +480,9 @@ bool pcl_take_next(struct session *s)
     struct pcl_hdr h;
     bool ok;
 
-    pthread_mutex_lock(&s->lock);
+    scrm_mutex_lock(&s->lock);
     ok = !s->closing && s->out_len == s->out_off;
-    pthread_mutex_unlock(&s->lock);
+    scrm_mutex_unlock(&s->lock);
     if (!ok || pcl_rx_partial(&s->pcl->rx))
         return false;
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -524,9 +524,9 @@ bool pcl_take_next(struct session *s)
                 return false;
             }
             if (r == PCL_RX_MESSAGE) {
-                pthread_mutex_lock(&s->lock);
+                scrm_mutex_lock(&s->lock);
                 ok = !s->closing;
-                pthread_mutex_unlock(&s->lock);
+                scrm_mutex_unlock(&s->lock);
                 s->job_len = len;
                 s->job_msg = pcl_rx_take(&s->pcl->rx);
                 note_partial(s);
@@ -556,10 +556,10 @@ static void dispatch(struct session *s, const uint8_t *msg, size_t len)
         exec_loop(s, h.command, msg + sizeof h);
         pcl_rx_next(&s->pcl->rx);
         note_partial(s);
-        pthread_mutex_lock(&s->lock);
+        scrm_mutex_lock(&s->lock);
         if (s->out_len > s->out_off)
             session_rearm(s);
-        pthread_mutex_unlock(&s->lock);
+        scrm_mutex_unlock(&s->lock);
         return;
     }
     uint8_t *req = pcl_rx_take(&s->pcl->rx);

@@ -24,8 +24,9 @@
 #include "daemon/server_internal.h"
 
 /* Record the calling thread as gone; p->lock held. */
-static void thread_leaving(struct srv_pool *p)
+static void thread_leaving(struct srv_pool *p) SCRM_REQUIRES(p->lock)
 {
+    scrm_mutex_assert_held(&p->lock);
     if (p->n_dead == p->dead_cap) {
         unsigned cap = p->dead_cap ? 2 * p->dead_cap : 8;
         pthread_t *d = realloc(p->dead, cap * sizeof(*d));
@@ -39,25 +40,25 @@ static void thread_leaving(struct srv_pool *p)
     else
         pthread_detach(pthread_self()); /* no room to be joined: nobody will */
     p->threads--;
-    pthread_cond_broadcast(&p->drained);
+    scrm_cond_broadcast(&p->drained);
 }
 
 static void *worker_main(void *arg)
 {
     struct srv_pool *p = arg;
 
-    pthread_mutex_lock(&p->lock);
+    scrm_mutex_lock(&p->lock);
     for (;;) {
         struct srv_job *job;
         while (!p->head && !p->stop) {
             struct timespec dl = scrm_deadline_ms(SRV_POOL_IDLE_MS);
             int rc;
             p->idle++;
-            rc = pthread_cond_timedwait(&p->work, &p->lock, &dl);
+            rc = scrm_cond_timedwait(&p->work, &p->lock, &dl);
             p->idle--;
             if (rc == ETIMEDOUT && !p->head && p->threads > 1) {
                 thread_leaving(p); /* idle long enough, and not the last one */
-                pthread_mutex_unlock(&p->lock);
+                scrm_mutex_unlock(&p->lock);
                 return NULL;
             }
         }
@@ -69,20 +70,21 @@ static void *worker_main(void *arg)
         if (!p->head)
             p->tail = NULL;
         p->running++;
-        pthread_mutex_unlock(&p->lock);
+        scrm_mutex_unlock(&p->lock);
         job->fn(job);
-        pthread_mutex_lock(&p->lock);
+        scrm_mutex_lock(&p->lock);
         p->running--;
-        pthread_cond_broadcast(&p->drained);
+        scrm_cond_broadcast(&p->drained);
     }
     thread_leaving(p);
-    pthread_mutex_unlock(&p->lock);
+    scrm_mutex_unlock(&p->lock);
     return NULL;
 }
 
 /* Start one worker; p->lock held. False if it could not be created. */
-static bool start_thread(struct srv_pool *p)
+static bool start_thread(struct srv_pool *p) SCRM_REQUIRES(p->lock)
 {
+    scrm_mutex_assert_held(&p->lock);
     pthread_t t;
     int rc = pthread_create(&t, NULL, worker_main, p);
     if (rc != 0) {
@@ -106,12 +108,16 @@ int srv_pool_init(struct srv_pool *p, unsigned max_threads)
     int rc;
     memset(p, 0, sizeof *p);
     p->max = max_threads;
-    pthread_mutex_init(&p->lock, NULL);
-    scrm_cond_init_monotonic(&p->work);
-    pthread_cond_init(&p->drained, NULL);
-    pthread_mutex_lock(&p->lock);
+    scrm_mutex_init(&p->lock);
+    if (scrm_cond_init(&p->work) != 0)
+        return -1;
+    if (scrm_cond_init(&p->drained) != 0) {
+        scrm_cond_destroy(&p->work);
+        return -1;
+    }
+    scrm_mutex_lock(&p->lock);
     rc = start_thread(p) ? 0 : -1; /* the one that always stays */
-    pthread_mutex_unlock(&p->lock);
+    scrm_mutex_unlock(&p->lock);
     return rc;
 }
 
@@ -121,12 +127,12 @@ static void reap(struct srv_pool *p)
     pthread_t *dead;
     unsigned n;
 
-    pthread_mutex_lock(&p->lock);
+    scrm_mutex_lock(&p->lock);
     dead = p->dead;
     n = p->n_dead;
     p->dead = NULL;
     p->n_dead = p->dead_cap = 0;
-    pthread_mutex_unlock(&p->lock);
+    scrm_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < n; i++)
         pthread_join(dead[i], NULL);
     free(dead);
@@ -137,7 +143,7 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
     bool dead;
 
     job->next = NULL;
-    pthread_mutex_lock(&p->lock);
+    scrm_mutex_lock(&p->lock);
     if (p->tail)
         p->tail->next = job;
     else
@@ -146,41 +152,41 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
     /* Idle threads already signalled for earlier jobs are not free: count queued jobs. */
     if (++p->queued > p->idle && (!p->max || p->threads < p->max))
         (void)start_thread(p); /* on failure the job waits for a running thread */
-    pthread_cond_signal(&p->work);
+    scrm_cond_signal(&p->work);
     dead = p->n_dead > 0;
-    pthread_mutex_unlock(&p->lock);
+    scrm_mutex_unlock(&p->lock);
     if (dead)
         reap(p);
 }
 
 void srv_pool_drain(struct srv_pool *p)
 {
-    pthread_mutex_lock(&p->lock);
+    scrm_mutex_lock(&p->lock);
     while (p->head || p->running)
-        pthread_cond_wait(&p->drained, &p->lock);
-    pthread_mutex_unlock(&p->lock);
+        scrm_cond_wait(&p->drained, &p->lock);
+    scrm_mutex_unlock(&p->lock);
 }
 
 void srv_pool_stats(struct srv_pool *p, unsigned *threads, unsigned *peak)
 {
-    pthread_mutex_lock(&p->lock);
+    scrm_mutex_lock(&p->lock);
     *threads = p->threads;
     *peak = p->peak;
-    pthread_mutex_unlock(&p->lock);
+    scrm_mutex_unlock(&p->lock);
 }
 
 void srv_pool_destroy(struct srv_pool *p)
 {
-    pthread_mutex_lock(&p->lock);
+    scrm_mutex_lock(&p->lock);
     while (p->head || p->running)
-        pthread_cond_wait(&p->drained, &p->lock);
+        scrm_cond_wait(&p->drained, &p->lock);
     p->stop = true;
-    pthread_cond_broadcast(&p->work);
+    scrm_cond_broadcast(&p->work);
     while (p->threads > 0)
-        pthread_cond_wait(&p->drained, &p->lock);
-    pthread_mutex_unlock(&p->lock);
+        scrm_cond_wait(&p->drained, &p->lock);
+    scrm_mutex_unlock(&p->lock);
     reap(p);
-    pthread_cond_destroy(&p->work);
-    pthread_cond_destroy(&p->drained);
-    pthread_mutex_destroy(&p->lock);
+    scrm_cond_destroy(&p->work);
+    scrm_cond_destroy(&p->drained);
+    scrm_mutex_destroy(&p->lock);
 }

@@ -40,7 +40,7 @@ struct session *session_new(struct srv *srv, int fd, enum srv_front front)
     s->fd = fd;
     s->id = ++srv->next_id;
     atomic_init(&s->refs, 1);
-    pthread_mutex_init(&s->lock, NULL);
+    scrm_mutex_init(&s->lock);
     ipc_rx_init(&s->rx, false);
     /* Before the handshake nothing larger than a HELLO: an unauthenticated connection holds a
      * few dozen bytes, whatever it announces. */
@@ -63,7 +63,7 @@ void session_unref(struct session *s)
     ipc_rx_free(&s->rx);
     pcl_session_free(s);
     idmap_free(&s->cards);
-    pthread_mutex_destroy(&s->lock);
+    scrm_mutex_destroy(&s->lock);
     free(s->out);
     free(s->job_msg);
     free(s->reply);
@@ -74,8 +74,9 @@ void session_unref(struct session *s)
 /* ---- Output -----------------------------------------------------------------------------------
  */
 
-void session_rearm(struct session *s)
+void session_rearm(struct session *s) SCRM_REQUIRES(s->lock)
 {
+    scrm_mutex_assert_held(&s->lock);
     struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = s};
     if (s->closing)
         return; /* no longer in the epoll set */
@@ -89,8 +90,9 @@ void session_rearm(struct session *s)
 
 /* Write pending output; s->lock held. A dead peer shuts the socket down so that the loop
  * thread sees the hang-up and closes the session. */
-static void flush_out(struct session *s)
+static void flush_out(struct session *s) SCRM_REQUIRES(s->lock)
 {
+    scrm_mutex_assert_held(&s->lock);
     while (s->out_off < s->out_len) {
         ssize_t n =
             send(s->fd, s->out + s->out_off, s->out_len - s->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -114,7 +116,7 @@ void session_send(struct session *s, const uint8_t *msg, size_t len)
 {
     size_t off = 0;
 
-    pthread_mutex_lock(&s->lock);
+    scrm_mutex_lock(&s->lock);
     if (s->closing)
         goto out;
     if (s->out_len != s->out_off) {
@@ -159,7 +161,7 @@ void session_send(struct session *s, const uint8_t *msg, size_t len)
         s->out_off = 0;
     }
 out:
-    pthread_mutex_unlock(&s->lock);
+    scrm_mutex_unlock(&s->lock);
 }
 
 /* ---- Closing ----------------------------------------------------------------------------------
@@ -202,14 +204,14 @@ void session_close(struct session *s, const char *why, bool violation)
     bool busy;
 
     scrm_assert(pthread_equal(pthread_self(), srv->loop_thread));
-    pthread_mutex_lock(&s->lock);
+    scrm_mutex_lock(&s->lock);
     if (s->closing) {
-        pthread_mutex_unlock(&s->lock);
+        scrm_mutex_unlock(&s->lock);
         return;
     }
     s->closing = true;
     busy = s->busy;
-    pthread_mutex_unlock(&s->lock);
+    scrm_mutex_unlock(&s->lock);
     srv_spy_forget(s);
 
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
@@ -249,7 +251,7 @@ static void watch_fired(void *user, const char *name, uint32_t counter)
     (void)name;
     (void)counter;
 
-    pthread_mutex_lock(&srv->ready_lock);
+    scrm_mutex_lock(&srv->ready_lock);
     if (!s->in_ready) {
         s->in_ready = true;
         session_ref(s);
@@ -257,7 +259,7 @@ static void watch_fired(void *user, const char *name, uint32_t counter)
         srv->ready = s;
         poke = true;
     }
-    pthread_mutex_unlock(&srv->ready_lock);
+    scrm_mutex_unlock(&srv->ready_lock);
     if (poke && write(srv->wake_fd, &one, sizeof one) < 0)
         log_debug(ipc, "wake: %s", strerror(errno));
 }
@@ -476,9 +478,9 @@ static bool take_next_request(struct session *s)
     uint8_t *msg;
     bool ok;
 
-    pthread_mutex_lock(&s->lock);
+    scrm_mutex_lock(&s->lock);
     ok = !s->closing && s->out_len == s->out_off;
-    pthread_mutex_unlock(&s->lock);
+    scrm_mutex_unlock(&s->lock);
     if (!ok || ppoll(&pfd, 1, &linger, NULL) != 1 || pfd.revents != POLLIN)
         return false;
     if (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
@@ -491,9 +493,9 @@ static bool take_next_request(struct session *s)
          !ipc_check_request(msg, h.size) && !conversation_error(s, h.cmd) &&
          recv(s->fd, msg, h.size, MSG_DONTWAIT) == (ssize_t)h.size;
     if (ok) { /* the loop thread may have closed the session meanwhile (hang-up) */
-        pthread_mutex_lock(&s->lock);
+        scrm_mutex_lock(&s->lock);
         ok = !s->closing;
-        pthread_mutex_unlock(&s->lock);
+        scrm_mutex_unlock(&s->lock);
     }
     if (!ok) {
         free(msg);
@@ -511,10 +513,10 @@ static void job_done(struct session *s)
     bool closing;
 
     for (;;) {
-        pthread_mutex_lock(&s->lock);
+        scrm_mutex_lock(&s->lock);
         if (s->wait_dirty && s->wait && !s->closing) {
             s->wait_dirty = false;
-            pthread_mutex_unlock(&s->lock);
+            scrm_mutex_unlock(&s->lock);
             session_wait_eval(s);
             continue;
         }
@@ -522,7 +524,7 @@ static void job_done(struct session *s)
         s->busy = false;
         closing = s->closing;
         session_rearm(s);
-        pthread_mutex_unlock(&s->lock);
+        scrm_mutex_unlock(&s->lock);
         break;
     }
     if (closing) { /* session_close left the teardown to us */
@@ -564,23 +566,23 @@ void session_wait_fired(struct session *s)
         pcl_wait_fired(s);
         return;
     }
-    pthread_mutex_lock(&s->lock);
+    scrm_mutex_lock(&s->lock);
     if (s->closing) {
-        pthread_mutex_unlock(&s->lock);
+        scrm_mutex_unlock(&s->lock);
         return;
     }
     if (s->busy) { /* the worker looks again before it lets go of the session */
         s->wait_dirty = true;
-        pthread_mutex_unlock(&s->lock);
+        scrm_mutex_unlock(&s->lock);
         return;
     }
     if (!s->wait) { /* answered already */
-        pthread_mutex_unlock(&s->lock);
+        scrm_mutex_unlock(&s->lock);
         return;
     }
     s->busy = true;
     session_rearm(s);
-    pthread_mutex_unlock(&s->lock);
+    scrm_mutex_unlock(&s->lock);
     s->job.fn = wait_job;
     srv_pool_submit(&s->srv->pool, &s->job);
 }
@@ -605,11 +607,11 @@ static bool dispatch(struct session *s, const uint8_t *msg, size_t len)
         bool pending;
         srv_cmd_exec(s, msg, len);
         ipc_rx_next(&s->rx);
-        pthread_mutex_lock(&s->lock);
+        scrm_mutex_lock(&s->lock);
         pending = s->out_len > s->out_off;
         if (pending)
             session_rearm(s);
-        pthread_mutex_unlock(&s->lock);
+        scrm_mutex_unlock(&s->lock);
         return !s->closing && !pending;
     }
     session_submit(s, ipc_rx_take(&s->rx), len);
@@ -620,10 +622,10 @@ void session_submit(struct session *s, uint8_t *msg, size_t len)
 {
     s->job_msg = msg;
     s->job_len = len;
-    pthread_mutex_lock(&s->lock);
+    scrm_mutex_lock(&s->lock);
     s->busy = true;
     session_rearm(s);
-    pthread_mutex_unlock(&s->lock);
+    scrm_mutex_unlock(&s->lock);
     s->job.fn = request_job;
     srv_pool_submit(&s->srv->pool, &s->job);
 }
@@ -670,9 +672,9 @@ void session_event(struct session *s, uint32_t events)
 {
     bool busy, out_pending;
 
-    pthread_mutex_lock(&s->lock);
+    scrm_mutex_lock(&s->lock);
     if (s->closing) {
-        pthread_mutex_unlock(&s->lock);
+        scrm_mutex_unlock(&s->lock);
         return;
     }
     if (events & EPOLLOUT) {
@@ -681,7 +683,7 @@ void session_event(struct session *s, uint32_t events)
     }
     busy = s->busy;
     out_pending = s->out_len > s->out_off;
-    pthread_mutex_unlock(&s->lock);
+    scrm_mutex_unlock(&s->lock);
 
     if ((events & EPOLLIN) && !busy && !out_pending) {
         if (s->front == SRV_FRONT_PCSCLITE)

@@ -39,12 +39,12 @@ struct spy {
  * trace callback shortly after it was removed (rm_set_trace), so its user data must outlive the
  * server; `srv` is NULL once the server is gone. */
 static struct {
-    pthread_mutex_t lock;
+    scrm_mutex lock;
     struct srv *srv;
     struct spy *v;
     size_t n;
     atomic_uint live;
-} hub = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} hub = {.lock = SCRM_MUTEX_INITIALIZER};
 
 bool srv_spy_active(void)
 {
@@ -107,7 +107,7 @@ static void send_line(struct srv *srv, struct spy *sp, const char *text, size_t 
     memcpy(msg, &h, sizeof h);
     memset(msg + sizeof h, 0, sizeof(struct ipc_none));
     memcpy(msg + sizeof h + sizeof(struct ipc_none), text, len);
-    pthread_mutex_lock(&s->lock);
+    scrm_mutex_lock(&s->lock);
     if (s->closing || s->out_len > s->out_off) {
         sp->dropped++; /* the spy has not taken the previous line yet */
     } else {
@@ -134,14 +134,14 @@ static void send_line(struct srv *srv, struct spy *sp, const char *text, size_t 
             }
         }
     }
-    pthread_mutex_unlock(&s->lock);
+    scrm_mutex_unlock(&s->lock);
     free(msg);
 }
 
 /* Send a line to every spy (the PIN-redacted or the full version). */
 static void broadcast(struct srv *srv, const char *redacted, const char *full)
 {
-    pthread_mutex_lock(&hub.lock);
+    scrm_mutex_lock(&hub.lock);
     for (size_t i = 0; hub.srv && i < hub.n; i++) {
         struct spy *sp = &hub.v[i];
         const char *text = sp->pins && full ? full : redacted;
@@ -154,7 +154,7 @@ static void broadcast(struct srv *srv, const char *redacted, const char *full)
         }
         send_line(srv, sp, text, strlen(text));
     }
-    pthread_mutex_unlock(&hub.lock);
+    scrm_mutex_unlock(&hub.lock);
 }
 
 static void hex_line(char *out, size_t cap, const uint8_t *b, size_t n, bool redact_data)
@@ -226,16 +226,16 @@ static void spy_ioctl(void *user, const struct rm_trace_entry *e)
 
 void srv_spy_init(struct srv *srv)
 {
-    pthread_mutex_lock(&hub.lock);
+    scrm_mutex_lock(&hub.lock);
     hub.srv = srv;
-    pthread_mutex_unlock(&hub.lock);
+    scrm_mutex_unlock(&hub.lock);
     rm_set_trace(srv->rm, spy_ioctl, &hub);
 }
 
 void srv_spy_destroy(struct srv *srv)
 {
     rm_set_trace(srv->rm, NULL, NULL);
-    pthread_mutex_lock(&hub.lock);
+    scrm_mutex_lock(&hub.lock);
     for (size_t i = 0; i < hub.n; i++)
         session_unref(hub.v[i].s);
     free(hub.v);
@@ -243,7 +243,7 @@ void srv_spy_destroy(struct srv *srv)
     hub.n = 0;
     hub.srv = NULL;
     atomic_store(&hub.live, 0);
-    pthread_mutex_unlock(&hub.lock);
+    scrm_mutex_unlock(&hub.lock);
 }
 
 void srv_spy_forget(struct session *s)
@@ -251,7 +251,7 @@ void srv_spy_forget(struct session *s)
     struct session *drop = NULL;
     if (!s->spy_seq)
         return;
-    pthread_mutex_lock(&hub.lock);
+    scrm_mutex_lock(&hub.lock);
     for (size_t i = 0; i < hub.n; i++) {
         if (hub.v[i].s != s)
             continue;
@@ -260,7 +260,7 @@ void srv_spy_forget(struct session *s)
         atomic_fetch_sub(&hub.live, 1);
         break;
     }
-    pthread_mutex_unlock(&hub.lock);
+    scrm_mutex_unlock(&hub.lock);
     if (drop) {
         log_info(ipc, "client %llu: spy ended", (unsigned long long)s->id);
         session_unref(drop);
@@ -285,7 +285,7 @@ void cmd_SPY(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed, c
         return;
     /* Listed after the reply, so that every event follows it. */
     s->spy_seq = h->seq ? h->seq : 1;
-    pthread_mutex_lock(&hub.lock);
+    scrm_mutex_lock(&hub.lock);
     struct spy *grown = realloc(hub.v, (hub.n + 1) * sizeof *grown);
     if (grown) {
         hub.v = grown;
@@ -293,7 +293,7 @@ void cmd_SPY(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed, c
         grown[hub.n++] = (struct spy){.s = s, .pins = req.flags & IPC_SPY_PINS};
         atomic_fetch_add(&hub.live, 1);
     }
-    pthread_mutex_unlock(&hub.lock);
+    scrm_mutex_unlock(&hub.lock);
     if (!grown) {
         shutdown(s->fd, SHUT_RDWR); /* out of memory: the spy sees its connection end */
         return;

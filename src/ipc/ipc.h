@@ -45,10 +45,9 @@
 #define IPC_DEFAULT_SOCKET "/run/scrm/scrm.sock"
 #define IPC_SOCKET_ENV     "SCRM_SOCKET" /* clients and scrmd honour it */
 
-#define IPC_MSG_MAX (1u << 20) /* hard bound on a message, header included */
-#define IPC_DATA_MAX                                                                  \
-    65548u                       /* APDU, control and attribute payloads (pcsc-lite's \
-                                    MAX_BUFFER_SIZE_EXTENDED) */
+#define IPC_MSG_MAX         (1u << 20) /* hard bound on a message, header included */
+/* APDU, control and attribute payloads (pcsc-lite's MAX_BUFFER_SIZE_EXTENDED) */
+#define IPC_DATA_MAX        65548u
 #define IPC_READER_NAME_MAX 128u /* reader name with its NUL */
 #define IPC_ATR_MAX         33u
 #define IPC_GSC_MAX         4096u /* readers in one GET_STATUS_CHANGE request */

@@ -35,8 +35,9 @@
 
 /* ---- id table (rm->lock) ---- */
 
-static int table_grow_locked(struct rm *rm)
+static int table_grow_locked(struct rm *rm) SCRM_REQUIRES(rm->lock)
 {
+    scrm_mutex_assert_held(&rm->lock);
     size_t nb = rm->conn_buckets ? rm->conn_buckets * 2 : 64;
     struct rm_conn **tab = calloc(nb, sizeof(void *)); /* an array of pointers */
     if (!tab)
@@ -55,8 +56,9 @@ static int table_grow_locked(struct rm *rm)
     return 0;
 }
 
-static int table_insert_locked(struct rm *rm, struct rm_conn *c)
+static int table_insert_locked(struct rm *rm, struct rm_conn *c) SCRM_REQUIRES(rm->lock)
 {
+    scrm_mutex_assert_held(&rm->lock);
     if (rm->n_conns >= rm->conn_buckets * 2 && table_grow_locked(rm) < 0 && !rm->conn_buckets)
         return -1;
     c->id = ++rm->next_conn_id;
@@ -68,8 +70,9 @@ static int table_insert_locked(struct rm *rm, struct rm_conn *c)
     return 0;
 }
 
-static struct rm_conn *table_find_locked(struct rm *rm, uint64_t id)
+static struct rm_conn *table_find_locked(struct rm *rm, uint64_t id) SCRM_REQUIRES(rm->lock)
 {
+    scrm_mutex_assert_held(&rm->lock);
     if (!rm->conn_buckets || !id)
         return NULL;
     struct rm_conn *c = rm->conn_tab[id & (rm->conn_buckets - 1)];
@@ -78,8 +81,9 @@ static struct rm_conn *table_find_locked(struct rm *rm, uint64_t id)
     return c;
 }
 
-static void table_remove_locked(struct rm *rm, struct rm_conn *c)
+static void table_remove_locked(struct rm *rm, struct rm_conn *c) SCRM_REQUIRES(rm->lock)
 {
+    scrm_mutex_assert_held(&rm->lock);
     for (struct rm_conn **pp = &rm->conn_tab[c->id & (rm->conn_buckets - 1)]; *pp;
          pp = &(*pp)->hnext) {
         if (*pp == c) {
@@ -93,31 +97,31 @@ static void table_remove_locked(struct rm *rm, struct rm_conn *c)
 /* The connection of an id, referenced. */
 static struct rm_conn *conn_get(struct rm *rm, uint64_t id)
 {
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     struct rm_conn *c = table_find_locked(rm, id);
     if (c)
         c->refs++;
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     return c;
 }
 
 /* Remove an id from the table; the caller inherits the table's reference. */
 static struct rm_conn *conn_take(struct rm *rm, uint64_t id)
 {
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     struct rm_conn *c = table_find_locked(rm, id);
     if (c)
         table_remove_locked(rm, c);
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     return c;
 }
 
 static void conn_put(struct rm_conn *c)
 {
     struct rm *rm = c->r->rm;
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     bool last = --c->refs == 0;
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     if (last) {
         rm_reader_unref(c->r);
         free(c);
@@ -131,8 +135,9 @@ static uint64_t deadline_after(uint32_t ms)
     return ms == RM_INFINITE ? UINT64_MAX : scrm_now_ns() + (uint64_t)ms * 1000000u;
 }
 
-static void unlink_waiter_locked(struct rm_reader *r, struct rm_waiter *w)
+static void unlink_waiter_locked(struct rm_reader *r, struct rm_waiter *w) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     for (struct rm_waiter **pp = &r->waiters; *pp; pp = &(*pp)->next) {
         if (*pp == w) {
             *pp = w->next;
@@ -162,17 +167,18 @@ bool rm_reader_tx_free(struct rm *rm, const char *name)
     bool free_ = true;
     if (!r)
         return true;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     free_ = !r->tx_owner || r->gone;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     rm_reader_unref(r);
     return free_;
 }
 
 /* Wait until no handle other than `me` holds the reader's transaction; r->lock held. */
 static uint32_t wait_turn_locked(struct rm_reader *r, uint64_t owner, const struct rm_conn *me,
-                                 uint64_t deadline_ns)
+                                 uint64_t deadline_ns) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     if (!r->tx_owner || r->tx_owner == me)
         return SCARD_S_SUCCESS;
     if (tl_nowait && deadline_ns == UINT64_MAX) {
@@ -198,11 +204,11 @@ static uint32_t wait_turn_locked(struct rm_reader *r, uint64_t owner, const stru
         if (rc)
             break;
         if (deadline_ns == UINT64_MAX) {
-            pthread_cond_wait(&r->cond, &r->lock);
+            scrm_cond_wait(&r->cond, &r->lock);
         } else {
             struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
                                   .tv_nsec = (long)(deadline_ns % 1000000000u)};
-            pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+            scrm_cond_timedwait(&r->cond, &r->lock, &ts);
         }
     }
     unlink_waiter_locked(r, &w);
@@ -211,7 +217,9 @@ static uint32_t wait_turn_locked(struct rm_reader *r, uint64_t owner, const stru
 
 /* Can this handle be used at all (and, with marks, has its card not changed)? r->lock held. */
 static uint32_t conn_check_locked(const struct rm_reader *r, const struct rm_conn *c, bool marks)
+    SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     if (c->dead)
         return SCARD_E_INVALID_HANDLE;
     if (r->gone || r->defective)
@@ -225,32 +233,33 @@ static uint32_t conn_check_locked(const struct rm_reader *r, const struct rm_con
 
 /* Wait for our turn and take reader->seq_lock. On success the caller must conn_leave(). */
 static uint32_t conn_enter(struct rm_conn *c, bool marks, uint64_t deadline_ns)
+    SCRM_TRY_ACQUIRE(SCARD_S_SUCCESS, c->r->seq_lock)
 {
     struct rm_reader *r = c->r;
     for (;;) {
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         uint32_t rc = conn_check_locked(r, c, marks);
         if (!rc)
             rc = wait_turn_locked(r, c->owner, c, deadline_ns);
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
         if (rc)
             return rc;
-        pthread_mutex_lock(&r->seq_lock);
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->seq_lock);
+        scrm_mutex_lock(&r->lock);
         rc = conn_check_locked(r, c, marks);
         bool mine = !r->tx_owner || r->tx_owner == c;
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
         if (!rc && mine)
             return SCARD_S_SUCCESS;
-        pthread_mutex_unlock(&r->seq_lock);
+        scrm_mutex_unlock(&r->seq_lock);
         if (rc)
             return rc;
     }
 }
 
-static void conn_leave(struct rm_conn *c)
+static void conn_leave(struct rm_conn *c) SCRM_RELEASE(c->r->seq_lock)
 {
-    pthread_mutex_unlock(&c->r->seq_lock);
+    scrm_mutex_unlock(&c->r->seq_lock);
 }
 
 /* ---- attaching to a reader ---- */
@@ -260,7 +269,7 @@ static uint32_t attach(struct rm_conn *c)
 {
     struct rm_reader *r = c->r;
     uint32_t rc = SCARD_S_SUCCESS;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     rm_monitor_settle_locked(r);
     /* A reader in an unknown state (lost, NFC radio off) is as unavailable to a card connect as
      * it is in the reader list; DIRECT still reaches it (e.g. to switch the radio back on). */
@@ -275,7 +284,7 @@ static uint32_t attach(struct rm_conn *c)
         r->exclusive = c->share == SCARD_SHARE_EXCLUSIVE;
         rm_power_down_cancel_locked(r);
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     return rc;
 }
 
@@ -283,7 +292,7 @@ static uint32_t attach(struct rm_conn *c)
 static void detach(struct rm_conn *c, bool arm_always)
 {
     struct rm_reader *r = c->r;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     for (struct rm_conn **pp = &r->conns; *pp; pp = &(*pp)->rnext) {
         if (*pp == c) {
             *pp = c->rnext;
@@ -300,8 +309,8 @@ static void detach(struct rm_conn *c, bool arm_always)
     }
     if (r->n_conns == 0 && !r->gone && (arm_always || r->card_present))
         rm_power_down_arm_locked(r);
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+    scrm_cond_broadcast(&r->cond);
+    scrm_mutex_unlock(&r->lock);
 }
 
 static bool valid_share(uint32_t share)
@@ -321,9 +330,9 @@ static uint32_t preferred_mask(uint32_t preferred)
 /* The protocol a DIRECT handle reports: the card's, if it is in a specific protocol. */
 static uint32_t direct_protocol(struct rm_reader *r)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     uint32_t p = r->state == SCARD_SPECIFIC ? r->protocol : 0;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     return p;
 }
 
@@ -340,9 +349,9 @@ static uint32_t establish(struct rm_conn *c, uint32_t pref)
         rc = rm_seq_connect(c->r, pref, &sel);
         conn_leave(c);
     }
-    pthread_mutex_lock(&c->r->lock);
+    scrm_mutex_lock(&c->r->lock);
     c->protocol = rc ? 0 : sel;
-    pthread_mutex_unlock(&c->r->lock);
+    scrm_mutex_unlock(&c->r->lock);
     return rc;
 }
 
@@ -374,10 +383,10 @@ uint32_t rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t 
     }
     rc = establish(c, pref);
     if (!rc) {
-        pthread_mutex_lock(&rm->lock);
+        scrm_mutex_lock(&rm->lock);
         if (table_insert_locked(rm, c) < 0)
             rc = SCARD_E_NO_MEMORY;
-        pthread_mutex_unlock(&rm->lock);
+        scrm_mutex_unlock(&rm->lock);
     }
     if (rc) {
         detach(c, false);
@@ -396,14 +405,14 @@ static uint32_t reshare(struct rm_conn *c, uint32_t share)
 {
     struct rm_reader *r = c->r;
     uint32_t rc = SCARD_S_SUCCESS;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     if (share == SCARD_SHARE_EXCLUSIVE && r->n_conns > 1)
         rc = SCARD_E_SHARING_VIOLATION;
     if (!rc) {
         c->share = share;
         r->exclusive = share == SCARD_SHARE_EXCLUSIVE;
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     return rc;
 }
 
@@ -416,9 +425,9 @@ uint32_t rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t pre
     struct rm_conn *c = conn_get(rm, card);
     if (!c)
         return SCARD_E_INVALID_HANDLE;
-    pthread_mutex_lock(&c->r->lock);
+    scrm_mutex_lock(&c->r->lock);
     rm_monitor_settle_locked(c->r);
-    pthread_mutex_unlock(&c->r->lock);
+    scrm_mutex_unlock(&c->r->lock);
     uint32_t rc = conn_enter(c, false, UINT64_MAX);
     if (rc) {
         conn_put(c);
@@ -432,12 +441,12 @@ uint32_t rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t pre
         rc = rm_seq_connect(c->r, pref, &sel);
     else if (!rc)
         sel = direct_protocol(c->r);
-    pthread_mutex_lock(&c->r->lock);
+    scrm_mutex_lock(&c->r->lock);
     if (!rc) {
         c->removed = c->reset = false;
         c->protocol = sel;
     }
-    pthread_mutex_unlock(&c->r->lock);
+    scrm_mutex_unlock(&c->r->lock);
     conn_leave(c);
     if (!rc && protocol)
         *protocol = rm_proto_from_smc(sel);
@@ -456,9 +465,9 @@ static uint32_t leave_disposition(struct rm_conn *c, uint32_t disposition)
         return SCARD_S_SUCCESS;
     if (rc)
         return rc;
-    pthread_mutex_lock(&c->r->lock);
+    scrm_mutex_lock(&c->r->lock);
     bool card = c->r->card_present && !c->removed;
-    pthread_mutex_unlock(&c->r->lock);
+    scrm_mutex_unlock(&c->r->lock);
     if (card)
         rc = rm_seq_disposition(c->r, c, disposition);
     conn_leave(c);
@@ -478,9 +487,9 @@ uint32_t rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition)
         struct rm_conn *p = conn_get(rm, card);
         if (!p)
             return SCARD_E_INVALID_HANDLE;
-        pthread_mutex_lock(&p->r->lock);
+        scrm_mutex_lock(&p->r->lock);
         uint32_t busy = wait_turn_locked(p->r, p->owner, p, UINT64_MAX);
-        pthread_mutex_unlock(&p->r->lock);
+        scrm_mutex_unlock(&p->r->lock);
         conn_put(p);
         if (busy == RM_TX_BUSY)
             return busy;
@@ -511,7 +520,7 @@ uint32_t rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms)
     if (!c)
         return SCARD_E_INVALID_HANDLE;
     struct rm_reader *r = c->r;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     uint32_t rc = conn_check_locked(r, c, true);
     if (!rc)
         rc = wait_turn_locked(r, c->owner, c, deadline_after(timeout_ms));
@@ -521,11 +530,11 @@ uint32_t rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms)
         r->tx_owner = c;
         r->tx_depth++;
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (!rc) {
         /* A request of another handle that entered before us finishes first. */
-        pthread_mutex_lock(&r->seq_lock);
-        pthread_mutex_unlock(&r->seq_lock);
+        scrm_mutex_lock(&r->seq_lock);
+        scrm_mutex_unlock(&r->seq_lock);
     }
     conn_put(c);
     return rc;
@@ -539,35 +548,35 @@ uint32_t rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition)
     if (!c)
         return SCARD_E_INVALID_HANDLE;
     struct rm_reader *r = c->r;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     /* As pcsc-lite: ending another handle's transaction is a sharing violation (and leaves the
      * card alone); with no transaction at all, NOT_TRANSACTED. */
     uint32_t rc = r->tx_owner == c ? conn_check_locked(r, c, true)
                   : r->tx_owner    ? SCARD_E_SHARING_VIOLATION
                                    : SCARD_E_NOT_TRANSACTED;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (!rc && disposition != SCARD_LEAVE_CARD) {
-        pthread_mutex_lock(&r->seq_lock);
+        scrm_mutex_lock(&r->seq_lock);
         rc = rm_seq_disposition(r, c, disposition);
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         uint32_t mine = c->protocol;
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
         if (!rc && disposition == SCARD_RESET_CARD && mine) {
             /* The handle lives on: give it back its protocol on the fresh card. */
             uint32_t sel = 0;
             rc = rm_seq_connect(r, mine, &sel);
         }
-        pthread_mutex_unlock(&r->seq_lock);
+        scrm_mutex_unlock(&r->seq_lock);
     }
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     bool released = false;
     if (r->tx_owner == c && rc != SCARD_E_NOT_TRANSACTED && rc != SCARD_E_SHARING_VIOLATION &&
         --r->tx_depth == 0) {
         r->tx_owner = NULL;
         released = true;
-        pthread_cond_broadcast(&r->cond);
+        scrm_cond_broadcast(&r->cond);
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (released) /* the watchers of the reader learn that its transaction is free */
         rm_notify_reader(r);
     conn_put(c);
@@ -583,7 +592,7 @@ uint32_t rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st)
         return SCARD_E_INVALID_HANDLE;
     struct rm_reader *r = c->r;
     memset(st, 0, sizeof(*st));
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     uint32_t rc = c->dead ? SCARD_E_INVALID_HANDLE : SCARD_S_SUCCESS;
     if (!rc && !r->gone)
         rc = wait_turn_locked(r, c->owner, c, UINT64_MAX);
@@ -599,7 +608,7 @@ uint32_t rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st)
         if (!rc)
             rc = conn_check_locked(r, c, true);
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     conn_put(c);
     return rc;
 }
@@ -614,10 +623,10 @@ static void put_u32(uint8_t *p, uint32_t v)
 static uint32_t send_protocol_of(struct rm_conn *c, uint32_t send_protocol, uint32_t *proto,
                                  unsigned *op)
 {
-    pthread_mutex_lock(&c->r->lock);
+    scrm_mutex_lock(&c->r->lock);
     uint32_t mine = c->protocol;
     *op = c->r->state == SCARD_SPECIFIC ? RM_OP_TRANSMIT : RM_OP_UNPOWERED;
-    pthread_mutex_unlock(&c->r->lock);
+    scrm_mutex_unlock(&c->r->lock);
     /* 0 and pcsc-lite's old SCARD_PROTOCOL_ANY (0x1000) mean "the card's protocol" */
     bool any = send_protocol == 0 || send_protocol == RM_PROTOCOL_ANY_OLD;
     *proto = any ? mine : rm_proto_to_smc(send_protocol);
@@ -658,9 +667,9 @@ static uint32_t do_transmit(struct rm_conn *c, uint32_t proto, unsigned op, cons
         *resp_len = ret - SMC_IO_HEADER_LENGTH;
     }
     if (st == STATUS_NO_MEDIA) {
-        pthread_mutex_lock(&c->r->lock);
+        scrm_mutex_lock(&c->r->lock);
         c->removed = true;
-        pthread_mutex_unlock(&c->r->lock);
+        scrm_mutex_unlock(&c->r->lock);
     }
     free(buf);
     return rc;
@@ -733,14 +742,17 @@ uint32_t rm_control(struct rm *rm, uint64_t card, uint32_t code, const void *in,
     struct rm_conn *c = conn_get(rm, card);
     if (!c)
         return SCARD_E_INVALID_HANDLE;
-    uint32_t rc = ioctl ? conn_enter(c, true, UINT64_MAX) : SCARD_E_UNSUPPORTED_FEATURE;
-    if (!rc) {
-        size_t ret = 0;
-        smc_status st = rm_ioctl(c->r, ioctl, in, in_len, out, out_cap, &ret);
-        rc = rm_scard_from_status(st, RM_OP_VENDOR);
-        if (out_len)
-            *out_len = ret;
-        conn_leave(c);
+    uint32_t rc = SCARD_E_UNSUPPORTED_FEATURE;
+    if (ioctl) {
+        rc = conn_enter(c, true, UINT64_MAX);
+        if (!rc) {
+            size_t ret = 0;
+            smc_status st = rm_ioctl(c->r, ioctl, in, in_len, out, out_cap, &ret);
+            rc = rm_scard_from_status(st, RM_OP_VENDOR);
+            if (out_len)
+                *out_len = ret;
+            conn_leave(c);
+        }
     }
     conn_put(c);
     return rc;
@@ -804,11 +816,15 @@ uint32_t rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *
     if (len)
         memcpy(buf + 4, in, len);
     struct rm_conn *c = conn_get(rm, card);
-    uint32_t rc = c ? conn_enter(c, true, UINT64_MAX) : SCARD_E_INVALID_HANDLE;
-    if (!rc) {
-        smc_status st = rm_ioctl(c->r, IOCTL_SMARTCARD_SET_ATTRIBUTE, buf, 4 + len, NULL, 0, NULL);
-        rc = rm_scard_from_status(st, RM_OP_ATTRIB);
-        conn_leave(c);
+    uint32_t rc = SCARD_E_INVALID_HANDLE;
+    if (c) {
+        rc = conn_enter(c, true, UINT64_MAX);
+        if (!rc) {
+            smc_status st =
+                rm_ioctl(c->r, IOCTL_SMARTCARD_SET_ATTRIBUTE, buf, 4 + len, NULL, 0, NULL);
+            rc = rm_scard_from_status(st, RM_OP_ATTRIB);
+            conn_leave(c);
+        }
     }
     if (c)
         conn_put(c);
@@ -830,9 +846,9 @@ uint32_t rm_card_owner(struct rm *rm, uint64_t card, uint64_t *owner)
 
 void rm_cancel_waits(struct rm *rm, uint64_t owner)
 {
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     for (struct rm_reader *r = rm->all; r; r = r->all_next) {
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         bool hit = false;
         for (struct rm_waiter *w = r->waiters; w; w = w->next) {
             if (w->owner == owner) {
@@ -841,23 +857,23 @@ void rm_cancel_waits(struct rm *rm, uint64_t owner)
             }
         }
         if (hit)
-            pthread_cond_broadcast(&r->cond);
-        pthread_mutex_unlock(&r->lock);
+            scrm_cond_broadcast(&r->cond);
+        scrm_mutex_unlock(&r->lock);
     }
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
 }
 
 /* Ids of every handle of an owner (malloc'd). */
 static uint64_t *owner_handles(struct rm *rm, uint64_t owner, size_t *n)
 {
     *n = 0;
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     uint64_t *ids = rm->n_conns ? calloc(rm->n_conns, sizeof(*ids)) : NULL;
     for (size_t b = 0; ids && b < rm->conn_buckets; b++)
         for (struct rm_conn *c = rm->conn_tab[b]; c; c = c->hnext)
             if (c->owner == owner)
                 ids[(*n)++] = c->id;
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     return ids;
 }
 
@@ -871,9 +887,9 @@ int rm_owner_gone(struct rm *rm, uint64_t owner)
         struct rm_conn *c = conn_get(rm, ids[i]);
         if (!c)
             continue;
-        pthread_mutex_lock(&c->r->lock);
+        scrm_mutex_lock(&c->r->lock);
         bool other_tx = c->r->tx_owner && c->r->tx_owner != c;
-        pthread_mutex_unlock(&c->r->lock);
+        scrm_mutex_unlock(&c->r->lock);
         conn_put(c);
         uint32_t disp = other_tx ? SCARD_LEAVE_CARD : SCARD_RESET_CARD;
         uint32_t rc = rm_disconnect(rm, ids[i], disp);
@@ -890,8 +906,9 @@ int rm_owner_gone(struct rm *rm, uint64_t owner)
 
 /* ---- used by the monitor and by rm_free ---- */
 
-void rm_conns_mark_removed_locked(struct rm_reader *r)
+void rm_conns_mark_removed_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     for (struct rm_conn *c = r->conns; c; c = c->rnext)
         c->removed = true;
 }

@@ -10,13 +10,29 @@
  *   struct rm_conn    one per connection (card handle), found by id in a hash table.
  *
  * Locks, in the order they may be nested (outer first):
- *   reader->seq_lock   one card sequence (connect, disposition, transmit, power-up, power-down) at
- * a time per reader; never held while waiting for a transaction. rm->lock           device records,
- * reader list, connection table, reference counts. reader->lock       the reader's snapshot,
- * connections list, transaction and waiters; its condition variable `cond` carries the transaction
- * waits. reader->mon_lock   posting a tracking request vs. stopping the monitor (leaf).
+ *
+ *   reader->seq_lock   one card sequence (connect, disposition, transmit, power-up, power-down)
+ *                      at a time per reader. Held across the sequence's IOCTLs (into libsmc and
+ *                      the driver) and so across the trace callback of those IOCTLs; never held
+ *                      while waiting for a transaction.
+ *   rm->lock           device records, reader list, connection table, reference counts.
+ *   reader->lock       the reader's snapshot, connections list, transaction and waiters; its
+ *                      condition variable `cond` carries the transaction waits and the monitor's
+ *                      settling (mon_busy).
+ *   reader->mon_lock   the monitor's flags (stopping, idle, generation) vs. stopping the
+ *                      monitor. Not a leaf: the tracking request is posted under it (post() in
+ *                      monitor.c), so libsmc's locks, the driver's card_tracking slot, the trace
+ *                      lock and the trace callback run inside it, and the timers' lock (the
+ *                      retry timer is armed and cancelled under it). Nothing called from there
+ *                      may stop or wake the monitor synchronously (drivers report DEVICE_CHANGED
+ *                      outside their slots).
  *   rm->watch_lock     the watch registry; held while watch callbacks run, with no other lock.
- *   pool / timers / trace locks are leaves.
+ *   pool, timers, watchdog and trace locks: leaves.
+ *
+ * clang's -Wthread-safety (common/thread_safety.h) checks that each *_locked function's lock is
+ * held by its callers (SCRM_REQUIRES) and that every lock taken is released; clang 14 cannot check
+ * field guards in C, so the SCRM_GUARDED_BY annotations and "under ..." comments on the fields
+ * below are the rule there, and the *_locked functions assert their lock in debug builds.
  *
  * Reference counts (under rm->lock): a reader is referenced by the reader list while registered,
  * by each connection, by its monitor while it runs, and temporarily by callers. A connection is
@@ -32,6 +48,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/mutex.h"
 #include "rm/rm.h"
 #include "smc/smc.h"
 
@@ -46,8 +63,8 @@ struct rm_job {
 };
 
 struct rm_pool {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    scrm_mutex lock;
+    scrm_cond cond;
     struct rm_job *head, *tail;
     pthread_t *threads;
     unsigned n_threads;
@@ -71,8 +88,8 @@ struct rm_timer {
 };
 
 struct rm_timers {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;   /* CLOCK_MONOTONIC */
+    scrm_mutex lock;
+    scrm_cond cond;        /* CLOCK_MONOTONIC */
     struct rm_timer *head; /* sorted by deadline */
     pthread_t thread;
     bool stop, started;
@@ -105,9 +122,9 @@ struct rm_wd_entry {
 };
 
 struct rm_watchdog {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;             /* CLOCK_MONOTONIC: the head's deadline, or a new head */
-    pthread_cond_t done;             /* the entry being handled is done */
+    scrm_mutex lock;
+    scrm_cond cond;                  /* CLOCK_MONOTONIC: the head's deadline, or a new head */
+    scrm_cond done;                  /* the entry being handled is done */
     struct rm_wd_entry *head, *tail; /* FIFO = deadline order (one timeout for all) */
     struct rm_wd_entry *handling;
     pthread_t thread;
@@ -146,49 +163,57 @@ struct rm_reader {
     struct smc_handle *h;
     uint32_t characteristics;
 
-    pthread_mutex_t seq_lock;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    scrm_mutex seq_lock;
+    scrm_mutex lock;
+    scrm_cond cond;
 
     /* snapshot (lock) */
-    uint32_t state;    /* last driver state seen */
-    uint32_t protocol; /* libsmc protocol bit of the card, 0 if none */
-    uint32_t event_counter;
-    uint8_t atr[RM_ATR_MAX];
-    size_t atr_len;
-    bool card_present, mute, lost, defective, gone;
-    bool app_unpowered; /* a handle's SCARD_UNPOWER_CARD switched the card off (pcsc: PRESENT) */
-    bool radio_off;     /* tracking answered DEVICE_POWERED_OFF (NFC radio off); lost meanwhile */
+    uint32_t state SCRM_GUARDED_BY(lock);    /* last driver state seen */
+    uint32_t protocol SCRM_GUARDED_BY(lock); /* libsmc protocol bit of the card, 0 if none */
+    uint32_t event_counter SCRM_GUARDED_BY(lock);
+    uint8_t atr[RM_ATR_MAX] SCRM_GUARDED_BY(lock);
+    size_t atr_len SCRM_GUARDED_BY(lock);
+    bool card_present SCRM_GUARDED_BY(lock);
+    bool mute SCRM_GUARDED_BY(lock);
+    bool lost SCRM_GUARDED_BY(lock);
+    bool defective SCRM_GUARDED_BY(lock);
+    bool gone SCRM_GUARDED_BY(lock);
+    /* a handle's SCARD_UNPOWER_CARD switched the card off (pcsc: PRESENT) */
+    bool app_unpowered SCRM_GUARDED_BY(lock);
+    /* tracking answered DEVICE_POWERED_OFF (NFC radio off); lost meanwhile */
+    bool radio_off SCRM_GUARDED_BY(lock);
     atomic_uint wd_cancels; /* cancels by the IOCTL watchdog not yet seen by the monitor */
-    bool mon_busy;          /* a tracking completion (or a retry) is queued or being handled by the
-                               monitor: the snapshot may lag the card; connects wait on `cond` */
+    /* a tracking completion (or a retry) is queued or being handled by the monitor: the
+     * snapshot may lag the card; connects wait on `cond` */
+    bool mon_busy SCRM_GUARDED_BY(lock);
 
     /* connections and transaction (lock) */
-    struct rm_conn *conns;
-    unsigned n_conns;
-    bool exclusive;
-    struct rm_conn *tx_owner;
-    unsigned tx_depth;
-    struct rm_waiter *waiters;
+    struct rm_conn *conns SCRM_GUARDED_BY(lock);
+    unsigned n_conns SCRM_GUARDED_BY(lock);
+    bool exclusive SCRM_GUARDED_BY(lock);
+    struct rm_conn *tx_owner SCRM_GUARDED_BY(lock);
+    unsigned tx_depth SCRM_GUARDED_BY(lock);
+    struct rm_waiter *waiters SCRM_GUARDED_BY(lock);
 
     /* power-down timer (token under lock; timer under the timers' lock) */
     struct rm_timer pd_timer;
-    uint64_t pd_token;
-    bool pd_armed;
+    uint64_t pd_token SCRM_GUARDED_BY(lock);
+    bool pd_armed SCRM_GUARDED_BY(lock);
 
     /* monitor */
-    pthread_mutex_t mon_lock;
-    bool mon_stopping; /* mon_lock */
+    scrm_mutex mon_lock;
+    bool mon_stopping SCRM_GUARDED_BY(mon_lock);
     struct rm_job mon_job;
     smc_status mon_status; /* result handed to mon_job */
     uint32_t mon_code;     /* IS_PRESENT / IS_ABSENT last posted */
     uint64_t mon_posted_ns;
     unsigned mon_failures;
     struct rm_timer retry_timer;
-    bool mon_present;    /* the monitor's own view: card present (monitor thread only) */
-    bool mon_idle;       /* mon_lock: nothing posted, waiting for SMC_DEVICE_CHANGED (radio off) */
-    uint64_t change_gen; /* mon_lock: device-changed events so far */
-    uint64_t mon_gen;    /* mon_lock: change_gen when the last tracking request was posted */
+    bool mon_present; /* the monitor's own view: card present (monitor thread only) */
+    /* nothing posted, waiting for SMC_DEVICE_CHANGED (radio off) */
+    bool mon_idle SCRM_GUARDED_BY(mon_lock);
+    uint64_t change_gen SCRM_GUARDED_BY(mon_lock); /* device-changed events so far */
+    uint64_t mon_gen SCRM_GUARDED_BY(mon_lock);    /* change_gen when the last request was posted */
 
     struct rm_reader *next;     /* rm->readers (registered) */
     struct rm_reader *all_next; /* rm->all (every live object) */
@@ -248,24 +273,25 @@ struct rm {
     struct smc_ctx *ctx;
     atomic_bool closing;
 
-    pthread_mutex_t lock;
-    pthread_cond_t dev_cond; /* a device left RM_DEV_STARTING */
-    struct rm_dev *devs;
-    struct rm_reader *readers; /* registered, in registration order */
-    struct rm_reader *all;     /* every reader object still alive */
-    uint64_t next_reader_id;
-    uint32_t reader_events;
+    scrm_mutex lock;
+    scrm_cond dev_cond; /* a device left RM_DEV_STARTING */
+    struct rm_dev *devs SCRM_GUARDED_BY(lock);
+    struct rm_reader *readers SCRM_GUARDED_BY(lock); /* registered, in registration order */
+    struct rm_reader *all SCRM_GUARDED_BY(lock);     /* every reader object still alive */
+    uint64_t next_reader_id SCRM_GUARDED_BY(lock);
+    uint32_t reader_events SCRM_GUARDED_BY(lock);
     /* connection table */
-    struct rm_conn **conn_tab;
-    size_t conn_buckets, n_conns;
-    uint64_t next_conn_id;
+    struct rm_conn **conn_tab SCRM_GUARDED_BY(lock);
+    size_t conn_buckets SCRM_GUARDED_BY(lock);
+    size_t n_conns SCRM_GUARDED_BY(lock);
+    uint64_t next_conn_id SCRM_GUARDED_BY(lock);
 
-    pthread_mutex_t watch_lock;
-    struct rm_watches watches;
+    scrm_mutex watch_lock;
+    struct rm_watches watches SCRM_GUARDED_BY(watch_lock);
 
-    pthread_mutex_t trace_lock;
-    rm_trace_fn trace_fn;
-    void *trace_user;
+    scrm_mutex trace_lock;
+    rm_trace_fn trace_fn SCRM_GUARDED_BY(trace_lock);
+    void *trace_user SCRM_GUARDED_BY(trace_lock);
 
     struct rm_pool pool;
     struct rm_timers timers;
@@ -289,6 +315,7 @@ void rm_trace_completion(struct rm_reader *r, uint32_t code, smc_status st, uint
 /* ---- reader.c: registry, references, snapshot, notifications ----------------------------------
  */
 
+/* (the analysis cannot tie r->rm->lock to the caller's rm->lock: asserted in debug builds) */
 void rm_reader_ref_locked(struct rm_reader *r);
 void rm_reader_unref(struct rm_reader *r);
 /* Free a reader object (close its handle). Only when unreferenced or at rm_free. */
@@ -298,9 +325,9 @@ struct rm_reader *rm_reader_by_id(struct rm *rm, uint64_t id);
 /* A registered reader by name, referenced; NULL if none. */
 struct rm_reader *rm_reader_by_name(struct rm *rm, const char *name);
 /* Flags of the snapshot; r->lock held. */
-uint32_t rm_reader_flags_locked(const struct rm_reader *r);
+uint32_t rm_reader_flags_locked(const struct rm_reader *r) SCRM_REQUIRES(r->lock);
 /* pcsc-lite's SCardStatus state word (RM_PCSC_*) of the snapshot; r->lock held. */
-uint32_t rm_pcsc_state_locked(const struct rm_reader *r);
+uint32_t rm_pcsc_state_locked(const struct rm_reader *r) SCRM_REQUIRES(r->lock);
 /* Call the watches of r's name (and of the list when pnp). No lock held. */
 void rm_notify(struct rm *rm, const char *name, uint32_t counter, bool pnp);
 void rm_notify_reader(struct rm_reader *r);
@@ -323,11 +350,11 @@ void rm_monitor_device_changed(struct rm_reader *r);
 /* Wait until the monitor has handled every tracking completion already delivered (r->lock held;
  * waits on r->cond). A connect calls it first, so that a handle never sees a card the snapshot
  * does not know yet (empty ATR, lagging event counter). Ends early if the reader leaves. */
-void rm_monitor_settle_locked(struct rm_reader *r);
+void rm_monitor_settle_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock);
 /* Arm the power-down timer (r->lock held). */
-void rm_power_down_arm_locked(struct rm_reader *r);
+void rm_power_down_arm_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock);
 /* Disarm it (r->lock held). */
-void rm_power_down_cancel_locked(struct rm_reader *r);
+void rm_power_down_cancel_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock);
 
 /* ---- sequence.c: the IOCTL sequences (reader->seq_lock held) ----------------------------------
  */
@@ -345,7 +372,7 @@ void rm_seq_power_up(struct rm_reader *r, uint32_t state);
  */
 
 /* Mark every connection of r removed (card left); r->lock held. */
-void rm_conns_mark_removed_locked(struct rm_reader *r);
+void rm_conns_mark_removed_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock);
 /* Free every connection (rm_free). */
 void rm_conns_free_all(struct rm *rm);
 

@@ -110,10 +110,10 @@ static void report(struct rm_reader *r, struct rm_trace_entry *e)
     }
 
     struct rm *rm = r->rm;
-    pthread_mutex_lock(&rm->trace_lock);
+    scrm_mutex_lock(&rm->trace_lock);
     rm_trace_fn fn = rm->trace_fn;
     void *user = rm->trace_user;
-    pthread_mutex_unlock(&rm->trace_lock);
+    scrm_mutex_unlock(&rm->trace_lock);
     if (fn)
         fn(user, e);
     e->line = NULL; /* it pointed into this frame */

@@ -41,11 +41,11 @@ static void monitor_run(struct rm_reader *r, smc_status st);
  * when the job has handled everything and waits again; connects wait for it (rm_monitor_settle). */
 static void set_busy(struct rm_reader *r, bool busy)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->mon_busy = busy;
     if (!busy)
-        pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+        scrm_cond_broadcast(&r->cond);
+    scrm_mutex_unlock(&r->lock);
 }
 
 /* Queue the monitor's job to handle `st`. */
@@ -67,10 +67,11 @@ static void mon_done(void *user, smc_status st, size_t returned)
     submit(r, st);
 }
 
-void rm_monitor_settle_locked(struct rm_reader *r)
+void rm_monitor_settle_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     while (r->mon_busy && !r->gone && !atomic_load(&r->rm->closing))
-        pthread_cond_wait(&r->cond, &r->lock);
+        scrm_cond_wait(&r->cond, &r->lock);
 }
 
 static void mon_job_fn(struct rm_job *job)
@@ -81,18 +82,18 @@ static void mon_job_fn(struct rm_job *job)
 
 static bool stopping(struct rm_reader *r)
 {
-    pthread_mutex_lock(&r->mon_lock);
+    scrm_mutex_lock(&r->mon_lock);
     bool s = r->mon_stopping;
-    pthread_mutex_unlock(&r->mon_lock);
+    scrm_mutex_unlock(&r->mon_lock);
     return s;
 }
 
 /* Post the next tracking request. MON_WAIT if it pends, MON_AGAIN with *st if it completed. */
 static enum mon_next post(struct rm_reader *r, smc_status *st)
 {
-    pthread_mutex_lock(&r->mon_lock);
+    scrm_mutex_lock(&r->mon_lock);
     if (r->mon_stopping) {
-        pthread_mutex_unlock(&r->mon_lock);
+        scrm_mutex_unlock(&r->mon_lock);
         return MON_STOP;
     }
     uint32_t code = r->mon_present ? IOCTL_SMARTCARD_IS_ABSENT : IOCTL_SMARTCARD_IS_PRESENT;
@@ -100,20 +101,22 @@ static enum mon_next post(struct rm_reader *r, smc_status *st)
     r->mon_posted_ns = scrm_now_ns();
     r->mon_gen = r->change_gen;
     r->mon_idle = false;
+    /* Posted under mon_lock, so that a stop (which cancels what is pending) cannot come between
+     * the check above and the request's existence. */
     *st = rm_ioctl_async(r, code, mon_done, r, NULL);
-    pthread_mutex_unlock(&r->mon_lock);
+    scrm_mutex_unlock(&r->mon_lock);
     if (*st != STATUS_PENDING)
         return MON_AGAIN;
     if (code == IOCTL_SMARTCARD_IS_PRESENT) {
         /* IS_PRESENT pends only when there is no card: an empty reader, known without GET_STATE
          * (also after the radio came back on). */
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         bool radio_back = r->radio_off;
         if (radio_back)
             r->radio_off = r->lost = false;
         if (r->state == SCARD_UNKNOWN && !r->lost)
             r->state = SCARD_ABSENT;
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
         if (radio_back)
             rm_notify_reader(r);
     }
@@ -134,10 +137,10 @@ static void retry_fired(struct rm *rm, uint64_t id, uint64_t token)
 static enum mon_next retry_later(struct rm_reader *r)
 {
     struct rm *rm = r->rm;
-    pthread_mutex_lock(&r->mon_lock);
+    scrm_mutex_lock(&r->mon_lock);
     bool armed =
         !r->mon_stopping && rm_timer_arm(&rm->timers, &r->retry_timer, rm->cfg.retry_ms, r->id, 0);
-    pthread_mutex_unlock(&r->mon_lock);
+    scrm_mutex_unlock(&r->mon_lock);
     return armed ? MON_WAIT : MON_STOP;
 }
 
@@ -164,11 +167,11 @@ static enum mon_next tracking_failed(struct rm_reader *r, smc_status st)
     log_warn(rm, "reader '%s': %s failed: %s (%u of %u)", r->name, smc_ioctl_name(r->mon_code),
              smc_status_name(st), r->mon_failures, rm->cfg.defect_threshold);
     if (r->mon_failures >= rm->cfg.defect_threshold) {
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         r->defective = true;
         r->event_counter++;
         rm_power_down_cancel_locked(r);
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
         log_error(rm,
                   "reader '%s' is defective: %u consecutive failures of the card-tracking "
                   "requests; it stays unavailable until it is re-plugged",
@@ -180,8 +183,9 @@ static enum mon_next tracking_failed(struct rm_reader *r, smc_status st)
 }
 
 /* Removal: r->lock held. */
-static void card_left_locked(struct rm_reader *r)
+static void card_left_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     r->card_present = false;
     r->atr_len = 0;
     r->protocol = 0;
@@ -197,20 +201,20 @@ static void card_left_locked(struct rm_reader *r)
  * one came since the refused request was posted (then it posts again at once). */
 static enum mon_next radio_off(struct rm_reader *r, smc_status *st)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     bool changed = !r->radio_off || r->card_present;
     if (r->card_present)
         card_left_locked(r);
     r->radio_off = r->lost = true;
     r->state = SCARD_UNKNOWN;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (changed)
         log_info(rm, "reader '%s': radio off (STATUS_DEVICE_POWERED_OFF); waiting for it", r->name);
     r->mon_present = false;
     r->mon_failures = 0;
     if (changed)
         rm_notify_reader(r);
-    pthread_mutex_lock(&r->mon_lock);
+    scrm_mutex_lock(&r->mon_lock);
     enum mon_next next = MON_WAIT;
     if (r->mon_stopping)
         next = MON_STOP;
@@ -218,18 +222,18 @@ static enum mon_next radio_off(struct rm_reader *r, smc_status *st)
         next = MON_AGAIN;
     else
         r->mon_idle = true;
-    pthread_mutex_unlock(&r->mon_lock);
+    scrm_mutex_unlock(&r->mon_lock);
     *st = MON_JUST_POST;
     return next;
 }
 
 void rm_monitor_device_changed(struct rm_reader *r)
 {
-    pthread_mutex_lock(&r->mon_lock);
+    scrm_mutex_lock(&r->mon_lock);
     r->change_gen++;
     bool wake = r->mon_idle && !r->mon_stopping;
     r->mon_idle = false;
-    pthread_mutex_unlock(&r->mon_lock);
+    scrm_mutex_unlock(&r->mon_lock);
     if (!wake)
         return;
     log_debug(rm, "reader '%s': device changed, monitor resumes", r->name);
@@ -244,7 +248,7 @@ static smc_status card_event(struct rm_reader *r)
     if (st != STATUS_SUCCESS)
         return st;
     bool now = state > SCARD_ABSENT;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     bool was = r->card_present, was_lost = r->lost;
     /* IS_ABSENT completed (the card left at some point) but a card is there: replaced. */
     bool swap = was && now && r->mon_code == IOCTL_SMARTCARD_IS_ABSENT;
@@ -254,21 +258,21 @@ static smc_status card_event(struct rm_reader *r)
     r->radio_off = false;
     r->state = state;
     bool power = r->rm->cfg.power_on_insert;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 
     bool insertion = (!was && now) || swap;
     if (insertion) {
         if (power) {
-            pthread_mutex_lock(&r->seq_lock);
+            scrm_mutex_lock(&r->seq_lock);
             rm_seq_power_up(r, state);
-            pthread_mutex_unlock(&r->seq_lock);
+            scrm_mutex_unlock(&r->seq_lock);
         }
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         r->card_present = r->state > SCARD_ABSENT;
         r->event_counter++;
         if (r->n_conns == 0 && r->card_present && power)
             rm_power_down_arm_locked(r);
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
     }
     r->mon_present = now;
     if (insertion || was != now || was_lost != (state == SCARD_UNKNOWN))
@@ -329,9 +333,9 @@ static void monitor_run(struct rm_reader *r, smc_status st)
 void rm_monitor_start(struct rm_reader *r)
 {
     struct rm *rm = r->rm;
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     rm_reader_ref_locked(r);
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     r->mon_job.fn = mon_job_fn;
     r->retry_timer.fn = retry_fired;
     r->mon_present = false;
@@ -340,12 +344,12 @@ void rm_monitor_start(struct rm_reader *r)
 
 void rm_monitor_stop(struct rm_reader *r)
 {
-    pthread_mutex_lock(&r->mon_lock);
+    scrm_mutex_lock(&r->mon_lock);
     bool already = r->mon_stopping;
     r->mon_stopping = true;
     bool was_waiting = rm_timer_cancel(&r->rm->timers, &r->retry_timer) || r->mon_idle;
     r->mon_idle = false;
-    pthread_mutex_unlock(&r->mon_lock);
+    scrm_mutex_unlock(&r->mon_lock);
     if (already)
         return;
     if (was_waiting) {
@@ -369,16 +373,16 @@ static void pd_job_fn(struct rm_job *job)
     struct pd_job *p = (struct pd_job *)job;
     struct rm_reader *r = rm_reader_by_id(p->rm, p->id);
     if (r) {
-        pthread_mutex_lock(&r->seq_lock);
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->seq_lock);
+        scrm_mutex_lock(&r->lock);
         bool run =
             p->token == r->pd_token && r->n_conns == 0 && !r->gone && !atomic_load(&p->rm->closing);
         if (run)
             r->pd_armed = false;
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
         if (run)
             rm_seq_power_down(r);
-        pthread_mutex_unlock(&r->seq_lock);
+        scrm_mutex_unlock(&r->seq_lock);
         if (run)
             rm_notify_reader(r);
         rm_reader_unref(r);
@@ -401,16 +405,18 @@ static void pd_fired(struct rm *rm, uint64_t id, uint64_t token)
         free(p);
 }
 
-void rm_power_down_arm_locked(struct rm_reader *r)
+void rm_power_down_arm_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     r->pd_token++;
     r->pd_timer.fn = pd_fired;
     r->pd_armed =
         rm_timer_arm(&r->rm->timers, &r->pd_timer, r->rm->cfg.power_down_ms, r->id, r->pd_token);
 }
 
-void rm_power_down_cancel_locked(struct rm_reader *r)
+void rm_power_down_cancel_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     r->pd_token++;
     if (r->pd_armed) {
         rm_timer_cancel(&r->rm->timers, &r->pd_timer);

@@ -20,10 +20,10 @@
 static void *worker_main(void *arg)
 {
     struct rm_pool *p = arg;
-    pthread_mutex_lock(&p->lock);
+    scrm_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !p->stop)
-            pthread_cond_wait(&p->cond, &p->lock);
+            scrm_cond_wait(&p->cond, &p->lock);
         struct rm_job *job = p->head;
         if (!job)
             break; /* stopping and drained */
@@ -32,18 +32,19 @@ static void *worker_main(void *arg)
             p->tail = NULL;
         job->next = NULL;
         job->queued = false;
-        pthread_mutex_unlock(&p->lock);
+        scrm_mutex_unlock(&p->lock);
         job->fn(job);
-        pthread_mutex_lock(&p->lock);
+        scrm_mutex_lock(&p->lock);
     }
-    pthread_mutex_unlock(&p->lock);
+    scrm_mutex_unlock(&p->lock);
     return NULL;
 }
 
 int rm_pool_start(struct rm_pool *p, unsigned n)
 {
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
+    scrm_mutex_init(&p->lock);
+    if (scrm_cond_init(&p->cond) != 0)
+        return -1; /* the zeroed (calloc'd) cond of the rm is what rm_pool_stop destroys */
     p->head = p->tail = NULL;
     p->stop = false;
     p->n_threads = 0;
@@ -62,7 +63,7 @@ int rm_pool_start(struct rm_pool *p, unsigned n)
 
 bool rm_pool_submit(struct rm_pool *p, struct rm_job *job)
 {
-    pthread_mutex_lock(&p->lock);
+    scrm_mutex_lock(&p->lock);
     bool ok = !p->stop && !job->queued;
     if (ok) {
         job->queued = true;
@@ -72,32 +73,33 @@ bool rm_pool_submit(struct rm_pool *p, struct rm_job *job)
         else
             p->head = job;
         p->tail = job;
-        pthread_cond_signal(&p->cond);
+        scrm_cond_signal(&p->cond);
     }
-    pthread_mutex_unlock(&p->lock);
+    scrm_mutex_unlock(&p->lock);
     return ok;
 }
 
 void rm_pool_stop(struct rm_pool *p)
 {
-    pthread_mutex_lock(&p->lock);
+    scrm_mutex_lock(&p->lock);
     p->stop = true;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
+    scrm_cond_broadcast(&p->cond);
+    scrm_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
     free(p->threads);
     p->threads = NULL;
     p->n_threads = 0;
-    pthread_cond_destroy(&p->cond);
-    pthread_mutex_destroy(&p->lock);
+    scrm_cond_destroy(&p->cond);
+    scrm_mutex_destroy(&p->lock);
 }
 
 /* ---- timers ---- */
 
 /* Unlink tm if it is in the list; t->lock held. */
-static bool unlink_timer_locked(struct rm_timers *t, struct rm_timer *tm)
+static bool unlink_timer_locked(struct rm_timers *t, struct rm_timer *tm) SCRM_REQUIRES(t->lock)
 {
+    scrm_mutex_assert_held(&t->lock);
     if (!tm->armed)
         return false;
     for (struct rm_timer **pp = &t->head; *pp; pp = &(*pp)->next) {
@@ -114,38 +116,42 @@ static bool unlink_timer_locked(struct rm_timers *t, struct rm_timer *tm)
 static void *timer_main(void *arg)
 {
     struct rm_timers *t = arg;
-    pthread_mutex_lock(&t->lock);
+    scrm_mutex_lock(&t->lock);
     while (!t->stop) {
         struct rm_timer *tm = t->head;
         if (!tm) {
-            pthread_cond_wait(&t->cond, &t->lock);
+            scrm_cond_wait(&t->cond, &t->lock);
             continue;
         }
         uint64_t now = scrm_now_ns();
         if (tm->deadline_ns > now) {
             struct timespec ts = {.tv_sec = (time_t)(tm->deadline_ns / 1000000000u),
                                   .tv_nsec = (long)(tm->deadline_ns % 1000000000u)};
-            pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+            scrm_cond_timedwait(&t->cond, &t->lock, &ts);
             continue;
         }
         unlink_timer_locked(t, tm);
         void (*fn)(struct rm *, uint64_t, uint64_t) = tm->fn;
         uint64_t id = tm->id, token = tm->token;
-        pthread_mutex_unlock(&t->lock);
+        scrm_mutex_unlock(&t->lock);
         fn(t->rm, id, token);
-        pthread_mutex_lock(&t->lock);
+        scrm_mutex_lock(&t->lock);
     }
-    pthread_mutex_unlock(&t->lock);
+    scrm_mutex_unlock(&t->lock);
     return NULL;
 }
 
 int rm_timers_start(struct rm_timers *t, struct rm *rm)
 {
-    pthread_mutex_init(&t->lock, NULL);
-    scrm_cond_init_monotonic(&t->cond);
+    scrm_mutex_init(&t->lock);
     t->head = NULL;
     t->stop = false;
     t->rm = rm;
+    t->started = false;
+    if (scrm_cond_init(&t->cond) != 0) {
+        log_error(rm, "cannot create the timer condition variable");
+        return -1;
+    }
     t->started = pthread_create(&t->thread, NULL, timer_main, t) == 0;
     if (!t->started)
         log_error(rm, "cannot start the timer thread");
@@ -155,7 +161,7 @@ int rm_timers_start(struct rm_timers *t, struct rm *rm)
 bool rm_timer_arm(struct rm_timers *t, struct rm_timer *tm, uint32_t ms, uint64_t id,
                   uint64_t token)
 {
-    pthread_mutex_lock(&t->lock);
+    scrm_mutex_lock(&t->lock);
     bool ok = !t->stop;
     if (ok) {
         unlink_timer_locked(t, tm);
@@ -168,28 +174,28 @@ bool rm_timer_arm(struct rm_timers *t, struct rm_timer *tm, uint32_t ms, uint64_
         tm->next = *pp;
         *pp = tm;
         tm->armed = true;
-        pthread_cond_signal(&t->cond);
+        scrm_cond_signal(&t->cond);
     }
-    pthread_mutex_unlock(&t->lock);
+    scrm_mutex_unlock(&t->lock);
     return ok;
 }
 
 bool rm_timer_cancel(struct rm_timers *t, struct rm_timer *tm)
 {
-    pthread_mutex_lock(&t->lock);
+    scrm_mutex_lock(&t->lock);
     bool was = unlink_timer_locked(t, tm);
-    pthread_mutex_unlock(&t->lock);
+    scrm_mutex_unlock(&t->lock);
     return was;
 }
 
 void rm_timers_stop(struct rm_timers *t)
 {
-    pthread_mutex_lock(&t->lock);
+    scrm_mutex_lock(&t->lock);
     t->stop = true;
     while (t->head)
         unlink_timer_locked(t, t->head);
-    pthread_cond_signal(&t->cond);
-    pthread_mutex_unlock(&t->lock);
+    scrm_cond_signal(&t->cond);
+    scrm_mutex_unlock(&t->lock);
     if (t->started)
         pthread_join(t->thread, NULL);
     t->started = false;
@@ -197,6 +203,6 @@ void rm_timers_stop(struct rm_timers *t)
 
 void rm_timers_fini(struct rm_timers *t)
 {
-    pthread_cond_destroy(&t->cond);
-    pthread_mutex_destroy(&t->lock);
+    scrm_cond_destroy(&t->cond);
+    scrm_mutex_destroy(&t->lock);
 }

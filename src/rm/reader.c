@@ -24,6 +24,7 @@
 
 void rm_reader_ref_locked(struct rm_reader *r)
 {
+    scrm_mutex_assert_held(&r->rm->lock);
     r->refs++;
 }
 
@@ -33,17 +34,17 @@ void rm_reader_destroy(struct rm_reader *r)
     rm_timer_cancel(&r->rm->timers, &r->retry_timer);
     if (r->h)
         smc_close(r->h);
-    pthread_cond_destroy(&r->cond);
-    pthread_mutex_destroy(&r->lock);
-    pthread_mutex_destroy(&r->seq_lock);
-    pthread_mutex_destroy(&r->mon_lock);
+    scrm_cond_destroy(&r->cond);
+    scrm_mutex_destroy(&r->lock);
+    scrm_mutex_destroy(&r->seq_lock);
+    scrm_mutex_destroy(&r->mon_lock);
     free(r);
 }
 
 void rm_reader_unref(struct rm_reader *r)
 {
     struct rm *rm = r->rm;
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     bool last = --r->refs == 0;
     if (last) {
         for (struct rm_reader **pp = &rm->all; *pp; pp = &(*pp)->all_next) {
@@ -53,32 +54,32 @@ void rm_reader_unref(struct rm_reader *r)
             }
         }
     }
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     if (last)
         rm_reader_destroy(r);
 }
 
 struct rm_reader *rm_reader_by_id(struct rm *rm, uint64_t id)
 {
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     struct rm_reader *r = rm->all;
     while (r && r->id != id)
         r = r->all_next;
     if (r)
         rm_reader_ref_locked(r);
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     return r;
 }
 
 struct rm_reader *rm_reader_by_name(struct rm *rm, const char *name)
 {
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     struct rm_reader *r = rm->readers;
     while (r && strcmp(r->name, name) != 0)
         r = r->next;
     if (r)
         rm_reader_ref_locked(r);
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     return r;
 }
 
@@ -90,17 +91,23 @@ static struct rm_reader *reader_new(struct rm *rm, const char *device)
         return NULL;
     r->rm = rm;
     snprintf(r->device, sizeof(r->device), "%s", device);
-    pthread_mutex_init(&r->seq_lock, NULL);
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_mutex_init(&r->mon_lock, NULL);
-    scrm_cond_init_monotonic(&r->cond);
+    scrm_mutex_init(&r->seq_lock);
+    scrm_mutex_init(&r->lock);
+    scrm_mutex_init(&r->mon_lock);
+    if (scrm_cond_init(&r->cond) != 0) {
+        scrm_mutex_destroy(&r->mon_lock);
+        scrm_mutex_destroy(&r->lock);
+        scrm_mutex_destroy(&r->seq_lock);
+        free(r);
+        return NULL;
+    }
     r->state = SCARD_UNKNOWN;
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     r->id = ++rm->next_reader_id;
     r->refs = 1;
     r->all_next = rm->all;
     rm->all = r;
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     return r;
 }
 
@@ -181,16 +188,18 @@ static uint32_t startup(struct rm *rm, const char *device, struct rm_reader **ou
 
 /* ---- device records ---- */
 
-static struct rm_dev *find_dev_locked(struct rm *rm, const char *device)
+static struct rm_dev *find_dev_locked(struct rm *rm, const char *device) SCRM_REQUIRES(rm->lock)
 {
+    scrm_mutex_assert_held(&rm->lock);
     struct rm_dev *d = rm->devs;
     while (d && strcmp(d->name, device) != 0)
         d = d->next;
     return d;
 }
 
-static void unlink_dev_locked(struct rm *rm, struct rm_dev *d)
+static void unlink_dev_locked(struct rm *rm, struct rm_dev *d) SCRM_REQUIRES(rm->lock)
 {
+    scrm_mutex_assert_held(&rm->lock);
     for (struct rm_dev **pp = &rm->devs; *pp; pp = &(*pp)->next) {
         if (*pp == d) {
             *pp = d->next;
@@ -199,8 +208,9 @@ static void unlink_dev_locked(struct rm *rm, struct rm_dev *d)
     }
 }
 
-static bool name_taken_locked(struct rm *rm, const char *name)
+static bool name_taken_locked(struct rm *rm, const char *name) SCRM_REQUIRES(rm->lock)
 {
+    scrm_mutex_assert_held(&rm->lock);
     for (struct rm_reader *r = rm->readers; r; r = r->next)
         if (strcmp(r->name, name) == 0)
             return true;
@@ -210,7 +220,9 @@ static bool name_taken_locked(struct rm *rm, const char *name)
 /* After the start-up IOCTLs: register the reader (still RM_DEV_STARTING until its monitor runs)
  * or refuse it. rm->lock held. */
 static uint32_t settle_locked(struct rm *rm, struct rm_dev *d, struct rm_reader *r, uint32_t rc)
+    SCRM_REQUIRES(rm->lock)
 {
+    scrm_mutex_assert_held(&rm->lock);
     if (rc == SCARD_S_SUCCESS && d->left)
         rc = SCARD_E_READER_UNAVAILABLE;
     if (rc == SCARD_S_SUCCESS && name_taken_locked(rm, r->name)) {
@@ -233,12 +245,13 @@ static uint32_t settle_locked(struct rm *rm, struct rm_dev *d, struct rm_reader 
         unlink_dev_locked(rm, d);
         free(d);
     }
-    pthread_cond_broadcast(&rm->dev_cond);
+    scrm_cond_broadcast(&rm->dev_cond);
     return rc;
 }
 
-static void unlink_reader_locked(struct rm *rm, struct rm_reader *r)
+static void unlink_reader_locked(struct rm *rm, struct rm_reader *r) SCRM_REQUIRES(rm->lock)
 {
+    scrm_mutex_assert_held(&rm->lock);
     for (struct rm_reader **pp = &rm->readers; *pp; pp = &(*pp)->next) {
         if (*pp == r) {
             *pp = r->next;
@@ -252,11 +265,11 @@ static void unlink_reader_locked(struct rm *rm, struct rm_reader *r)
  * monitor, wake its waiters, notify, drop the list's reference. */
 static void reader_departed(struct rm *rm, struct rm_reader *r, uint32_t events)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->gone = true;
     rm_power_down_cancel_locked(r);
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+    scrm_cond_broadcast(&r->cond);
+    scrm_mutex_unlock(&r->lock);
     rm_monitor_stop(r);
     log_info(rm, "reader '%s' (%s) left", r->name, r->device);
     rm_notify_reader(r);
@@ -268,9 +281,9 @@ uint32_t rm_reader_start(struct rm *rm, const char *device)
 {
     struct rm_dev *d;
     for (;;) {
-        pthread_mutex_lock(&rm->lock);
+        scrm_mutex_lock(&rm->lock);
         if (atomic_load(&rm->closing)) {
-            pthread_mutex_unlock(&rm->lock);
+            scrm_mutex_unlock(&rm->lock);
             return SCARD_E_SERVICE_STOPPED;
         }
         d = find_dev_locked(rm, device);
@@ -278,37 +291,37 @@ uint32_t rm_reader_start(struct rm *rm, const char *device)
             break; /* ours to start; rm->lock held */
         /* d may be freed while we wait (the device left): look it up again after each wake-up */
         while (d && d->st == RM_DEV_STARTING) {
-            pthread_cond_wait(&rm->dev_cond, &rm->lock);
+            scrm_cond_wait(&rm->dev_cond, &rm->lock);
             d = find_dev_locked(rm, device);
         }
         if (d) {
             uint32_t rc = d->result;
-            pthread_mutex_unlock(&rm->lock);
+            scrm_mutex_unlock(&rm->lock);
             return rc;
         }
         /* The record went with a departure while we waited; the device may be back (removed
          * and added again): start over. */
-        pthread_mutex_unlock(&rm->lock);
+        scrm_mutex_unlock(&rm->lock);
     }
     d = calloc(1, sizeof(*d));
     if (!d) {
-        pthread_mutex_unlock(&rm->lock);
+        scrm_mutex_unlock(&rm->lock);
         return SCARD_E_NO_MEMORY;
     }
     snprintf(d->name, sizeof(d->name), "%s", device);
     d->st = RM_DEV_STARTING;
     d->next = rm->devs;
     rm->devs = d;
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
 
     struct rm_reader *r = NULL;
     bool gone = false;
     uint32_t rc = startup(rm, device, &r, &gone);
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     if (gone)
         d->left = true; /* no record stays behind for a device libsmc no longer has */
     rc = settle_locked(rm, d, r, rc);
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     if (rc != SCARD_S_SUCCESS) {
         if (r)
             rm_reader_unref(r);
@@ -316,7 +329,7 @@ uint32_t rm_reader_start(struct rm *rm, const char *device)
     }
     rm_monitor_start(r);
     /* Only now is the device settled: whoever waits for it sees the monitor's first state. */
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     d->st = RM_DEV_READY;
     d->result = rc;
     bool left = d->left;
@@ -326,8 +339,8 @@ uint32_t rm_reader_start(struct rm *rm, const char *device)
         unlink_reader_locked(rm, r);
     }
     uint32_t events = rm->reader_events;
-    pthread_cond_broadcast(&rm->dev_cond);
-    pthread_mutex_unlock(&rm->lock);
+    scrm_cond_broadcast(&rm->dev_cond);
+    scrm_mutex_unlock(&rm->lock);
     if (left) {
         reader_departed(rm, r, events);
         return SCARD_E_READER_UNAVAILABLE;
@@ -340,7 +353,7 @@ uint32_t rm_reader_start(struct rm *rm, const char *device)
 /* A device left: unregister its reader; its connections stay until disconnected. */
 static void device_left(struct rm *rm, const char *device)
 {
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     struct rm_dev *d = find_dev_locked(rm, device);
     struct rm_reader *r = NULL;
     if (d && d->st == RM_DEV_STARTING) {
@@ -354,7 +367,7 @@ static void device_left(struct rm *rm, const char *device)
     if (r)
         unlink_reader_locked(rm, r);
     uint32_t events = rm->reader_events;
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     if (r)
         reader_departed(rm, r, events);
 }
@@ -376,12 +389,12 @@ static void arrival_job(struct rm_job *job)
 /* The device can serve again what it refused (an NFC radio back on): wake its monitor. */
 static void device_changed(struct rm *rm, const char *device)
 {
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     struct rm_dev *d = find_dev_locked(rm, device);
     struct rm_reader *r = d && d->st == RM_DEV_READY ? d->reader : NULL;
     if (r)
         rm_reader_ref_locked(r);
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     if (!r)
         return;
     rm_monitor_device_changed(r);
@@ -417,8 +430,9 @@ void rm_pnp_listener(void *user, enum smc_pnp_event ev, const char *device)
 
 /* As pcscd's SCardGetStatusChange: an unavailable reader shows UNAVAILABLE alone; INUSE needs a
  * card; EXCLUSIVE shows even on an empty or unavailable reader. */
-uint32_t rm_reader_flags_locked(const struct rm_reader *r)
+uint32_t rm_reader_flags_locked(const struct rm_reader *r) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     uint32_t f = 0;
     bool unavailable = r->gone || r->defective || r->lost;
     if (unavailable) {
@@ -442,8 +456,9 @@ uint32_t rm_reader_flags_locked(const struct rm_reader *r)
 /* As pcscd's reader state: 0x34 for a card that answered its reset (powered or not since: pcscd
  * keeps the word when its power-down timer switches the card off), PRESENT alone while nobody
  * powered it (no ATR yet) or after a handle's UNPOWER, PRESENT | SWALLOWED for a mute card. */
-uint32_t rm_pcsc_state_locked(const struct rm_reader *r)
+uint32_t rm_pcsc_state_locked(const struct rm_reader *r) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     if (r->gone || r->defective || r->lost)
         return RM_PCSC_UNKNOWN;
     if (!r->card_present)
@@ -456,7 +471,9 @@ uint32_t rm_pcsc_state_locked(const struct rm_reader *r)
 }
 
 static void fill_info_locked(const struct rm_reader *r, struct rm_reader_info *out)
+    SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     memset(out, 0, sizeof(*out));
     snprintf(out->name, sizeof(out->name), "%s", r->name);
     snprintf(out->device, sizeof(out->device), "%s", r->device);
@@ -477,22 +494,22 @@ uint32_t rm_list_readers(struct rm *rm, struct rm_reader_info **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     size_t count = 0;
     for (struct rm_reader *r = rm->readers; r; r = r->next)
         count++;
     struct rm_reader_info *v = count ? calloc(count, sizeof(*v)) : NULL;
     if (count && !v) {
-        pthread_mutex_unlock(&rm->lock);
+        scrm_mutex_unlock(&rm->lock);
         return SCARD_E_NO_MEMORY;
     }
     size_t i = 0;
     for (struct rm_reader *r = rm->readers; r; r = r->next, i++) {
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         fill_info_locked(r, &v[i]);
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
     }
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     *out = v;
     *n = count;
     return SCARD_S_SUCCESS;
@@ -503,18 +520,18 @@ uint32_t rm_get_reader(struct rm *rm, const char *name, struct rm_reader_info *o
     struct rm_reader *r = name ? rm_reader_by_name(rm, name) : NULL;
     if (!r)
         return SCARD_E_UNKNOWN_READER;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     fill_info_locked(r, out);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     rm_reader_unref(r);
     return SCARD_S_SUCCESS;
 }
 
 uint32_t rm_reader_events(struct rm *rm)
 {
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     uint32_t v = rm->reader_events;
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     return v;
 }
 
@@ -599,14 +616,14 @@ struct rm_watch *rm_watch(struct rm *rm, const char *name, rm_watch_fn fn, void 
     w->fn = fn;
     w->user = user;
     w->hash = name ? watch_hash(name) : 0;
-    pthread_mutex_lock(&rm->watch_lock);
+    scrm_mutex_lock(&rm->watch_lock);
     if (!name) {
         chain_insert(&ws->pnp, w);
     } else {
         watches_move_some(ws);
         watches_maybe_grow(ws);
         if (!ws->cur.n) {
-            pthread_mutex_unlock(&rm->watch_lock);
+            scrm_mutex_unlock(&rm->watch_lock);
             free(w->name);
             free(w);
             return NULL;
@@ -614,7 +631,7 @@ struct rm_watch *rm_watch(struct rm *rm, const char *name, rm_watch_fn fn, void 
         chain_insert(&ws->cur.b[w->hash & (ws->cur.n - 1)], w);
         ws->count++;
     }
-    pthread_mutex_unlock(&rm->watch_lock);
+    scrm_mutex_unlock(&rm->watch_lock);
     return w;
 }
 
@@ -622,13 +639,13 @@ void rm_unwatch(struct rm *rm, struct rm_watch *w)
 {
     if (!w)
         return;
-    pthread_mutex_lock(&rm->watch_lock);
+    scrm_mutex_lock(&rm->watch_lock);
     chain_remove(w);
     if (w->name) {
         rm->watches.count--;
         watches_move_some(&rm->watches);
     }
-    pthread_mutex_unlock(&rm->watch_lock);
+    scrm_mutex_unlock(&rm->watch_lock);
     free(w->name);
     free(w);
 }
@@ -643,7 +660,7 @@ static void notify_chain(struct rm_watch *w, const char *name, uint32_t hash, ui
 void rm_notify(struct rm *rm, const char *name, uint32_t counter, bool pnp)
 {
     struct rm_watches *ws = &rm->watches;
-    pthread_mutex_lock(&rm->watch_lock);
+    scrm_mutex_lock(&rm->watch_lock);
     if (pnp) {
         for (struct rm_watch *w = ws->pnp; w; w = w->next)
             w->fn(w->user, NULL, counter);
@@ -654,7 +671,7 @@ void rm_notify(struct rm *rm, const char *name, uint32_t counter, bool pnp)
         if (ws->old.n)
             notify_chain(ws->old.b[h & (ws->old.n - 1)], name, h, counter);
     }
-    pthread_mutex_unlock(&rm->watch_lock);
+    scrm_mutex_unlock(&rm->watch_lock);
 }
 
 void rm_watches_free(struct rm *rm)
@@ -683,8 +700,8 @@ void rm_watches_free(struct rm *rm)
 
 void rm_notify_reader(struct rm_reader *r)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     uint32_t counter = r->event_counter;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     rm_notify(r->rm, r->name, counter, false);
 }

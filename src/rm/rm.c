@@ -48,11 +48,11 @@ static int start_known_devices(struct rm *rm)
     smc_list_devices(rm->ctx, collect_device, &list);
     int ok = 0;
     for (size_t i = 0; list && list[i]; i++) {
-        pthread_mutex_lock(&rm->lock);
+        scrm_mutex_lock(&rm->lock);
         bool known = false;
         for (struct rm_dev *d = rm->devs; d && !known; d = d->next)
             known = strcmp(d->name, list[i]) == 0;
-        pthread_mutex_unlock(&rm->lock);
+        scrm_mutex_unlock(&rm->lock);
         if (!known && rm_reader_start(rm, list[i]) == SCARD_S_SUCCESS)
             ok++;
         free(list[i]);
@@ -74,10 +74,14 @@ struct rm *rm_new(const struct rm_config *cfg, struct smc_ctx *ctx)
         rm->cfg.defect_threshold = 1;
     rm->ctx = ctx;
     atomic_init(&rm->closing, false);
-    pthread_mutex_init(&rm->lock, NULL);
-    pthread_cond_init(&rm->dev_cond, NULL);
-    pthread_mutex_init(&rm->watch_lock, NULL);
-    pthread_mutex_init(&rm->trace_lock, NULL);
+    scrm_mutex_init(&rm->lock);
+    if (scrm_cond_init(&rm->dev_cond) != 0) {
+        scrm_mutex_destroy(&rm->lock);
+        free(rm);
+        return NULL;
+    }
+    scrm_mutex_init(&rm->watch_lock);
+    scrm_mutex_init(&rm->trace_lock);
     if (rm->cfg.trace)
         scrm_log_set_level(SCRM_LOG_CAT_ioctl, SCRM_LOG_info);
     int rc = rm_timers_start(&rm->timers, rm);
@@ -101,15 +105,15 @@ void rm_free(struct rm *rm)
     smc_set_pnp_listener(rm->ctx, NULL, NULL);
     atomic_store(&rm->closing, true);
 
-    pthread_mutex_lock(&rm->lock);
+    scrm_mutex_lock(&rm->lock);
     for (struct rm_reader *r = rm->all; r; r = r->all_next)
         rm_reader_ref_locked(r); /* keep every object until the end */
     struct rm_reader *all = rm->all;
-    pthread_mutex_unlock(&rm->lock);
+    scrm_mutex_unlock(&rm->lock);
     for (struct rm_reader *r = all; r; r = r->all_next) {
-        pthread_mutex_lock(&r->lock);
-        pthread_cond_broadcast(&r->cond);
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_lock(&r->lock);
+        scrm_cond_broadcast(&r->cond);
+        scrm_mutex_unlock(&r->lock);
         if (r->h)
             rm_monitor_stop(r);
     }
@@ -132,10 +136,10 @@ void rm_free(struct rm *rm)
     rm_watches_free(rm);
     rm_timers_fini(&rm->timers);
     rm_watchdog_fini(&rm->watchdog);
-    pthread_mutex_destroy(&rm->trace_lock);
-    pthread_mutex_destroy(&rm->watch_lock);
-    pthread_cond_destroy(&rm->dev_cond);
-    pthread_mutex_destroy(&rm->lock);
+    scrm_mutex_destroy(&rm->trace_lock);
+    scrm_mutex_destroy(&rm->watch_lock);
+    scrm_cond_destroy(&rm->dev_cond);
+    scrm_mutex_destroy(&rm->lock);
     free(rm);
 }
 
@@ -191,10 +195,10 @@ int rm_discover(struct rm *rm)
 
 void rm_set_trace(struct rm *rm, rm_trace_fn fn, void *user)
 {
-    pthread_mutex_lock(&rm->trace_lock);
+    scrm_mutex_lock(&rm->trace_lock);
     rm->trace_fn = fn;
     rm->trace_user = user;
-    pthread_mutex_unlock(&rm->trace_lock);
+    scrm_mutex_unlock(&rm->trace_lock);
 }
 
 void rm_set_trace_log(struct rm *rm, bool on)

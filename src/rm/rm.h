@@ -23,8 +23,14 @@
  *   until the transaction ends, the handle's owner is cancelled (rm_cancel_waits / rm_owner_gone),
  *   the reader leaves or the rm is freed; rm_begin_transaction() also takes a timeout.
  *   Watch callbacks and the trace callback run on rm threads (or the caller's) with no rm lock
- *   held, except that watch callbacks run under the watch registry's own lock: a watch callback
- *   must not call rm_watch() / rm_unwatch(); it may call every other function.
+ *   held, with two exceptions. Watch callbacks run under the watch registry's own lock: a watch
+ *   callback must not call rm_watch() / rm_unwatch(); it may call every other function. The trace
+ *   callback of an IOCTL sent by a card sequence (connect, reconnect, disconnect, transaction end,
+ *   transmit, control, status, attributes, power-up, power-down) runs under that reader's
+ *   sequence lock: it must not call those functions for the same reader (it would wait for
+ *   itself). Posting a card-tracking request is traced under the reader's monitor lock: the
+ *   callback must not remove that reader or stop the rm; completions are traced with no rm lock
+ *   held.
  *
  * Protocol numbers in this API are pcsc-lite's (RM_PROTOCOL_T0 1, T1 2, RAW 4); the rm converts
  * to and from libsmc's (RAW 0x10000) itself. Share modes and dispositions are SCARD_SHARE_* and
@@ -151,12 +157,12 @@ void rm_set_trace_log(struct rm *rm, bool on);
  * what pcscd shows in the same situation, computed from the rm's snapshot (rm_pcsc_state). */
 #define RM_PCSC_UNKNOWN 0x0001u /* the reader is unavailable (lost, radio off, defective) */
 #define RM_PCSC_ABSENT  0x0002u
-#define RM_PCSC_PRESENT                                                                            \
+#define RM_PCSC_PRESENT \
     0x0004u                       /* card present, not powered by anyone: its ATR not read yet, or \
                                      powered down by a handle's SCARD_UNPOWER_CARD */
 #define RM_PCSC_SWALLOWED 0x0008u /* with PRESENT: the card did not answer the reset (mute) */
 #define RM_PCSC_POWERED   0x0010u
-#define RM_PCSC_NEGOTIABLE                                                                       \
+#define RM_PCSC_NEGOTIABLE \
     0x0020u                      /* PRESENT | POWERED | NEGOTIABLE: a usable card, whether idle, \
                                     connected in a specific protocol, or switched off by the     \
                                     power-down timer (pcscd reports 0x34 in all three) */

@@ -35,21 +35,21 @@
 
 static void set_state(struct rm_reader *r, uint32_t state)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->state = state;
     if (state < SCARD_SPECIFIC)
         r->protocol = 0;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 }
 
 static void set_atr(struct rm_reader *r, const uint8_t *atr, size_t len)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     memcpy(r->atr, atr, len);
     r->atr_len = len;
     r->mute = false;
     r->app_unpowered = false;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 }
 
 /* Read ATR_STRING (and the protocol in SPECIFIC) into the snapshot. */
@@ -66,9 +66,9 @@ static smc_status read_atr(struct rm_reader *r, bool with_protocol)
     uint8_t p[4] = {0};
     st = rm_get_attr(r, SCARD_ATTR_CURRENT_PROTOCOL_TYPE, p, sizeof(p), &n);
     if (st == STATUS_SUCCESS && n == 4) {
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         r->protocol = scrm_get_u32le(p);
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
     }
     return st;
 }
@@ -112,11 +112,11 @@ static smc_status set_protocol(struct rm_reader *r, uint32_t pref, uint32_t *pro
     if (st != STATUS_SUCCESS)
         return st;
     uint32_t sel = scrm_get_u32le(out);
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->state = SCARD_SPECIFIC;
     r->protocol = sel;
     r->app_unpowered = false;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     *protocol = sel;
     return STATUS_SUCCESS;
 }
@@ -172,13 +172,13 @@ void rm_seq_power_down(struct rm_reader *r)
 
 void rm_seq_power_up(struct rm_reader *r, uint32_t state)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     bool busy = false;
     /* A handle still marked "removed" belongs to the previous card: it cannot have connected to
      * this one (it must reconnect first), so it does not count. */
     for (const struct rm_conn *c = r->conns; c && !busy; c = c->rnext)
         busy = c->share != SCARD_SHARE_DIRECT && !c->removed;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (busy)
         return; /* a handle connected meanwhile: its connect sequence powered the card */
     smc_status st;
@@ -202,14 +202,15 @@ void rm_seq_power_up(struct rm_reader *r, uint32_t state)
     uint32_t now = state;
     if (rm_get_state(r, &now) == STATUS_SUCCESS)
         set_state(r, now);
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->mute = st == STATUS_IO_TIMEOUT;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 }
 
 /* Mark every handle but `by` reset; r->lock held. */
-static void mark_reset_locked(struct rm_reader *r, const struct rm_conn *by)
+static void mark_reset_locked(struct rm_reader *r, const struct rm_conn *by) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     for (struct rm_conn *c = r->conns; c; c = c->rnext)
         if (c != by)
             c->reset = true;
@@ -230,16 +231,16 @@ uint32_t rm_seq_disposition(struct rm_reader *r, struct rm_conn *by, uint32_t di
     default: return SCARD_E_INVALID_VALUE;
     }
     if (st == STATUS_SUCCESS || st == STATUS_IO_TIMEOUT || st == STATUS_UNRECOGNIZED_MEDIA) {
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         mark_reset_locked(r, by);
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
     }
     if (st == STATUS_SUCCESS && disposition == SCARD_RESET_CARD)
         set_atr(r, atr, n);
     if (st == STATUS_SUCCESS && disposition == SCARD_UNPOWER_CARD) {
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         r->app_unpowered = true;
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
     }
     uint32_t state;
     if (rm_get_state(r, &state) == STATUS_SUCCESS)

@@ -16,8 +16,9 @@
 #include "common/timeutil.h"
 #include "rm/internal.h"
 
-static void unlink_locked(struct rm_watchdog *w, struct rm_wd_entry *e)
+static void unlink_locked(struct rm_watchdog *w, struct rm_wd_entry *e) SCRM_REQUIRES(w->lock)
 {
+    scrm_mutex_assert_held(&w->lock);
     if (e->prev)
         e->prev->next = e->next;
     else
@@ -48,41 +49,41 @@ static void fire(struct rm_wd_entry *e, uint32_t ms)
 static void *watchdog_main(void *arg)
 {
     struct rm_watchdog *w = arg;
-    pthread_mutex_lock(&w->lock);
+    scrm_mutex_lock(&w->lock);
     while (!w->stop) {
         struct rm_wd_entry *e = w->head;
         if (!e) {
-            pthread_cond_wait(&w->cond, &w->lock);
+            scrm_cond_wait(&w->cond, &w->lock);
             continue;
         }
         if (e->deadline_ns > scrm_now_ns()) {
             struct timespec ts = {.tv_sec = (time_t)(e->deadline_ns / 1000000000u),
                                   .tv_nsec = (long)(e->deadline_ns % 1000000000u)};
-            pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+            scrm_cond_timedwait(&w->cond, &w->lock, &ts);
             continue;
         }
         unlink_locked(w, e);
         e->fired = true;
         w->handling = e;
-        pthread_mutex_unlock(&w->lock);
+        scrm_mutex_unlock(&w->lock);
         fire(e, w->ms);
-        pthread_mutex_lock(&w->lock);
+        scrm_mutex_lock(&w->lock);
         w->handling = NULL;
-        pthread_cond_broadcast(&w->done);
+        scrm_cond_broadcast(&w->done);
     }
-    pthread_mutex_unlock(&w->lock);
+    scrm_mutex_unlock(&w->lock);
     return NULL;
 }
 
 int rm_watchdog_start(struct rm_watchdog *w, uint32_t ms)
 {
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_cond_init(&w->done, NULL);
+    if (scrm_cond_init(&w->cond) != 0)
+        return -1;
+    if (scrm_cond_init(&w->done) != 0) {
+        scrm_cond_destroy(&w->cond);
+        return -1;
+    }
+    scrm_mutex_init(&w->lock);
     w->ms = ms;
     w->inited = true;
     if (ms == 0)
@@ -97,10 +98,10 @@ void rm_watchdog_stop(struct rm_watchdog *w)
 {
     if (!w->inited)
         return;
-    pthread_mutex_lock(&w->lock);
+    scrm_mutex_lock(&w->lock);
     w->stop = true;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
+    scrm_cond_signal(&w->cond);
+    scrm_mutex_unlock(&w->lock);
     if (w->started)
         pthread_join(w->thread, NULL);
     w->started = false;
@@ -110,9 +111,9 @@ void rm_watchdog_fini(struct rm_watchdog *w)
 {
     if (!w->inited)
         return;
-    pthread_cond_destroy(&w->done);
-    pthread_cond_destroy(&w->cond);
-    pthread_mutex_destroy(&w->lock);
+    scrm_cond_destroy(&w->done);
+    scrm_cond_destroy(&w->cond);
+    scrm_mutex_destroy(&w->lock);
     w->inited = false;
 }
 
@@ -127,7 +128,7 @@ void rm_watchdog_enter(struct rm_watchdog *w, struct rm_wd_entry *e, struct rm_r
     if (!w->started)
         return;
     e->deadline_ns = scrm_now_ns() + (uint64_t)w->ms * 1000000u;
-    pthread_mutex_lock(&w->lock);
+    scrm_mutex_lock(&w->lock);
     if (!w->stop) {
         e->prev = w->tail;
         if (w->tail)
@@ -137,19 +138,19 @@ void rm_watchdog_enter(struct rm_watchdog *w, struct rm_wd_entry *e, struct rm_r
         w->tail = e;
         e->linked = true;
         if (w->head == e)
-            pthread_cond_signal(&w->cond); /* the thread waits for nothing or a later deadline */
+            scrm_cond_signal(&w->cond); /* the thread waits for nothing or a later deadline */
     }
-    pthread_mutex_unlock(&w->lock);
+    scrm_mutex_unlock(&w->lock);
 }
 
 void rm_watchdog_leave(struct rm_watchdog *w, struct rm_wd_entry *e)
 {
     if (!e->linked)
         return;
-    pthread_mutex_lock(&w->lock);
+    scrm_mutex_lock(&w->lock);
     if (!e->fired)
         unlink_locked(w, e);
     while (w->handling == e)
-        pthread_cond_wait(&w->done, &w->lock);
-    pthread_mutex_unlock(&w->lock);
+        scrm_cond_wait(&w->done, &w->lock);
+    scrm_mutex_unlock(&w->lock);
 }

@@ -80,7 +80,9 @@ static uint8_t icc_presence(const struct smc_reader *r)
 
 /* Reader-level ids, valid in every state. r->lock held. NOT_SUPPORTED: not a library id. */
 static smc_status reader_attr(const struct smc_reader *r, uint32_t id, struct value *v)
+    SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     const struct smc_reader_caps *c = &r->caps;
     char name[sizeof(r->vendor.friendly_name) + 1];
     switch (id) {
@@ -138,7 +140,9 @@ static bool is_card_attr(uint32_t id)
 
 /* Card-level ids; r->lock held and a reset card present. */
 static void card_attr(const struct smc_reader *r, uint32_t id, struct value *v)
+    SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     const struct smc_card_caps *k = &r->card;
     switch (id) {
     case SCARD_ATTR_ATR_STRING:
@@ -172,7 +176,7 @@ smc_status smc__get_attribute(struct smc_reader *r, struct smc_io *io)
     uint32_t id = smc__get_u32(io->in);
     struct value v = {.len = 0};
     smc_status st;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     if (is_card_attr(id)) {
         bool reset = r->state >= SCARD_NEGOTIABLE && r->card.valid;
         if (reset)
@@ -181,7 +185,7 @@ smc_status smc__get_attribute(struct smc_reader *r, struct smc_io *io)
     } else {
         st = reader_attr(r, id, &v);
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (st == STATUS_NOT_SUPPORTED)
         return forward(r, io);
     if (st != STATUS_SUCCESS)
@@ -201,12 +205,12 @@ smc_status smc__set_attribute(struct smc_reader *r, struct smc_io *io)
     if (io->in_len < 8)
         return STATUS_INVALID_PARAMETER; /* the value DWORD is missing */
     uint32_t value = smc__get_u32(io->in + 4);
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     if (id == SCARD_ATTR_DEVICE_IN_USE)
         r->device_in_use = value;
     else
         r->suppress_ifs = value != 0;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     io->info = 0;
     return STATUS_SUCCESS;
 }

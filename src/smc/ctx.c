@@ -16,8 +16,11 @@ struct smc_ctx *smc_ctx_new(void)
     struct smc_ctx *ctx = calloc(1, sizeof(*ctx));
     if (!ctx)
         return NULL;
-    pthread_mutex_init(&ctx->lock, NULL);
-    pthread_cond_init(&ctx->reaper_cond, NULL);
+    if (scrm_cond_init(&ctx->reaper_cond) != 0) {
+        free(ctx);
+        return NULL;
+    }
+    scrm_mutex_init(&ctx->lock);
     return ctx;
 }
 
@@ -29,10 +32,10 @@ void smc_ctx_free(struct smc_ctx *ctx)
         return;
     reaper_stop(ctx);
     for (;;) {
-        pthread_mutex_lock(&ctx->lock);
+        scrm_mutex_lock(&ctx->lock);
         struct smc_reader *r = ctx->devices;
         char *name = r ? strdup(r->device) : NULL;
-        pthread_mutex_unlock(&ctx->lock);
+        scrm_mutex_unlock(&ctx->lock);
         if (!r)
             break;
         if (!name || smc_remove_device(ctx, name) != STATUS_SUCCESS) {
@@ -42,8 +45,8 @@ void smc_ctx_free(struct smc_ctx *ctx)
         free(name);
     }
     free(ctx->drivers);
-    pthread_cond_destroy(&ctx->reaper_cond);
-    pthread_mutex_destroy(&ctx->lock);
+    scrm_cond_destroy(&ctx->reaper_cond);
+    scrm_mutex_destroy(&ctx->lock);
     free(ctx);
 }
 
@@ -52,7 +55,7 @@ smc_status smc_register_driver(struct smc_ctx *ctx, const struct smc_driver_ops 
     if (!ops || !ops->name || !ops->open || !ops->close || !ops->power || !ops->transmit ||
         !ops->set_protocol || !ops->card_tracking)
         return STATUS_INVALID_PARAMETER;
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     smc_status st = STATUS_SUCCESS;
     for (size_t i = 0; i < ctx->n_drivers; i++)
         if (strcmp(ctx->drivers[i]->name, ops->name) == 0)
@@ -69,24 +72,24 @@ smc_status smc_register_driver(struct smc_ctx *ctx, const struct smc_driver_ops 
             ctx->drivers = d;
         }
     }
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     return st;
 }
 
 void smc_set_pnp_listener(struct smc_ctx *ctx, smc_pnp_fn fn, void *user)
 {
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     ctx->pnp = fn;
     ctx->pnp_user = user;
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
 }
 
 void smc__notify(struct smc_ctx *ctx, enum smc_pnp_event ev, const char *device)
 {
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     smc_pnp_fn fn = ctx->pnp;
     void *user = ctx->pnp_user;
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     if (fn)
         fn(user, ev, device);
 }
@@ -94,11 +97,11 @@ void smc__notify(struct smc_ctx *ctx, enum smc_pnp_event ev, const char *device)
 static const struct smc_driver_ops *find_driver(struct smc_ctx *ctx, const char *name, size_t n)
 {
     const struct smc_driver_ops *ops = NULL;
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     for (size_t i = 0; i < ctx->n_drivers && !ops; i++)
         if (strlen(ctx->drivers[i]->name) == n && strncmp(ctx->drivers[i]->name, name, n) == 0)
             ops = ctx->drivers[i];
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     return ops;
 }
 
@@ -107,19 +110,21 @@ static void driver_names(struct smc_ctx *ctx, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     for (size_t i = 0; i < ctx->n_drivers && used < size; i++) {
         int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", ctx->drivers[i]->name);
         if (n < 0)
             break;
         used += (size_t)n;
     }
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
 }
 
 /* Look up a device by name; ctx->lock held. */
 static struct smc_reader *find_device_locked(struct smc_ctx *ctx, const char *name)
+    SCRM_REQUIRES(ctx->lock)
 {
+    scrm_mutex_assert_held(&ctx->lock);
     for (struct smc_reader *r = ctx->devices; r; r = r->next)
         if (strcmp(r->device, name) == 0)
             return r;
@@ -145,8 +150,8 @@ static struct smc_reader *reader_new(struct smc_ctx *ctx, const struct smc_drive
     r->state = SCARD_UNKNOWN;
     r->next_req_id = 1;
     atomic_init(&r->refs, 1);
-    pthread_mutex_init(&r->op_lock, NULL);
-    pthread_mutex_init(&r->lock, NULL);
+    scrm_mutex_init(&r->op_lock);
+    scrm_mutex_init(&r->lock);
     return r;
 }
 
@@ -226,9 +231,9 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
     if (!r)
         return STATUS_INSUFFICIENT_RESOURCES;
 
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     bool exists = find_device_locked(ctx, r->device) != NULL;
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     if (exists) {
         log_error(smc, "device '%s' exists already", r->device);
         smc__reader_unref(r);
@@ -246,7 +251,7 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
     }
 
     /* Another thread may have added the same name while the driver opened this one. */
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     exists = find_device_locked(ctx, r->device) != NULL;
     if (!exists) {
         struct smc_reader **pp = &ctx->devices;
@@ -254,12 +259,12 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
             pp = &(*pp)->next;
         *pp = r;
     }
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     if (exists) {
         log_error(smc, "device '%s' exists already", r->device);
-        pthread_mutex_lock(&r->op_lock);
+        scrm_mutex_lock(&r->op_lock);
         ops->close(r);
-        pthread_mutex_unlock(&r->op_lock);
+        scrm_mutex_unlock(&r->op_lock);
         smc__reader_unref(r);
         return STATUS_DEVICE_BUSY;
     }
@@ -288,28 +293,29 @@ static void discover_add(struct smc_ctx *ctx, const char *device)
 int smc_discover(struct smc_ctx *ctx)
 {
     int before = 0, after = 0;
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     for (struct smc_reader *r = ctx->devices; r; r = r->next)
         before++;
     size_t n = ctx->n_drivers;
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&ctx->lock);
+        scrm_mutex_lock(&ctx->lock);
         const struct smc_driver_ops *ops = ctx->drivers[i];
-        pthread_mutex_unlock(&ctx->lock);
+        scrm_mutex_unlock(&ctx->lock);
         if (ops->enumerate)
             ops->enumerate(ctx, discover_add);
     }
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     for (struct smc_reader *r = ctx->devices; r; r = r->next)
         after++;
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     return after - before;
 }
 
 /* Unlink every pending request of every handle of r; r->lock held. Returns them as a list. */
-static struct smc_request *take_all_pending_locked(struct smc_reader *r)
+static struct smc_request *take_all_pending_locked(struct smc_reader *r) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     struct smc_request *all = NULL;
     for (struct smc_handle *h = r->handles; h; h = h->next) {
         while (h->pending) {
@@ -334,13 +340,13 @@ static void finish_list(struct smc_request *list, smc_status st)
 /* Remove r, already unlinked from ctx->devices (the caller owns the context's reference). */
 static void remove_unlinked(struct smc_ctx *ctx, struct smc_reader *r)
 {
-    pthread_mutex_lock(&r->op_lock);
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->op_lock);
+    scrm_mutex_lock(&r->lock);
     r->gone = true;
     struct smc_request *pending = take_all_pending_locked(r);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     r->ops->close(r);
-    pthread_mutex_unlock(&r->op_lock);
+    scrm_mutex_unlock(&r->op_lock);
     finish_list(pending, STATUS_CANCELLED);
 
     log_info(smc, "device %s left", r->device);
@@ -350,14 +356,14 @@ static void remove_unlinked(struct smc_ctx *ctx, struct smc_reader *r)
 
 smc_status smc_remove_device(struct smc_ctx *ctx, const char *device)
 {
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     struct smc_reader **pp = &ctx->devices;
     while (*pp && strcmp((*pp)->device, device) != 0)
         pp = &(*pp)->next;
     struct smc_reader *r = *pp;
     if (r)
         *pp = r->next;
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     if (!r)
         return STATUS_NO_SUCH_DEVICE;
     remove_unlinked(ctx, r);
@@ -369,10 +375,10 @@ smc_status smc_remove_device(struct smc_ctx *ctx, const char *device)
 static void *reaper_main(void *arg)
 {
     struct smc_ctx *ctx = arg;
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     for (;;) {
         while (!ctx->gone_queue && !ctx->reaper_stop)
-            pthread_cond_wait(&ctx->reaper_cond, &ctx->lock);
+            scrm_cond_wait(&ctx->reaper_cond, &ctx->lock);
         if (ctx->reaper_stop)
             break;
         struct smc_reader *r = ctx->gone_queue;
@@ -384,22 +390,22 @@ static void *reaper_main(void *arg)
         bool listed = *pp != NULL;
         if (listed)
             *pp = r->next;
-        pthread_mutex_unlock(&ctx->lock);
+        scrm_mutex_unlock(&ctx->lock);
         if (listed) {
             log_info(smc, "device %s: the hardware is gone; removing it", r->device);
             remove_unlinked(ctx, r); /* drops the context's reference */
         }
         smc__reader_unref(r); /* the queue's reference */
-        pthread_mutex_lock(&ctx->lock);
+        scrm_mutex_lock(&ctx->lock);
     }
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     return NULL;
 }
 
 void smc_reader_gone(struct smc_reader *r)
 {
     struct smc_ctx *ctx = r->ctx;
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     if (!r->gone_queued && !ctx->reaper_stop) {
         if (!ctx->reaper_started && pthread_create(&ctx->reaper, NULL, reaper_main, ctx) == 0)
             ctx->reaper_started = true;
@@ -411,28 +417,28 @@ void smc_reader_gone(struct smc_reader *r)
                 pp = &(*pp)->gone_next;
             r->gone_next = NULL;
             *pp = r;
-            pthread_cond_signal(&ctx->reaper_cond);
+            scrm_cond_signal(&ctx->reaper_cond);
         } else {
             log_error(smc, "device %s: cannot start the reaper thread; it stays", r->device);
         }
     }
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
 }
 
 /* Stop the reaper (what it has not removed yet, smc_ctx_free removes). */
 static void reaper_stop(struct smc_ctx *ctx)
 {
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     ctx->reaper_stop = true;
     bool started = ctx->reaper_started;
-    pthread_cond_signal(&ctx->reaper_cond);
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_cond_signal(&ctx->reaper_cond);
+    scrm_mutex_unlock(&ctx->lock);
     if (started)
         pthread_join(ctx->reaper, NULL);
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     struct smc_reader *q = ctx->gone_queue;
     ctx->gone_queue = NULL;
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     while (q) {
         struct smc_reader *next = q->gone_next;
         smc__reader_unref(q);
@@ -443,7 +449,7 @@ static void reaper_stop(struct smc_ctx *ctx)
 void smc_list_devices(struct smc_ctx *ctx, void (*fn)(void *user, const char *device), void *user)
 {
     /* Copy the names first so fn runs without the lock (it may add or remove devices). */
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     size_t n = 0;
     for (struct smc_reader *r = ctx->devices; r; r = r->next)
         n++;
@@ -451,7 +457,7 @@ void smc_list_devices(struct smc_ctx *ctx, void (*fn)(void *user, const char *de
     size_t i = 0;
     for (struct smc_reader *r = ctx->devices; r && names; r = r->next)
         names[i++] = strdup(r->device);
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     if (!names)
         return;
     for (i = 0; i < n; i++) {
@@ -465,11 +471,11 @@ void smc_list_devices(struct smc_ctx *ctx, void (*fn)(void *user, const char *de
 smc_status smc_open(struct smc_ctx *ctx, const char *device, struct smc_handle **out)
 {
     *out = NULL;
-    pthread_mutex_lock(&ctx->lock);
+    scrm_mutex_lock(&ctx->lock);
     struct smc_reader *r = find_device_locked(ctx, device);
     if (r)
         smc__reader_ref(r);
-    pthread_mutex_unlock(&ctx->lock);
+    scrm_mutex_unlock(&ctx->lock);
     if (!r)
         return STATUS_NO_SUCH_DEVICE;
 
@@ -480,7 +486,7 @@ smc_status smc_open(struct smc_ctx *ctx, const char *device, struct smc_handle *
     }
     h->r = r;
     smc_status st = STATUS_SUCCESS;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     if (r->gone)
         st = STATUS_NO_SUCH_DEVICE;
     else if (r->ops->exclusive && r->n_handles > 0)
@@ -490,7 +496,7 @@ smc_status smc_open(struct smc_ctx *ctx, const char *device, struct smc_handle *
         r->handles = h;
         r->n_handles++;
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (st != STATUS_SUCCESS) {
         free(h);
         smc__reader_unref(r);
@@ -507,24 +513,24 @@ void smc_close(struct smc_handle *h)
     struct smc_reader *r = h->r;
     /* From here no request can be added to the handle (a completion callback running on another
      * thread may try), so after the cancellation nothing is left pending on it. */
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     h->closing = true;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     (void)smc_cancel_all(h);
     if (r->ops->handle_closed) {
         /* Under the op lock, where the device cannot be closed under the driver's feet, and
          * while the handle still counts: an exclusive device cannot be re-opened meanwhile. */
-        pthread_mutex_lock(&r->op_lock);
+        scrm_mutex_lock(&r->op_lock);
         smc__slot_enter();
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         bool gone = r->gone;
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
         if (!gone)
             r->ops->handle_closed(r);
-        pthread_mutex_unlock(&r->op_lock);
+        scrm_mutex_unlock(&r->op_lock);
         smc__slot_leave();
     }
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     for (struct smc_handle **pp = &r->handles; *pp; pp = &(*pp)->next) {
         if (*pp == h) {
             *pp = h->next;
@@ -532,7 +538,7 @@ void smc_close(struct smc_handle *h)
             break;
         }
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     free(h);
     smc__reader_unref(r);
 }
@@ -567,14 +573,14 @@ bool smc_ioctl_privileged(const struct smc_handle *h, uint32_t code)
 bool smc_cancel(struct smc_handle *h, uint64_t req_id)
 {
     struct smc_reader *r = h->r;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     struct smc_request *req = h->pending;
     while (req && req->id != req_id)
         req = req->next;
     bool busy = req && req == r->busy;
     if (req)
         smc__unlink_locked(req);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     /* The driver ends its busy state first, so that a completion callback posting a new request
      * does not find the reader busy. */
     if (busy && r->ops->cancel_pending)
@@ -590,7 +596,7 @@ int smc_cancel_all(struct smc_handle *h)
     struct smc_request *all = NULL;
     int n = 0;
     bool busy = false;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     while (h->pending) {
         struct smc_request *req = h->pending;
         busy = busy || req == r->busy;
@@ -599,7 +605,7 @@ int smc_cancel_all(struct smc_handle *h)
         all = req;
         n++;
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (busy && r->ops->cancel_pending)
         r->ops->cancel_pending(r); /* first, as in smc_cancel */
     finish_list(all, STATUS_CANCELLED);
@@ -621,8 +627,8 @@ smc_status smc_ioctl_async(struct smc_handle *h, uint32_t code, const void *in, 
 
 /* The synchronous call waits on this for a request that pended. */
 struct waiter {
-    pthread_mutex_t m;
-    pthread_cond_t c;
+    scrm_mutex m;
+    scrm_cond c;
     bool done;
     smc_status status;
     size_t info;
@@ -631,34 +637,38 @@ struct waiter {
 static void wake(void *user, smc_status status, size_t info)
 {
     struct waiter *w = user;
-    pthread_mutex_lock(&w->m);
+    scrm_mutex_lock(&w->m);
     w->done = true;
     w->status = status;
     w->info = info;
-    pthread_cond_signal(&w->c);
-    pthread_mutex_unlock(&w->m);
+    scrm_cond_signal(&w->c);
+    scrm_mutex_unlock(&w->m);
 }
 
 smc_status smc_ioctl(struct smc_handle *h, uint32_t code, const void *in, size_t in_len, void *out,
                      size_t out_len, size_t *returned)
 {
     struct waiter w = {.done = false};
-    pthread_mutex_init(&w.m, NULL);
-    pthread_cond_init(&w.c, NULL);
+    if (scrm_cond_init(&w.c) != 0) {
+        if (returned)
+            *returned = 0;
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    scrm_mutex_init(&w.m);
     struct smc_io io = {
         .code = code, .in = in, .in_len = in_len, .out = out, .out_len = out_len, .info = 0};
     smc_status st = h ? smc__dispatch(h, &io, wake, &w, NULL) : STATUS_INVALID_PARAMETER;
     size_t info = io.info;
     if (st == STATUS_PENDING) {
-        pthread_mutex_lock(&w.m);
+        scrm_mutex_lock(&w.m);
         while (!w.done)
-            pthread_cond_wait(&w.c, &w.m);
-        pthread_mutex_unlock(&w.m);
+            scrm_cond_wait(&w.c, &w.m);
+        scrm_mutex_unlock(&w.m);
         st = w.status;
         info = w.info;
     }
-    pthread_cond_destroy(&w.c);
-    pthread_mutex_destroy(&w.m);
+    scrm_cond_destroy(&w.c);
+    scrm_mutex_destroy(&w.m);
     if (returned)
         *returned = info;
     return st;

@@ -76,11 +76,11 @@ static const struct rule rules[] = {
 };
 /* clang-format on */
 static const struct rule vendor_rule = {0, ALL, 0, 0, SLOT_VENDOR, true, h_vendor};
-static smc_status run_locked(struct smc_reader *r, const struct rule *rule, struct smc_io *io);
+static smc_status run_slot(struct smc_reader *r, const struct rule *rule, struct smc_io *io);
 
 smc_status smc__run_vendor(struct smc_reader *r, struct smc_io *io)
 {
-    return run_locked(r, &vendor_rule, io);
+    return run_slot(r, &vendor_rule, io);
 }
 static smc_status h_driver(struct smc_reader *r, struct smc_io *io);
 /* A driver with its own IOCTL contract (ops->dispatch): only "the device exists" is checked. */
@@ -107,7 +107,9 @@ static bool slot_present(const struct smc_driver_ops *ops, enum slot s)
 
 /* The state column of a rule for the current state; r->lock held. */
 static smc_status state_check_locked(const struct smc_reader *r, const struct rule *rule)
+    SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     uint32_t s = r->state <= SCARD_SPECIFIC ? r->state : SCARD_UNKNOWN;
     switch (rule->states[s]) {
     case 'N': return STATUS_NO_MEDIA;
@@ -118,7 +120,9 @@ static smc_status state_check_locked(const struct smc_reader *r, const struct ru
 
 /* The device exists, the handle is not closing, no slot is left pending; r->lock held. */
 static smc_status device_check_locked(const struct smc_reader *r, const struct smc_handle *h)
+    SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     if (r->gone)
         return STATUS_DEVICE_NOT_CONNECTED;
     if (h && h->closing)
@@ -131,11 +135,11 @@ static smc_status device_check_locked(const struct smc_reader *r, const struct s
 /* The device and state checks, under the reader lock. */
 static smc_status precheck(struct smc_reader *r, const struct rule *rule)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     smc_status st = device_check_locked(r, NULL);
     if (st == STATUS_SUCCESS)
         st = state_check_locked(r, rule);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     return st;
 }
 
@@ -144,21 +148,21 @@ static bool is_tracking(uint32_t code)
     return code == IOCTL_SMARTCARD_IS_PRESENT || code == IOCTL_SMARTCARD_IS_ABSENT;
 }
 
-/* Run a handler that calls the driver: op lock held, completions deferred to the end. A slot that
- * returns PENDING (other than card tracking) makes the reader busy before the op lock is released,
- * so no other slot can start while the driver works on it. */
-static smc_status run_locked(struct smc_reader *r, const struct rule *rule, struct smc_io *io)
+/* Run a handler that calls the driver under the op lock (taken here), completions deferred to the
+ * end. A slot that returns PENDING (other than card tracking) makes the reader busy before the op
+ * lock is released, so no other slot can start while the driver works on it. */
+static smc_status run_slot(struct smc_reader *r, const struct rule *rule, struct smc_io *io)
 {
-    pthread_mutex_lock(&r->op_lock);
+    scrm_mutex_lock(&r->op_lock);
     smc__slot_enter();
     /* Re-check under the op lock: another slot may have changed the state meanwhile. */
     smc_status st = precheck(r, rule);
     if (st == STATUS_SUCCESS) {
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         r->slot_running = true;
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
         st = rule->handler(r, io);
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         r->slot_running = false;
         if (st != STATUS_PENDING)
             r->early_done = false; /* a completion for a slot that did not pend: void */
@@ -167,9 +171,9 @@ static smc_status run_locked(struct smc_reader *r, const struct rule *rule, stru
             r->slot_pending = !r->early_done;
             r->parking = true;
         }
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
     }
-    pthread_mutex_unlock(&r->op_lock);
+    scrm_mutex_unlock(&r->op_lock);
     smc__slot_leave();
     return st;
 }
@@ -179,9 +183,9 @@ static void record_error(struct smc_reader *r, const struct smc_io *io, smc_stat
 {
     if (st == STATUS_SUCCESS || st == STATUS_PENDING || io->code == IOCTL_SMARTCARD_GET_LAST_ERROR)
         return;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->last_error = st;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 }
 
 /* A non-tracking slot returned STATUS_PENDING: the library answers DEVICE_BUSY until the driver
@@ -192,7 +196,7 @@ static smc_status park_busy(struct smc_handle *h, struct smc_io *io, smc_complet
 {
     struct smc_reader *r = h->r;
     struct smc_request *req = smc__request_new(h, io->code, done, user);
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->parking = false;
     smc_status st = STATUS_PENDING;
     if (r->early_done) {
@@ -209,7 +213,7 @@ static smc_status park_busy(struct smc_handle *h, struct smc_io *io, smc_complet
         if (req_id)
             *req_id = req->id;
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (st != STATUS_PENDING)
         free(req);
     return st;
@@ -221,7 +225,7 @@ static smc_status driver_dispatch(struct smc_handle *h, struct smc_io *io, smc_c
                                   void *user, uint64_t *req_id)
 {
     struct smc_reader *r = h->r;
-    smc_status st = run_locked(r, &driver_rule, io);
+    smc_status st = run_slot(r, &driver_rule, io);
     if (st == STATUS_PENDING && is_tracking(io->code))
         return smc__card_tracking(h, io, done, user, req_id);
     if (st == STATUS_PENDING)
@@ -235,9 +239,9 @@ smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion
                          void *user, uint64_t *req_id)
 {
     struct smc_reader *r = h->r;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     smc_status st = device_check_locked(r, h);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (st != STATUS_SUCCESS)
         return st;
     if ((!io->in && io->in_len) || (!io->out && io->out_len))
@@ -265,7 +269,7 @@ smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion
         return st;
     }
 
-    st = rule->op_lock ? run_locked(r, rule, io) : rule->handler(r, io);
+    st = rule->op_lock ? run_slot(r, rule, io) : rule->handler(r, io);
     if (st == STATUS_PENDING)
         return park_busy(h, io, done, user, req_id);
     record_error(r, io, st);
@@ -278,18 +282,18 @@ smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion
 
 static smc_status h_get_state(struct smc_reader *r, struct smc_io *io)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     smc__put_u32(io->out, r->state);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     io->info = 4;
     return STATUS_SUCCESS;
 }
 
 static smc_status h_last_error(struct smc_reader *r, struct smc_io *io)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     smc__put_u32(io->out, r->last_error);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     io->info = 4;
     return STATUS_SUCCESS;
 }
@@ -298,9 +302,9 @@ static smc_status h_last_error(struct smc_reader *r, struct smc_io *io)
  * u32 transmission time in µs (all little-endian). */
 static smc_status h_perf(struct smc_reader *r, struct smc_io *io)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     struct smc_perf_counters p = r->perf;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     smc__put_u32(io->out, p.transmissions);
     smc__put_u32(io->out + 4, p.bytes_sent);
     smc__put_u32(io->out + 8, p.bytes_received);
@@ -316,9 +320,9 @@ static smc_status h_transmit(struct smc_reader *r, struct smc_io *io)
 {
     uint32_t proto = smc__get_u32(io->in);
     uint32_t pci_len = smc__get_u32(io->in + 4);
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     uint32_t selected = r->card.protocol_selected;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (pci_len < SMC_IO_HEADER_LENGTH || pci_len >= io->in_len)
         return STATUS_INVALID_PARAMETER;
     if (proto != selected)
@@ -328,7 +332,7 @@ static smc_status h_transmit(struct smc_reader *r, struct smc_io *io)
     if (st == STATUS_SUCCESS && io->info > io->out_len)
         st = STATUS_BUFFER_TOO_SMALL; /* a driver overstated its output */
     /* Performance counters: every exchange that reached the driver. */
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->perf.transmissions++;
     r->perf.bytes_sent += (uint32_t)(io->in_len - pci_len);
     if (st == STATUS_SUCCESS)
@@ -336,7 +340,7 @@ static smc_status h_transmit(struct smc_reader *r, struct smc_io *io)
     else
         r->perf.errors++;
     r->perf.time_ns += scrm_now_ns() - t0;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     return st;
 }
 
@@ -349,10 +353,10 @@ static smc_status h_set_protocol(struct smc_reader *r, struct smc_io *io)
     io->minor = mask;
     smc_status st = r->ops->set_protocol(r, io);
     if (st == STATUS_SUCCESS) {
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         if (r->state == SCARD_NEGOTIABLE)
             smc__set_state_locked(r, SCARD_SPECIFIC);
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
     }
     return st;
 }
@@ -364,10 +368,10 @@ static smc_status h_swallow(struct smc_reader *r, struct smc_io *io)
         return STATUS_SUCCESS; /* already in position */
     smc_status st = r->ops->swallow(r);
     if (st == STATUS_SUCCESS) {
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         if (r->state == SCARD_PRESENT)
             smc__set_state_locked(r, SCARD_SWALLOWED);
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
     }
     return st;
 }
@@ -375,10 +379,10 @@ static smc_status h_swallow(struct smc_reader *r, struct smc_io *io)
 /* After an eject or confiscation the card is gone; report it unless the driver did. */
 static void card_left(struct smc_reader *r, bool confiscated)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     bool still = r->state > SCARD_ABSENT;
     r->confiscated = confiscated;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (still)
         smc_card_removed(r);
 }

@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 
 #include "common/bytes.h"
+#include "common/mutex.h"
 #include "smc/driver.h"
 #include "smc/smc.h"
 
@@ -53,22 +54,23 @@ struct smc_reader {
     struct smc_vendor_attr vendor;
     struct smc_reader_caps caps;
 
-    pthread_mutex_t op_lock;
-    pthread_mutex_t lock;
+    scrm_mutex op_lock;
+    scrm_mutex lock;
     atomic_int refs; /* the context's reference plus one per handle */
 
     /* under lock */
-    uint32_t state;
-    struct smc_card_caps card;
-    uint8_t atr[MAXIMUM_ATR_LENGTH]; /* as the last reset returned it */
-    size_t atr_len;
-    struct smc_request *tracking; /* the one IS_PRESENT / IS_ABSENT slot */
-    struct smc_request *busy;     /* the parked request of a slot that returned PENDING */
-    bool slot_pending;            /* a non-tracking slot returned PENDING and the driver has not
-                                   * called smc_complete_pending() yet: DEVICE_BUSY for all */
-    bool parking;                 /* between that slot's return and parking its request */
-    bool slot_running;            /* a slot runs (op lock held): an early completion is kept */
-    bool early_done;              /* smc_complete_pending() came while parking */
+    uint32_t state SCRM_GUARDED_BY(lock);
+    struct smc_card_caps card SCRM_GUARDED_BY(lock);
+    uint8_t atr[MAXIMUM_ATR_LENGTH] SCRM_GUARDED_BY(lock); /* as the last reset returned it */
+    size_t atr_len SCRM_GUARDED_BY(lock);
+    struct smc_request *tracking SCRM_GUARDED_BY(lock); /* the one IS_PRESENT / IS_ABSENT slot */
+    /* the parked request of a slot that returned PENDING */
+    struct smc_request *busy SCRM_GUARDED_BY(lock);
+    bool slot_pending; /* a non-tracking slot returned PENDING and the driver has not called
+                        * smc_complete_pending() yet: DEVICE_BUSY for all */
+    bool parking;      /* between that slot's return and parking its request */
+    bool slot_running; /* a slot runs (op lock held): an early completion is kept */
+    bool early_done;   /* smc_complete_pending() came while parking */
     smc_status early_status;
     size_t early_info;
     /* IS_ABSENT's own slot when ops->split_tracking (`tracking` then holds IS_PRESENT only). */
@@ -100,7 +102,7 @@ struct smc_reader {
 #define SMC_XFER_BUF  (SMC_MAX_APDU + SMC_MAX_RAPDU + 16u)
 
 struct smc_ctx {
-    pthread_mutex_t lock;
+    scrm_mutex lock;
     const struct smc_driver_ops **drivers;
     size_t n_drivers;
     struct smc_reader *devices;
@@ -109,7 +111,7 @@ struct smc_ctx {
     /* The reaper thread: removes the devices whose drivers called smc_reader_gone(). */
     pthread_t reaper;
     bool reaper_started, reaper_stop;
-    pthread_cond_t reaper_cond;
+    scrm_cond reaper_cond;
     struct smc_reader *gone_queue; /* each holds a reference */
 };
 
@@ -117,7 +119,7 @@ struct smc_ctx {
 void smc__reader_ref(struct smc_reader *r);
 void smc__reader_unref(struct smc_reader *r);
 /* Set state under r->lock (held); ABSENT/UNKNOWN clear the card. */
-void smc__set_state_locked(struct smc_reader *r, uint32_t state);
+void smc__set_state_locked(struct smc_reader *r, uint32_t state) SCRM_REQUIRES(r->lock);
 
 /* request.c: completion discipline. A request completes exactly once: whoever unlinks it under
  * r->lock (event path, cancel, cleanup) owns the completion and calls smc__finish() after dropping
@@ -125,6 +127,7 @@ void smc__set_state_locked(struct smc_reader *r, uint32_t state);
  */
 struct smc_request *smc__request_new(struct smc_handle *h, uint32_t code, smc_completion_fn done,
                                      void *user);
+/* (the analysis cannot tie req->h->r->lock to the caller's r->lock: asserted in debug builds) */
 void smc__unlink_locked(struct smc_request *req);
 void smc__finish(struct smc_request *req, smc_status status, size_t info);
 void smc__slot_enter(void);

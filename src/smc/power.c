@@ -108,17 +108,17 @@ static uint32_t protocol_bit(uint8_t t)
 static smc_status after_reset(struct smc_reader *r, struct smc_io *io)
 {
     uint8_t atr[MAXIMUM_ATR_LENGTH];
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     size_t len = r->atr_len;
     memcpy(atr, r->atr, len);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (len == 0)
         return STATUS_IO_TIMEOUT; /* the driver reported success but no ATR: a mute card */
 
     struct smc_card_caps caps;
     smc_caps_clear(&caps);
     smc_status st = parse_atr(r, atr, len, &caps);
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     if (r->state <= SCARD_ABSENT) {
         st = STATUS_NO_MEDIA;
     } else if (st != STATUS_SUCCESS) {
@@ -132,7 +132,7 @@ static smc_status after_reset(struct smc_reader *r, struct smc_io *io)
         smc__set_state_locked(r, caps.atr.specific_mode ? SCARD_SPECIFIC : SCARD_NEGOTIABLE);
         r->card.protocol_selected = caps.protocol_selected;
     }
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (st != STATUS_SUCCESS)
         return st;
     if (caps.protocol_selected == SCARD_PROTOCOL_T1)
@@ -154,11 +154,11 @@ static smc_status after_reset(struct smc_reader *r, struct smc_io *io)
 /* Run one power command through the driver and the library's post-processing. op_lock held. */
 smc_status smc__do_power(struct smc_reader *r, uint32_t cmd, struct smc_io *io)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     if (cmd == SCARD_WARM_RESET && r->state <= SCARD_SWALLOWED)
         cmd = SCARD_COLD_RESET;
     r->atr_len = 0;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 
     /* The driver writes nothing to out; the library returns the ATR. */
     struct smc_io dio = *io;
@@ -175,11 +175,11 @@ smc_status smc__do_power(struct smc_reader *r, uint32_t cmd, struct smc_io *io)
     if (cmd != SCARD_POWER_DOWN)
         return after_reset(r, io);
 
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     if (r->state >= SCARD_POWERED)
         smc__set_state_locked(r, SCARD_SWALLOWED);
     smc_caps_clear(&r->card);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     return STATUS_SUCCESS;
 }
 

@@ -22,8 +22,8 @@ void smc__reader_unref(struct smc_reader *r)
 {
     if (atomic_fetch_sub(&r->refs, 1) != 1)
         return;
-    pthread_mutex_destroy(&r->op_lock);
-    pthread_mutex_destroy(&r->lock);
+    scrm_mutex_destroy(&r->op_lock);
+    scrm_mutex_destroy(&r->lock);
     for (size_t i = 0; i < r->n_siblings; i++)
         free(r->siblings[i]);
     free(r->siblings);
@@ -59,14 +59,15 @@ const char *smc_reader_device(const struct smc_reader *r)
 
 uint32_t smc_reader_state(struct smc_reader *r)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     uint32_t s = r->state;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     return s;
 }
 
-void smc__set_state_locked(struct smc_reader *r, uint32_t state)
+void smc__set_state_locked(struct smc_reader *r, uint32_t state) SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     if (state != r->state)
         log_debug(smc, "%s: state %s -> %s", r->device, smc_state_name(r->state),
                   smc_state_name(state));
@@ -81,27 +82,27 @@ void smc__set_state_locked(struct smc_reader *r, uint32_t state)
 
 void smc_reader_set_state(struct smc_reader *r, uint32_t state)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     smc__set_state_locked(r, state);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 }
 
 void smc_reader_set_atr(struct smc_reader *r, const uint8_t *atr, size_t len)
 {
     if (len > sizeof(r->atr))
         len = sizeof(r->atr);
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     memcpy(r->atr, atr, len);
     r->atr_len = len;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 }
 
 void smc_reader_set_protocol(struct smc_reader *r, uint32_t protocol)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->card.protocol_selected = protocol;
     smc_caps_update_timing(&r->card);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 }
 
 smc_status smc_reader_add_sibling(struct smc_reader *r, const char *device)
@@ -118,14 +119,16 @@ smc_status smc_reader_add_sibling(struct smc_reader *r, const char *device)
 
 void smc_reader_card_caps(struct smc_reader *r, struct smc_card_caps *out)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     *out = r->card;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 }
 
 /* Take the pending tracking requests out of their slots; r->lock held. Returns how many (0-2). */
 static int take_tracking_locked(struct smc_reader *r, struct smc_request *out[2])
+    SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     int n = 0;
     if (r->tracking)
         out[n++] = r->tracking;
@@ -140,11 +143,11 @@ static int take_tracking_locked(struct smc_reader *r, struct smc_request *out[2]
 static void event(struct smc_reader *r, bool set, uint32_t state)
 {
     struct smc_request *req[2];
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     if (set)
         smc__set_state_locked(r, state);
     int n = take_tracking_locked(r, req);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     for (int i = 0; i < n; i++)
         smc__finish(req[i], STATUS_SUCCESS, 0);
 }
@@ -154,9 +157,9 @@ void smc_card_inserted(struct smc_reader *r, uint32_t state)
     if (state <= SCARD_ABSENT)
         state = SCARD_PRESENT;
     log_info(smc, "%s: card inserted (%s)", r->device, smc_state_name(state));
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->confiscated = false;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     event(r, true, state);
 }
 
@@ -175,9 +178,9 @@ void smc_reader_lost(struct smc_reader *r)
 bool smc_complete_card_tracking(struct smc_reader *r)
 {
     struct smc_request *req[2];
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     int n = take_tracking_locked(r, req);
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     for (int i = 0; i < n; i++)
         smc__finish(req[i], STATUS_SUCCESS, 0);
     return n > 0;
@@ -185,9 +188,9 @@ bool smc_complete_card_tracking(struct smc_reader *r)
 
 void smc_complete_pending(struct smc_reader *r, smc_status status, size_t info)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     if (!r->slot_pending && !r->slot_running) {
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
         log_warn(smc, "%s: smc_complete_pending() without a pending slot; ignored", r->device);
         return;
     }
@@ -201,7 +204,7 @@ void smc_complete_pending(struct smc_reader *r, smc_status status, size_t info)
         r->early_status = status;
         r->early_info = info;
     } /* else the request was cancelled meanwhile: only the busy state ends */
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (req)
         smc__finish(req, status, info);
 }

@@ -49,6 +49,7 @@ struct smc_request *smc__request_new(struct smc_handle *h, uint32_t code, smc_co
 void smc__unlink_locked(struct smc_request *req)
 {
     struct smc_reader *r = req->h->r;
+    scrm_mutex_assert_held(&r->lock);
     for (struct smc_request **pp = &req->h->pending; *pp; pp = &(*pp)->next) {
         if (*pp == req) {
             *pp = req->next;

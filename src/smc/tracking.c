@@ -36,7 +36,9 @@ static struct smc_request **tracking_slot(struct smc_reader *r, uint32_t code)
 
 /* Test the state and take the slot; r->lock held. *queued tells whether req is now in the slot. */
 static smc_status take_slot_locked(struct smc_reader *r, struct smc_request *req, bool *queued)
+    SCRM_REQUIRES(r->lock)
 {
+    scrm_mutex_assert_held(&r->lock);
     *queued = false;
     if (r->gone)
         return STATUS_DEVICE_NOT_CONNECTED;
@@ -61,23 +63,23 @@ static smc_status take_slot_locked(struct smc_reader *r, struct smc_request *req
 static smc_status arm_driver(struct smc_reader *r, struct smc_request *req, uint32_t code,
                              uint64_t id)
 {
-    pthread_mutex_lock(&r->op_lock);
+    scrm_mutex_lock(&r->op_lock);
     smc__slot_enter();
     /* The device may have been removed since the slot was taken: then the request was completed
      * CANCELLED by the removal, and the driver (closed) must not be called. */
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     bool gone = r->gone;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     smc_status st = gone ? STATUS_PENDING : r->ops->card_tracking(r, code);
-    pthread_mutex_unlock(&r->op_lock);
+    scrm_mutex_unlock(&r->op_lock);
     if (st != STATUS_PENDING) {
         /* req may have completed and been freed meanwhile: compare ids, not pointers. */
-        pthread_mutex_lock(&r->lock);
+        scrm_mutex_lock(&r->lock);
         const struct smc_request *cur = *tracking_slot(r, code);
         bool still_mine = cur && cur->id == id;
         if (still_mine)
             smc__unlink_locked(req);
-        pthread_mutex_unlock(&r->lock);
+        scrm_mutex_unlock(&r->lock);
         if (still_mine) {
             log_debug(smc, "%s: card tracking slot answered %s", r->device, smc_status_name(st));
             free(req);
@@ -100,10 +102,10 @@ smc_status smc__card_tracking(struct smc_handle *h, struct smc_io *io, smc_compl
         return STATUS_INSUFFICIENT_RESOURCES;
 
     bool queued;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     smc_status st = take_slot_locked(r, req, &queued);
     uint64_t id = req->id;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (!queued) {
         free(req);
         log_debug(smc, "%s: %s -> %s", r->device, smc_ioctl_name(io->code), smc_status_name(st));

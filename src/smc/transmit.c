@@ -47,9 +47,9 @@ static smc_status raw_exchange(const struct smc_card_io *link, const struct smc_
 /* Announce our IFSD once per T=1 session, unless suppressed. */
 static void t1_start(struct smc_reader *r, const struct smc_card_io *link)
 {
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     bool suppress = r->suppress_ifs;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     uint32_t ifsd = r->caps.max_ifsd ? r->caps.max_ifsd : T1_IFSD_DEFAULT;
     if (ifsd > T1_IFSD)
         ifsd = T1_IFSD;
@@ -59,9 +59,9 @@ static void t1_start(struct smc_reader *r, const struct smc_card_io *link)
     if (st != STATUS_SUCCESS)
         log_warn(proto, "%s: card did not accept IFSD %u (%s); staying at %u", r->device, ifsd,
                  smc_status_name(st), r->t1.ifsd);
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->card.ifsd = r->t1.ifsd;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
 }
 
 smc_status smc_transmit(struct smc_reader *r, struct smc_io *io, const struct smc_card_io *link)
@@ -150,9 +150,9 @@ static uint8_t choose(uint32_t mask, const struct smc_card_caps *caps, uint32_t 
 static smc_status select_raw(struct smc_reader *r, struct smc_io *io, struct smc_card_caps *caps)
 {
     caps->protocol_selected = SCARD_PROTOCOL_RAW;
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->card = *caps;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     smc__put_u32(io->out, SCARD_PROTOCOL_RAW);
     io->info = 4;
     return STATUS_SUCCESS;
@@ -202,9 +202,9 @@ smc_status smc_select_protocol(struct smc_reader *r, struct smc_io *io,
 
     caps.protocol_selected = bit_of(t);
     smc_caps_update_timing(&caps); /* the guard time for N = 255 depends on the protocol */
-    pthread_mutex_lock(&r->lock);
+    scrm_mutex_lock(&r->lock);
     r->card = caps;
-    pthread_mutex_unlock(&r->lock);
+    scrm_mutex_unlock(&r->lock);
     if (t == 1 && link) {
         smc_t1_init(&r->t1, &caps);
         t1_start(r, link);

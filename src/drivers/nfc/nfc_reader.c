@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/bytes.h"
+#include "common/mutex.h"
 #include "common/log.h"
 #include "drivers/nfc/nfc_apdu.h"
 #include "drivers/nfc/nfc_reader.h"
@@ -29,7 +30,7 @@ struct nfc_reader {
     const struct nfc_fe_ops *fe_ops;
     void *fe;
 
-    pthread_mutex_t lock; /* the fields below */
+    scrm_mutex lock; /* the fields below */
     bool radio;
     uint32_t state;       /* SCARD_ABSENT, SCARD_SWALLOWED, SCARD_SPECIFIC */
     uint32_t generation;  /* +1 at every arrival and departure */
@@ -39,9 +40,9 @@ struct nfc_reader {
 
 static uint32_t current_state(struct nfc_reader *rd)
 {
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     uint32_t s = rd->state;
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     return s;
 }
 
@@ -50,12 +51,12 @@ static uint32_t current_state(struct nfc_reader *rd)
 static void on_arrived(void *ctx, const struct nfc_target *t)
 {
     struct nfc_reader *rd = ctx;
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     nfc_card_init(&rd->card, t);
     rd->state = SCARD_SPECIFIC;
     rd->generation++;
     rd->session = false;
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     log_info(drv, "nfc: card activated (protocol %#x)", t->proto);
     rd->host.arrived(rd->host.ctx);
 }
@@ -63,12 +64,12 @@ static void on_arrived(void *ctx, const struct nfc_target *t)
 static void on_left(void *ctx)
 {
     struct nfc_reader *rd = ctx;
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     bool had = rd->state != SCARD_ABSENT;
     rd->state = SCARD_ABSENT;
     rd->generation++;
     rd->session = false;
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     if (had)
         rd->host.left(rd->host.ctx);
 }
@@ -88,17 +89,17 @@ struct nfc_reader *nfc_reader_new(const struct nfc_reader_config *cfg, const str
     rd->cfg = *cfg;
     rd->host = *host;
     rd->state = SCARD_ABSENT;
-    pthread_mutex_init(&rd->lock, NULL);
+    scrm_mutex_init(&rd->lock);
     return rd;
 }
 
 /* Radio on: field on, then look for a tag. Radio off: the tag loses power. */
 static void set_radio(struct nfc_reader *rd, bool on)
 {
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     bool was = rd->radio;
     rd->radio = on;
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     if (was == on)
         return;
     log_info(drv, "nfc: radio %s", on ? "on" : "off");
@@ -133,15 +134,15 @@ void nfc_reader_free(struct nfc_reader *rd)
         return;
     if (rd->fe_ops)
         rd->fe_ops->close(rd->fe);
-    pthread_mutex_destroy(&rd->lock);
+    scrm_mutex_destroy(&rd->lock);
     free(rd);
 }
 
 smc_status nfc_reader_can_track(struct nfc_reader *rd)
 {
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     bool radio = rd->radio;
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     return radio ? STATUS_PENDING : STATUS_DEVICE_POWERED_OFF;
 }
 
@@ -167,7 +168,7 @@ static void bytes(struct value *v, const void *p, size_t n)
 /* Attributes of the card: only with an activated card (SPECIFIC). */
 static smc_status card_attr(struct nfc_reader *rd, uint32_t id, struct value *v)
 {
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     bool on = rd->state == SCARD_SPECIFIC;
     if (on && id == SCARD_ATTR_ATR_STRING) {
         bytes(v, rd->card.atr, rd->card.atr_len);
@@ -177,7 +178,7 @@ static smc_status card_attr(struct nfc_reader *rd, uint32_t id, struct value *v)
     } else if (on) {
         dword(v, SCARD_PROTOCOL_T1); /* CURRENT_PROTOCOL_TYPE */
     }
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     return on ? STATUS_SUCCESS : STATUS_INVALID_DEVICE_STATE;
 }
 
@@ -285,14 +286,14 @@ static smc_status reset_card(struct nfc_reader *rd, struct smc_io *io)
     }
     if (st != STATUS_SUCCESS)
         return st;
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     nfc_card_init(&rd->card, &t);
     rd->state = SCARD_SPECIFIC;
     rd->session = false;
     uint8_t atr[NFC_ATR_MAX];
     size_t len = rd->card.atr_len;
     memcpy(atr, rd->card.atr, len);
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     rd->host.set_state(rd->host.ctx, SCARD_SPECIFIC);
     if (io->out_len == 0)
         return STATUS_SUCCESS;
@@ -309,7 +310,7 @@ static smc_status reset_card(struct nfc_reader *rd, struct smc_io *io)
 static smc_status power_down(struct nfc_reader *rd)
 {
     (void)rd->fe_ops->deactivate(rd->fe);
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     bool still = rd->state != SCARD_ABSENT;
     if (still) {
         rd->state = SCARD_SWALLOWED;
@@ -317,7 +318,7 @@ static smc_status power_down(struct nfc_reader *rd)
         rd->card.auth_sector = -1;
         rd->card.transparent = false;
     }
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     if (still)
         rd->host.set_state(rd->host.ctx, SCARD_SWALLOWED);
     return STATUS_SUCCESS;
@@ -375,9 +376,9 @@ static uint16_t switch_protocol(struct nfc_reader *rd, const uint8_t *apdu, size
     }
     if (a != STATUS_SUCCESS || t.proto != proto)
         return 0x6F00;
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     nfc_card_reinit(&rd->card, &t);
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     return 0x9000;
 }
 
@@ -416,11 +417,11 @@ static smc_status h_transmit(struct nfc_reader *rd, struct smc_io *io)
 {
     if (scrm_get_u32le(io->in) != SCARD_PROTOCOL_T1)
         return STATUS_INVALID_DEVICE_STATE;
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     uint32_t s = rd->state, gen = rd->generation;
     if (s == SCARD_SPECIFIC)
         rd->session = true;
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     if (s == SCARD_ABSENT)
         return STATUS_NO_MEDIA;
     if (s != SCARD_SPECIFIC)
@@ -434,9 +435,9 @@ static smc_status h_transmit(struct nfc_reader *rd, struct smc_io *io)
     smc_status st = exchange(rd, apdu, len, io->out + SMC_IO_HEADER_LENGTH,
                              io->out_len - SMC_IO_HEADER_LENGTH, &n);
     free(apdu);
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     bool gone = rd->generation != gen;
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     if (gone || st == STATUS_NO_MEDIA)
         return STATUS_NO_MEDIA;
     if (st != STATUS_SUCCESS)
@@ -457,13 +458,13 @@ static smc_status vendor_info(struct nfc_reader *rd, struct smc_io *io)
     uint32_t activations = 0;
     if (rd->fe_ops->info)
         rd->fe_ops->info(rd->fe, &tag, &activations);
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     scrm_put_u32le(io->out, rd->radio);
     scrm_put_u32le(io->out + 4, tag);
     scrm_put_u32le(io->out + 8, activations);
     scrm_put_u32le(io->out + 12, rd->session);
     scrm_put_u32le(io->out + 16, rd->state == SCARD_SPECIFIC && rd->card.transparent);
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     io->info = NFC_INFO_SIZE;
     return STATUS_SUCCESS;
 }
@@ -527,9 +528,9 @@ smc_status nfc_reader_ioctl(struct nfc_reader *rd, struct smc_io *io)
     io->info = 0;
     if (vendor(rd, io, &st))
         return st;
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     bool radio = rd->radio;
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     if (!radio)
         return STATUS_DEVICE_POWERED_OFF;
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
@@ -544,10 +545,10 @@ smc_status nfc_reader_ioctl(struct nfc_reader *rd, struct smc_io *io)
 
 void nfc_reader_client_closed(struct nfc_reader *rd)
 {
-    pthread_mutex_lock(&rd->lock);
+    scrm_mutex_lock(&rd->lock);
     bool reset = rd->session && rd->state == SCARD_SPECIFIC;
     rd->session = false;
-    pthread_mutex_unlock(&rd->lock);
+    scrm_mutex_unlock(&rd->lock);
     if (!reset)
         return;
     log_debug(drv, "nfc: the client that transmitted left: re-activating the card");

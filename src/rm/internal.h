@@ -186,6 +186,9 @@ struct rm_reader {
     /* a tracking completion (or a retry) is queued or being handled by the monitor: the
      * snapshot may lag the card; connects wait on `cond` */
     bool mon_busy SCRM_GUARDED_BY(lock);
+    /* counts the monitor's job submissions: a job that ends clears mon_busy only if no completion
+     * was submitted after it started (that one's job clears it) */
+    uint64_t mon_submits SCRM_GUARDED_BY(lock);
 
     /* connections and transaction (lock) */
     struct rm_conn *conns SCRM_GUARDED_BY(lock);

@@ -37,25 +37,46 @@ enum mon_next { MON_WAIT, MON_AGAIN, MON_STOP };
 
 static void monitor_run(struct rm_reader *r, smc_status st);
 
-/* The monitor's view is (or is no longer) behind the card: set before its job is queued, cleared
- * when the job has handled everything and waits again; connects wait for it (rm_monitor_settle). */
-static void set_busy(struct rm_reader *r, bool busy)
+/* The monitor's view is behind the card: set before its job is queued; connects wait for it
+ * (rm_monitor_settle). Returns the submission's generation. */
+static uint64_t set_busy(struct rm_reader *r)
 {
     scrm_mutex_lock(&r->lock);
-    r->mon_busy = busy;
-    if (!busy)
-        scrm_cond_broadcast(&r->cond);
+    r->mon_busy = true;
+    uint64_t gen = ++r->mon_submits;
     scrm_mutex_unlock(&r->lock);
+    return gen;
+}
+
+/* The job of submission `gen` has handled everything and waits again. A completion that arrived
+ * after its post was submitted anew (a later generation) and keeps the reader busy until its own
+ * job ends: clearing here would let a connect see the snapshot before that event. */
+static void clear_busy(struct rm_reader *r, uint64_t gen)
+{
+    scrm_mutex_lock(&r->lock);
+    if (r->mon_submits == gen) {
+        r->mon_busy = false;
+        scrm_cond_broadcast(&r->cond);
+    }
+    scrm_mutex_unlock(&r->lock);
+}
+
+static uint64_t current_gen(struct rm_reader *r)
+{
+    scrm_mutex_lock(&r->lock);
+    uint64_t gen = r->mon_submits;
+    scrm_mutex_unlock(&r->lock);
+    return gen;
 }
 
 /* Queue the monitor's job to handle `st`. */
 static void submit(struct rm_reader *r, smc_status st)
 {
-    set_busy(r, true);
+    uint64_t gen = set_busy(r);
     r->mon_status = st;
     if (!rm_pool_submit(&r->rm->pool, &r->mon_job)) {
         log_debug(rm, "reader '%s': monitor job not queued (stopping)", r->name);
-        set_busy(r, false);
+        clear_busy(r, gen);
     }
 }
 
@@ -314,15 +335,16 @@ static enum mon_next monitor_step(struct rm_reader *r, smc_status *st)
 
 static void monitor_run(struct rm_reader *r, smc_status st)
 {
+    uint64_t gen = current_gen(r); /* this job's submission */
     for (unsigned i = 0; i < 64; i++) {
         enum mon_next n = monitor_step(r, &st);
         if (n == MON_WAIT) {
-            set_busy(r, false);
+            clear_busy(r, gen);
             return;
         }
         if (n == MON_STOP) {
-            set_busy(r, false);
-            rm_reader_unref(r); /* the monitor's reference */
+            clear_busy(r, current_gen(r)); /* no job follows a stopped monitor */
+            rm_reader_unref(r);            /* the monitor's reference */
             return;
         }
     }

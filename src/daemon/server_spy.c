@@ -175,7 +175,9 @@ void srv_spy_apdu(struct session *s, uint64_t card, const uint8_t *apdu, size_t 
     struct srv *srv = s->srv;
     char reader[RM_READER_NAME_MAX] = "?", when[32];
     char *line = NULL, *line_red = NULL;
-    size_t cap = 3 * (apdu_len > resp_len ? apdu_len : resp_len) + 512;
+    /* hex of the longer APDU; a line adds the stamp, client, reader and status text to it */
+    size_t hex_cap = 3 * (apdu_len > resp_len ? apdu_len : resp_len) + 8;
+    size_t cap = hex_cap + sizeof reader + 512;
     bool pin = pin_apdu(apdu, apdu_len);
 
     if (!srv_spy_active())
@@ -184,27 +186,33 @@ void srv_spy_apdu(struct session *s, uint64_t card, const uint8_t *apdu, size_t 
     stamp(when, sizeof when);
     line = malloc(cap);
     line_red = malloc(cap);
-    char *hex = malloc(cap);
+    char *hex = malloc(hex_cap);
     if (!line || !line_red || !hex)
         goto out;
-    hex_line(hex, cap, apdu, apdu_len, false);
-    snprintf(line, cap, "%s client %llu %s > %s", when, (unsigned long long)s->id, reader, hex);
-    hex_line(hex, cap, apdu, apdu_len, pin);
-    snprintf(line_red, cap, "%s client %llu %s > %s%s", when, (unsigned long long)s->id, reader,
-             hex, pin ? "  (PIN redacted)" : "");
+    hex_line(hex, hex_cap, apdu, apdu_len, false);
+    /* the lines cannot be cut (cap covers every part); a failed format drops the line */
+    if (snprintf(line, cap, "%s client %llu %s > %s", when, (unsigned long long)s->id, reader,
+                 hex) < 0)
+        goto out;
+    hex_line(hex, hex_cap, apdu, apdu_len, pin);
+    if (snprintf(line_red, cap, "%s client %llu %s > %s%s", when, (unsigned long long)s->id, reader,
+                 hex, pin ? "  (PIN redacted)" : "") < 0)
+        goto out;
     broadcast(srv, line_red, line);
     stamp(when, sizeof when);
+    int n;
     if (rc == SCARD_S_SUCCESS && resp_len >= 2) {
         unsigned sw = (unsigned)resp[resp_len - 2] << 8 | resp[resp_len - 1];
-        hex_line(hex, cap, resp, resp_len, false);
-        snprintf(line, cap, "%s client %llu %s < %s  %s (%llu us)", when, (unsigned long long)s->id,
-                 reader, hex, sw_text(sw), (unsigned long long)usec);
+        hex_line(hex, hex_cap, resp, resp_len, false);
+        n = snprintf(line, cap, "%s client %llu %s < %s  %s (%llu us)", when,
+                     (unsigned long long)s->id, reader, hex, sw_text(sw), (unsigned long long)usec);
     } else {
-        snprintf(line, cap, "%s client %llu %s < %s (%llu us)", when, (unsigned long long)s->id,
-                 reader, scard_code_name(rc) ? scard_code_name(rc) : "error",
-                 (unsigned long long)usec);
+        n = snprintf(line, cap, "%s client %llu %s < %s (%llu us)", when, (unsigned long long)s->id,
+                     reader, scard_code_name(rc) ? scard_code_name(rc) : "error",
+                     (unsigned long long)usec);
     }
-    broadcast(srv, line, NULL);
+    if (n >= 0)
+        broadcast(srv, line, NULL);
 out:
     free(hex);
     free(line);

@@ -128,7 +128,9 @@ struct session {
 
     /* Loop thread only. */
     struct ipc_rx rx;
-    bool hello_done;
+    /* set by the HELLO handler, which may run on a worker that took the client's next request;
+     * read by the loop thread's deadlines */
+    atomic_bool hello_done;
     /* Transaction waits are the client's (rm_thread_nowait while its requests run): the core
      * calls then return RM_TX_BUSY instead of holding the worker. scrm's front end sets it for
      * clients of minor >= 1 and answers IPC_S_TX_BUSY; a front end whose clients expect the

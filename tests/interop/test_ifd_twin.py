@@ -270,16 +270,18 @@ PNP = '\\\\?PnP?\\Notification'
 
 
 def wait_reader_gone(c, name, timeout_ms=20000):
-    """Wait on the PnP notification until `name` is no longer listed (bounded)."""
+    """Wait on the PnP notification until `name` is no longer listed (bounded). False if it is
+    still listed at the end."""
     end = time.monotonic() + timeout_ms / 1000
     hr, st = SCardGetStatusChange(c, 0, [(PNP, SCARD_STATE_UNAWARE)])
     cur = st[0][1] if hr == SCARD_S_SUCCESS else 0
     while True:
         hr, readers = SCardListReaders(c, [])
         if hr != SCARD_S_SUCCESS or name not in readers:
-            return
+            return True
         left = int((end - time.monotonic()) * 1000)
-        assert left > 0, f'{name} still listed'
+        if left <= 0:
+            return False
         hr, st = SCardGetStatusChange(c, left, [(PNP, cur & ~SCARD_STATE_CHANGED)])
         if hr == SCARD_S_SUCCESS:
             cur = st[0][1]
@@ -290,13 +292,16 @@ def test_emulator_vanishing_mid_apdu(rig, ctx):
     insert(ctx, emu, 't1')
     h, proto = connect(ctx)
     emu.cmd('vanish')
-    # libccid spins on the hung-up line without end: the bridge's watchdog (3 s here) cancels the
-    # call, the APDU fails, and the reader leaves (PnP notification) while the daemon lives on
+    # Caught inside its read, libccid spins on the hung-up line without end: the bridge's watchdog
+    # (3 s here) cancels the call, the APDU fails, and the reader leaves (PnP notification) while
+    # the daemon lives on. Caught between reads (a matter of timing), libccid answers a
+    # communication error at once and the serial reader stays listed, as under pcscd.
     hr, _ = SCardTransmit(h, proto, SELECT_MF)
     assert hr != SCARD_S_SUCCESS
     SCardDisconnect(h, SCARD_LEAVE_CARD)
     emu.p.wait(timeout=10)
-    wait_reader_gone(ctx, R)
+    gone = wait_reader_gone(ctx, R)
     assert d.alive()
-    assert 'has not returned after 3000 ms' in d.log_text()
+    if 'has not returned after 3000 ms' in d.log_text():
+        assert gone, 'the watchdog cancelled the call but the reader is still listed'
     assert state_of(ctx, R_NAK)[0] & SCARD_STATE_EMPTY  # the other reader of the library lives

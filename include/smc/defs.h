@@ -2,7 +2,7 @@
  * Numeric constants of the smart card driver interface: IOCTL codes, reader states, protocol and
  * power values, SCARD_ATTR_* ids, status codes (NTSTATUS meanings), reader types and mechanical
  * characteristics. The values are those of the Windows smart card DDK headers (winsmcrd.h,
- * smclib.h, ntstatus.h) as digested in spec/driver-library.md; drivers and tools are written
+ * smclib.h, ntstatus.h) as digested in docs/libsmc.md; drivers and tools are written
  * against them.
  *
  * Each table is one X-macro list. The list generates the enum and the *_name() lookup, so a value

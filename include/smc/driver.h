@@ -116,9 +116,9 @@ struct smc_driver_ops {
      * under the op lock, and its status and io->info are returned as they are. IS_PRESENT /
      * IS_ABSENT: return STATUS_PENDING to hand the request to libsmc's card tracking (satisfied
      * test, slot, card_tracking slot, event path, cancel, cleanup); any other status is final.
-     * The NFC reader (spec §7) uses it: the NFC class extension does not use smclib. */
+     * The NFC reader (docs/nfc.md) uses it: the NFC class extension does not use smclib. */
     smc_status (*dispatch)(struct smc_reader *r, struct smc_io *io);
-    /* Optional: IS_PRESENT and IS_ABSENT each have their own one-request slot (spec §5.5)
+    /* Optional: IS_PRESENT and IS_ABSENT each have their own one-request slot (docs/libsmc.md)
      * instead of sharing one; a second request of the same kind gets STATUS_DEVICE_BUSY. */
     bool split_tracking;
     /* Optional: a handle on the device was closed (after its pending requests were cancelled);

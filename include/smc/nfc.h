@@ -1,7 +1,7 @@
 /*
  * The contactless (NFC) reader driver ("nfc", src/drivers/nfc; its only front end is simulated, so
  * -Dsimulators=false leaves it out). It implements the smart-card IOCTL contract of an NFC reader
- * (spec §7, §5.5) on top of a contactless front end; the front end compiled in today is a simulated
+ * (docs/nfc.md) on top of a contactless front end; the front end compiled in today is a simulated
  * RF field in which simulated tags enter and leave at run time. docs/nfc.md describes the behaviour
  * in full.
  *
@@ -15,7 +15,7 @@
  *   uid=<hex>      UID of that tag (default: the profile's own UID)
  *
  * Reader states: ABSENT (no card) and SPECIFIC (a tag is activated), plus SWALLOWED after a
- * POWER_DOWN switched the card's "virtual" power off (the documented reading of spec §7.3); a
+ * POWER_DOWN switched the card's "virtual" power off (the documented reading of docs/nfc.md); a
  * cold or warm reset re-activates the tag over RF and returns to SPECIFIC.
  *
  * Vendor IOCTLs (also accepted while the radio is off; every other IOCTL then gets

@@ -88,7 +88,7 @@ SMC_API smc_status smc_atr_parse(const uint8_t *atr, size_t len, struct smc_atr 
 /* Convert between inverse and direct convention in place (reverse bit order and complement). */
 SMC_API void smc_invert(uint8_t *buf, size_t len);
 
-/* Conversion tables of ISO 7816-3 (spec §6.8). F and fmax (kHz) by Fi; 0 = RFU. D by Di; 0 = RFU.
+/* Conversion tables of ISO 7816-3. F and fmax (kHz) by Fi; 0 = RFU. D by Di; 0 = RFU.
  */
 SMC_API uint16_t smc_fi_to_f(uint8_t fi);
 SMC_API uint32_t smc_fi_to_fmax_khz(uint8_t fi);

@@ -3,7 +3,7 @@
  * disposition constants, written once for the resource manager, the daemon and the client library.
  *
  * The values are those of pcsc-lite on Linux (spec/pcsc-anchors.md §A.2), which agree with
- * Windows (spec/driver-library.md §9.4) except for one quirk kept on purpose for binary
+ * Windows (docs/libsmc.md) except for one quirk kept on purpose for binary
  * compatibility: SCARD_E_UNSUPPORTED_FEATURE is 0x8010001F, the value of SCARD_E_UNEXPECTED
  * (Windows uses 0x80100022). Because the two share a value, UNSUPPORTED_FEATURE comes first in
  * the list so that scard_code_name(0x8010001F) answers "SCARD_E_UNSUPPORTED_FEATURE".

@@ -14,7 +14,7 @@
  *      cfg.defect_threshold consecutive failures the reader is marked defective (logged) and the
  *      monitor stops until the device is re-plugged. A request ended by the device's departure
  *      (DEVICE_NOT_CONNECTED) stops the monitor quietly.
- *   5. STATUS_DEVICE_POWERED_OFF (an NFC reader whose radio is switched off, spec §5.5) is not a
+ *   5. STATUS_DEVICE_POWERED_OFF (an NFC reader whose radio is switched off, docs/libsmc.md) is not a
  *      failure: a known card is reported removed, the reader is "lost" (UNKNOWN, UNAVAILABLE)
  *      and the monitor goes idle until the driver reports the radio back (SMC_DEVICE_CHANGED
  *      through libsmc's PnP listener), then posts IS_PRESENT again. A change that arrives while

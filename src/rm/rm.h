@@ -362,7 +362,7 @@ enum rm_op {
     RM_OP_MECH = 1 << 6,      /* EJECT / SWALLOW / CONFISCATE */
     RM_OP_VENDOR = 1 << 7,    /* vendor IOCTL (SCardControl) */
 };
-/* Driver status → SCARD result (spec/driver-library.md §9.3), from one table (status_map.c). */
+/* Driver status → SCARD result (docs/resource-manager.md), from one table (status_map.c). */
 uint32_t rm_scard_from_status(uint32_t status, unsigned op);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * The IOCTL sequences the resource manager runs against a reader (spec/driver-library.md §1.6,
+ * The IOCTL sequences the resource manager runs against a reader (docs/resource-manager.md
  * §7.8; the seeds' example sequence). Every function runs with reader->seq_lock held, so one
  * sequence at a time touches a reader; each updates the reader's snapshot as it learns the state.
  *

@@ -1,5 +1,5 @@
 /*
- * Driver status → PC/SC result (spec/driver-library.md §9.3), in one table.
+ * Driver status → PC/SC result (docs/resource-manager.md), in one table.
  *
  * Each row is (driver status, context bits, result). The first row whose status matches and whose
  * context is 0 ("any") or shares a bit with the caller's context wins, so the specific rows of a

@@ -1,5 +1,5 @@
 /*
- * ATR parsing (ISO/IEC 7816-3 §8) and the conversion tables of spec §6.8.
+ * ATR parsing (ISO/IEC 7816-3 §8) and the conversion tables of the ISO/IEC 7816-3 tables
  *
  * smc_atr_parse() walks the ATR once, front to back: TS, T0, then each group of interface bytes
  * TAi TBi TCi TDi announced by the previous Y nibble, the K historical bytes, and TCK. Every read
@@ -30,7 +30,7 @@
 #include "smc/protocol.h"
 
 /* F and fmax (kHz) by Fi, D by Di (ISO/IEC 7816-3:2006 tables 7 and 8). 0 = RFU. Di 7 is D = 64
- * as in the 2006 edition (the DDK header marks it RFU; spec §10.2 item 1). */
+ * as in the 2006 edition (the DDK header marks it RFU; docs/libsmc.md item 1). */
 static const uint16_t f_table[16] = {372, 372, 558, 744,  1116, 1488, 1860, 0,
                                      0,   512, 768, 1024, 1536, 2048, 0,    0};
 static const uint32_t fmax_table[16] = {4000, 5000, 6000, 8000,  12000, 16000, 20000, 0,

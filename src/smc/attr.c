@@ -1,5 +1,5 @@
 /*
- * IOCTL_SMARTCARD_GET_ATTRIBUTE / SET_ATTRIBUTE (spec §2.2, §2.3, §6.6).
+ * IOCTL_SMARTCARD_GET_ATTRIBUTE / SET_ATTRIBUTE (docs/libsmc.md).
  *
  * The library answers every id it can from the reader object: identification, reader capabilities,
  * mechanical characteristics, ICC state, the card parameters in force, performance counters and the

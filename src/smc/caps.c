@@ -1,6 +1,6 @@
 /*
  * Card capabilities: from a parsed ATR to the parameters in force and the timings the engines
- * wait for (spec §6.3, §6.8, §8.6; smclib's SmartcardUpdateCardCapabilities).
+ * wait for (docs/libsmc.md; smclib's SmartcardUpdateCardCapabilities).
  *
  * Times are microseconds, computed from exact fractions in 64-bit integers and rounded up once at
  * the end, so the rounding of the etu (F / (D f)) does not accumulate:

@@ -9,7 +9,7 @@
  *   4. the code is known (or a vendor code)             else STATUS_INVALID_DEVICE_REQUEST
  *   5. input / output sizes of the rule table            else INVALID_PARAMETER / BUFFER_TOO_SMALL
  *   6. the driver slot exists                           else STATUS_NOT_SUPPORTED
- *   7. the reader state allows it (spec §3.4)           else STATUS_NO_MEDIA / INVALID_DEVICE_STATE
+ *   7. the reader state allows it (docs/libsmc.md)           else STATUS_NO_MEDIA / INVALID_DEVICE_STATE
  *   8. the handler: answered by the library, or the driver slot under the reader's op lock.
  *
  * The rule table below is the one place where the per-IOCTL rules live. Its state column has one

@@ -1,5 +1,5 @@
 /*
- * Protocol and parameter selection (PPS, ISO/IEC 7816-3 §9; spec §8.6 "choosing PTS values").
+ * Protocol and parameter selection (PPS, ISO/IEC 7816-3 §9; docs/libsmc.md "choosing PTS values").
  *
  * smc_pps_choose() looks for the fastest (Fi, Di) both sides support. The card offers Fi (with
  * its maximum clock fmax) and Di in TA1; the reader offers a maximum clock and data rate and, when

@@ -1,5 +1,5 @@
 /*
- * Card tracking: IOCTL_SMARTCARD_IS_PRESENT and IOCTL_SMARTCARD_IS_ABSENT (spec §5).
+ * Card tracking: IOCTL_SMARTCARD_IS_PRESENT and IOCTL_SMARTCARD_IS_ABSENT (docs/libsmc.md).
  *
  *   - No buffers allowed (STATUS_INVALID_PARAMETER otherwise).
  *   - Already satisfied (IS_PRESENT with a card, IS_ABSENT with state ABSENT): STATUS_SUCCESS at

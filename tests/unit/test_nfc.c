@@ -1,5 +1,5 @@
 /*
- * The NFC reader driver at the IOCTL level: every row of spec §7.1-§7.3, each attribute of §7.4,
+ * The NFC reader driver at the IOCTL level: every row of docs/nfc.md each attribute of §7.4,
  * the two card-tracking slots of §5.5, exclusive open, the radio switch, the device string, and
  * the session reset when the client that transmitted goes away.
  *
@@ -1000,7 +1000,7 @@ static void test_track_completed_by_another_thread(void **state)
     pthread_mutex_destroy(&w.m);
 }
 
-/* The resource manager's sequences of spec §7.8 against the driver. */
+/* The resource manager's sequences of docs/resource-manager.md against the driver. */
 static void test_rm_sequences(void **state)
 {
     struct fx *f = get(state);

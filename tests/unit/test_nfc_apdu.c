@@ -1,7 +1,7 @@
 /*
  * The NFC reader's card side, driven through its IOCTL entry point (nfc_reader_ioctl) with the
- * simulated RF field: ATR synthesis vectors for every tag type (spec §7.5), the SAK / HR0 / UID
- * card-name tables, and the pseudo-APDUs of spec §7.6 with each status word of §7.7 — Get Data,
+ * simulated RF field: ATR synthesis vectors for every tag type (docs/nfc.md), the SAK / HR0 / UID
+ * card-name tables, and the pseudo-APDUs of docs/nfc.md with each status word of §7.7 — Get Data,
  * Read / Update Binary per storage card type, Load Key, General Authenticate with real access
  * bits, Increment / Decrement, Manage Session / Transparent Exchange, Switch Protocol — plus
  * APDUs passed unchanged to ISO 14443-4 cards.
@@ -149,7 +149,7 @@ static void atr_of(struct fx *f, const char *want)
 #define KEY_FF  "FF 82 00 00 06 FF FF FF FF FF FF"
 #define AUTH_A0 "FF 86 00 00 05 01 00 04 60 00" /* block 4, key A, key number 0 */
 
-/* ---- ATR synthesis (spec §7.5) ---- */
+/* ---- ATR synthesis (docs/nfc.md) ---- */
 
 static void test_atr_each_tag_type(void **state)
 {

@@ -1,6 +1,6 @@
 /*
  * The resource manager against the contactless reader driver (nfc:0): the exact IOCTL sequences
- * of spec/driver-library.md §7.8 and §1.6 for an NFC reader, captured through the rm's trace
+ * of docs/resource-manager.md for an NFC reader, captured through the rm's trace
  * callback (rm_harness.c):
  *
  *   start-up     GET_ATTRIBUTE VENDOR_NAME, VENDOR_IFD_TYPE, DEVICE_UNIT, CHARACTERISTICS, then

@@ -1,5 +1,5 @@
 /*
- * libsmc core: IOCTL dispatch, the state x IOCTL table of spec §3.4, buffer rules, card tracking
+ * libsmc core: IOCTL dispatch, the state x IOCTL table of docs/libsmc.md buffer rules, card tracking
  * statuses, cancellation and cleanup, NULL slots, exclusive devices, pending vendor slots, device
  * removal, GET_LAST_ERROR and GET_PERF_CNTR. A mock driver defined here lets each test put the
  * reader in any state through the real event path.
@@ -242,7 +242,7 @@ static void reach(struct smc_handle *h, uint32_t state)
     assert_int_equal(got, state);
 }
 
-/* ---- the state x IOCTL table (spec §3.4) ---- */
+/* ---- the state x IOCTL table (docs/libsmc.md) ---- */
 
 enum { OK, NM, IDS, PEND, SUCC }; /* expected outcome of one cell */
 

@@ -2,7 +2,7 @@
  * The contactless reader driver ("nfc") for libsmc: device-string options, the front end, and the
  * glue between libsmc's reader object and the NFC reader core (nfc_reader.c).
  *
- * An NFC class driver does not use the driver library's generic IOCTL checks (spec §7: its rules
+ * An NFC class driver does not use the driver library's generic IOCTL checks (docs/nfc.md: its rules
  * differ: minimum buffers, DEVICE_POWERED_OFF while the radio is off, mask rules of SET_PROTOCOL,
  * GET_LAST_ERROR answering 0, two card-tracking slots). The driver therefore uses libsmc's
  * `dispatch` slot: every IOCTL goes to the core, and libsmc keeps what is generic — handles (one

@@ -1,5 +1,5 @@
 /*
- * Pseudo-APDUs for storage cards (spec §7.6, §7.7): the CLA FF dispatcher, Get Data, Read Binary
+ * Pseudo-APDUs for storage cards (docs/nfc.md): the CLA FF dispatcher, Get Data, Read Binary
  * and Update Binary for each card type, Load Key and General Authenticate. The envelope commands
  * (FF C2) are in nfc_apdu_env.c.
  *

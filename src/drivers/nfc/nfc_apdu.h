@@ -1,6 +1,6 @@
 /*
- * Pseudo-APDUs of the NFC reader (spec §7.6) with the status words the driver generates itself
- * (spec §7.7). A storage card (anything but ISO 14443-4) understands only CLA FF commands, which
+ * Pseudo-APDUs of the NFC reader (docs/nfc.md) with the status words the driver generates itself
+ * (docs/nfc.md). A storage card (anything but ISO 14443-4) understands only CLA FF commands, which
  * the driver translates into tag commands sent through the front end; an ISO 14443-4 card gets
  * every APDU unchanged, except Load Key and Switch Protocol, which the driver answers for every
  * card.

@@ -1,5 +1,5 @@
 /*
- * The envelope pseudo-APDUs FF C2 00 P2 (spec §7.6), whose data are BER-TLV data objects handled
+ * The envelope pseudo-APDUs FF C2 00 P2 (docs/nfc.md), whose data are BER-TLV data objects handled
  * one after the other:
  *
  *   P2 00 Manage Session       80 version (answers 80 03 01 00 00), 81 start / 82 end the

@@ -1,5 +1,5 @@
 /*
- * ATR synthesis for contactless cards (spec §7.5, PC/SC part 3 style) and the card record built
+ * ATR synthesis for contactless cards (docs/nfc.md PC/SC part 3 style) and the card record built
  * around it.
  *
  * ISO 14443-4 cards: 3B 8n 80 01 <historical bytes> TCK, where the historical bytes are those of

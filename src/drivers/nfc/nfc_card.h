@@ -3,7 +3,7 @@
  * driver made of it (kind, synthesized ATR, geometry), and the per-card-session state the
  * pseudo-APDUs keep (Load Key table, MIFARE authentication, transparent session).
  *
- * nfc_atr.c builds the ATR (spec §7.5); nfc_apdu.c runs the pseudo-APDUs (spec §7.6, §7.7).
+ * nfc_atr.c builds the ATR (docs/nfc.md); nfc_apdu.c runs the pseudo-APDUs (docs/nfc.md).
  */
 #ifndef SCRM_NFC_CARD_H
 #define SCRM_NFC_CARD_H
@@ -76,7 +76,7 @@ struct nfc_link {
 
 /* ---- nfc_atr.c ---- */
 
-/* Build the ATR of an activated target (spec §7.5) into atr (NFC_ATR_MAX bytes); returns its
+/* Build the ATR of an activated target (docs/nfc.md) into atr (NFC_ATR_MAX bytes); returns its
  * length. ss / nn (may be NULL) get the standard and card-name bytes (ISO-DEP: 0). */
 size_t nfc_atr_build(const struct nfc_target *t, uint8_t *atr, uint8_t *ss, uint8_t *nn);
 /* Card name byte for a 14443-3 A target from its SAK (and Ultralight sub-type). */

@@ -1,5 +1,5 @@
 /*
- * The NFC reader's IOCTL contract (spec §7.1-§7.4, §5.5); see nfc_reader.h.
+ * The NFC reader's IOCTL contract (docs/nfc.md); see nfc_reader.h.
  *
  * Order of the checks for every IOCTL: the driver's own vendor IOCTLs (radio, info, the front
  * end's tag control) are served in any state; any other code gets STATUS_DEVICE_POWERED_OFF while
@@ -146,7 +146,7 @@ smc_status nfc_reader_can_track(struct nfc_reader *rd)
     return radio ? STATUS_PENDING : STATUS_DEVICE_POWERED_OFF;
 }
 
-/* ---- GET_ATTRIBUTE / SET_ATTRIBUTE (spec §7.4) ---- */
+/* ---- GET_ATTRIBUTE / SET_ATTRIBUTE (docs/nfc.md) ---- */
 
 struct value {
     uint8_t b[NFC_ATR_MAX + 8];

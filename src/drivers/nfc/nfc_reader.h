@@ -1,5 +1,5 @@
 /*
- * The NFC reader: the smart-card IOCTL contract of an NFC class driver (spec §7.1-§7.4, §5.5) over
+ * The NFC reader: the smart-card IOCTL contract of an NFC class driver (docs/nfc.md) over
  * a contactless front end (nfc_fe.h). It keeps the reader state (ABSENT, SPECIFIC, SWALLOWED after
  * POWER_DOWN), the radio switch, the activated card (nfc_card.h) and the transmit session, and
  * answers every IOCTL itself, without libsmc's generic checks, the way the NFC class extension

@@ -35,15 +35,6 @@ def daemon():
     d.close()
 
 
-@pytest.fixture
-def ctx(daemon):
-    daemon.ensure()
-    hr, c = SCardEstablishContext(SCARD_SCOPE_USER)
-    assert hr == SCARD_S_SUCCESS
-    yield c
-    SCardReleaseContext(c)
-
-
 def connect(c, reader, share=SCARD_SHARE_SHARED, protocols=SCARD_PROTOCOL_ANY):
     hr, card, proto = SCardConnect(c, reader, share, protocols)
     assert hr == SCARD_S_SUCCESS, hex(hr)

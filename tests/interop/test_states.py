@@ -38,15 +38,6 @@ def daemon():
     d.close()
 
 
-@pytest.fixture
-def ctx(daemon):
-    daemon.ensure()
-    hr, c = SCardEstablishContext(SCARD_SCOPE_USER)
-    assert hr == SCARD_S_SUCCESS
-    yield c
-    SCardReleaseContext(c)
-
-
 def connect(c, share=SCARD_SHARE_SHARED, protocols=ANY, want=SCARD_S_SUCCESS):
     hr, card, proto = SCardConnect(c, R, share, protocols if share != SCARD_SHARE_DIRECT else 0)
     assert hr == want, f'{hr:#x}'

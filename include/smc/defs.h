@@ -6,7 +6,8 @@
  * against them.
  *
  * Each table is one X-macro list. The list generates the enum and the *_name() lookup, so a value
- * is written once. Tests check every value against the specification.
+ * is written once. tests/unit/test_defs.c checks every value against
+ * literals typed from those headers' documentation.
  */
 #ifndef SMC_DEFS_H
 #define SMC_DEFS_H

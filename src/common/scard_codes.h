@@ -2,7 +2,7 @@
  * PC/SC result codes (SCARD_S_*, SCARD_E_*, SCARD_F_*, SCARD_W_*, SCARD_P_*) and the share-mode and
  * disposition constants, written once for the resource manager, the daemon and the client library.
  *
- * The values are those of pcsc-lite on Linux (spec/pcsc-anchors.md §A.2), which agree with
+ * The values are those of pcsc-lite on Linux (pcsc-lite's pcsclite.h), which agree with
  * Windows (docs/libsmc.md) except for one quirk kept on purpose for binary
  * compatibility: SCARD_E_UNSUPPORTED_FEATURE is 0x8010001F, the value of SCARD_E_UNEXPECTED
  * (Windows uses 0x80100022). Because the two share a value, UNSUPPORTED_FEATURE comes first in

@@ -3,13 +3,13 @@
  * happen once per device whoever asks first (rm_add_reader, rm_discover, a PnP arrival), the
  * departure of a device, reference counts, the snapshot and the watch registry.
  *
- * Start-up of a device, as in the seeds' example sequence: open a handle, name the reader from
+ * Start-up of a device (docs/resource-manager.md, "Start-up sequence"): open a handle, name the reader from
  * GET_ATTRIBUTE VENDOR_NAME, VENDOR_IFD_TYPE and DEVICE_UNIT ("<vendor> <ifd type> <unit>"), after
  * asking DEVICE_FRIENDLY_NAME for a driver-given name (only the IFD bridge has one); a reader that
  * cannot be named is not registered, GET_ATTRIBUTE
  * CHARACTERISTICS, then the card monitor (monitor.c). A second reader with a name already
- * registered is refused (logged, SCARD_E_DUPLICATE_READER). The thread pool of the seed's step 2 is
- * the rm's pool (pool.c), shared by all readers.
+ * registered is refused (logged, SCARD_E_DUPLICATE_READER). The thread pool of that sequence's step 2
+ * is the rm's pool (pool.c), shared by all readers.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
- * The IOCTL sequences the resource manager runs against a reader (docs/resource-manager.md
- * §7.8; the seeds' example sequence). Every function runs with reader->seq_lock held, so one
+ * The IOCTL sequences the resource manager runs against a reader (docs/resource-manager.md,
+ * "Start-up sequence", "Connect sequence", "Disconnect and the power-down timeout"). Every function runs with reader->seq_lock held, so one
  * sequence at a time touches a reader; each updates the reader's snapshot as it learns the state.
  *
  * Connect: a bounded loop on GET_STATE —

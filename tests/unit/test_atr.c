@@ -2,7 +2,7 @@
  * Tests for the ATR parser, the conversion tables and the card capabilities derived from an ATR
  * (src/smc/atr.c, src/smc/caps.c): real card ATRs (from pcsc-tools' smartcard_list.txt), the
  * inverse convention in both forms (3F decoded, 03 not converted), every malformed-ATR error with
- * its reason, the interpretation rules of global and protocol bytes, and the §6.8 timings.
+ * its reason, the interpretation rules of global and protocol bytes, and the timings of ISO/IEC 7816-3 (work waiting time, CWT, BWT).
  */
 #include "testutil.h"
 

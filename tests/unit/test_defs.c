@@ -1,8 +1,8 @@
 /*
  * Every numeric constant of <smc/defs.h> checked against the tables of docs/libsmc.md
- * (§2 IOCTLs, §3 states/protocols/power, §6.5 sizes and T=1, §6.6 attributes, §6.7 reader types,
- * §9.1 status codes). The expected values are typed here from the spec, not derived from the
- * header, so a wrong value in the X-macro list fails a test.
+ * (IOCTLs, states/protocols/power, sizes and T=1, attributes, reader types, status codes), which
+ * give the values of Microsoft's winsmcrd.h, smclib.h and ntstatus.h. The expected values are typed
+ * here from those tables, not derived from the header, so a wrong value in the X-macro list fails a test.
  */
 #include "testutil.h"
 

@@ -1,6 +1,6 @@
 /*
- * The NFC reader driver at the IOCTL level: every row of docs/nfc.md each attribute of §7.4,
- * the two card-tracking slots of §5.5, exclusive open, the radio switch, the device string, and
+ * The NFC reader driver at the IOCTL level: every row of docs/nfc.md (IOCTLs),
+ * each attribute (docs/nfc.md, Attributes), the two card-tracking slots, exclusive open, the radio switch, the device string, and
  * the session reset when the client that transmitted goes away.
  *
  * The shared tests run twice: "smc" through libsmc's public API (smc_open / smc_ioctl on
@@ -265,7 +265,7 @@ static void close_client(struct fx *f)
 #define SELECT_AID "00 A4 04 00 08 F0 53 43 52 4D 4E 46 43"
 #define IFD_STRING "IFD"
 
-/* ---- §7.2 states ---- */
+/* ---- states (docs/nfc.md, States) ---- */
 
 static void test_startup_absent_then_tag(void **state)
 {
@@ -302,7 +302,7 @@ static void test_get_state_values(void **state)
         assert_int_equal(f->mirror, SCARD_SWALLOWED);
 }
 
-/* ---- §7.1 the IOCTL set ---- */
+/* ---- the IOCTL set (docs/nfc.md, IOCTLs) ---- */
 
 static void test_supported_ioctls(void **state)
 {
@@ -451,7 +451,7 @@ static void test_vendor_ioctls(void **state)
                      STATUS_BUFFER_TOO_SMALL);
 }
 
-/* ---- §7.3 per IOCTL ---- */
+/* ---- per IOCTL ---- */
 
 static void test_power_rows(void **state)
 {
@@ -681,7 +681,7 @@ static void test_set_attribute_rows(void **state)
         STATUS_INVALID_PARAMETER);
 }
 
-/* ---- §7.4 attribute values ---- */
+/* ---- attribute values (docs/nfc.md, Attributes) ---- */
 
 static void test_attribute_values(void **state)
 {
@@ -746,7 +746,7 @@ static void test_icc_type_per_tag(void **state)
     }
 }
 
-/* ---- §5.5 tracking answered at once; session reset ---- */
+/* ---- tracking answered at once; session reset ---- */
 
 static void test_tracking_immediate(void **state)
 {

@@ -1,7 +1,7 @@
 /*
  * The NFC reader's card side, driven through its IOCTL entry point (nfc_reader_ioctl) with the
  * simulated RF field: ATR synthesis vectors for every tag type (docs/nfc.md), the SAK / HR0 / UID
- * card-name tables, and the pseudo-APDUs of docs/nfc.md with each status word of §7.7 — Get Data,
+ * card-name tables, and the pseudo-APDUs of docs/nfc.md with each status word of PC/SC part 3 — Get Data,
  * Read / Update Binary per storage card type, Load Key, General Authenticate with real access
  * bits, Increment / Decrement, Manage Session / Transparent Exchange, Switch Protocol — plus
  * APDUs passed unchanged to ISO 14443-4 cards.
@@ -643,7 +643,7 @@ static void test_felica(void **state)
     assert_bytes_hex(r + 16, 18, "524541442D4F4E4C5920424C4F434B33 90 00");
     expect(f, "FF D6 00 00 16 01 09 00 01 80 02 000102030405060708090A0B0C0D0E0F", "90 00");
     expect(f, "FF B0 00 00 06 01 09 00 01 80 02", "000102030405060708090A0B0C0D0E0F 90 00");
-    /* §7.7 FeliCa status words. */
+    /* FeliCa status words (docs/nfc.md, Pseudo-APDUs). */
     expect(f, "FF B0 00 00 04 00 01 80 00", "FF A1");       /* services */
     expect(f, "FF B0 00 00 06 01 34 12 01 80 00", "01 A6"); /* unknown code */
     expect(f, "FF D6 00 00 16 01 0B 00 01 80 00 000102030405060708090A0B0C0D0E0F", "01 A6");

@@ -5,7 +5,7 @@
  *
  *   start-up     GET_ATTRIBUTE VENDOR_NAME, VENDOR_IFD_TYPE, DEVICE_UNIT, CHARACTERISTICS, then
  *                IS_PRESENT — and no POWER at all, since an NFC reader never reports SWALLOWED or
- *                POWERED for a new tag (§7.2: a power reset at start-up is pointless);
+ *                POWERED for a new tag (docs/nfc.md: a power reset at start-up is pointless);
  *   tag arrival  IS_PRESENT completes, GET_STATE says SPECIFIC, the ATR is read with
  *                GET_ATTRIBUTE (no reset), IS_ABSENT is posted;
  *   connect      GET_STATE (SPECIFIC) → ATR_STRING and CURRENT_PROTOCOL_TYPE → SET_PROTOCOL;

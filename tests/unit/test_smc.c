@@ -461,7 +461,7 @@ static void test_transmit_header_rules(void **state)
     assert_bytes_hex(out, n, "01000000 08000000 9000");
 }
 
-/* ---- card tracking: the five statuses of the seed ---- */
+/* ---- card tracking: the five statuses of the IOCTL_SMARTCARD_IS_PRESENT / IS_ABSENT pages ---- */
 
 static void test_tracking_pending_then_success(void **state)
 {

@@ -8,7 +8,7 @@
 #include "common/buf.h"
 #include "drivers/nfc/nfc_apdu.h"
 
-/* Status words of docs/nfc.md (and Load Key's of §7.6). */
+/* Status words of docs/nfc.md (Load Key's are PC/SC part 3's). */
 #define SW_OK           0x9000u
 #define SW_LE_LONG      0x6282u /* Le longer than the data: zero-padded */
 #define SW_INVALID      0x6300u /* invalid parameter / no information */

@@ -28,10 +28,8 @@
 #include "common/timeutil.h"
 #include "rm/internal.h"
 
-/* pcsc-lite's legacy SCARD_PROTOCOL_ANY_OLD, still accepted by its daemon. */
-#define RM_PROTOCOL_ANY_OLD 0x1000u
 /* pcsc-lite's SCARD_CTL_CODE(n) is 0x42000000 + n. */
-#define PCSC_CTL_BASE       0x42000000u
+#define PCSC_CTL_BASE 0x42000000u
 
 /* ---- id table (rm->lock) ---- */
 
@@ -613,12 +611,6 @@ uint32_t rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st)
     return rc;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* The protocol to send with, or an SCARD error; r->lock taken here. */
 static uint32_t send_protocol_of(struct rm_conn *c, uint32_t send_protocol, uint32_t *proto,
                                  unsigned *op)
@@ -646,8 +638,8 @@ static uint32_t do_transmit(struct rm_conn *c, uint32_t proto, unsigned op, cons
     uint8_t *buf = malloc(size);
     if (!buf)
         return SCARD_E_NO_MEMORY;
-    put_u32(buf, proto);
-    put_u32(buf + 4, SMC_IO_HEADER_LENGTH);
+    scrm_put_u32le(buf, proto);
+    scrm_put_u32le(buf + 4, SMC_IO_HEADER_LENGTH);
     memcpy(buf + SMC_IO_HEADER_LENGTH, apdu, apdu_len);
     size_t ret = 0;
     smc_status st = rm_ioctl(c->r, IOCTL_SMARTCARD_TRANSMIT, buf, SMC_IO_HEADER_LENGTH + apdu_len,
@@ -812,7 +804,7 @@ uint32_t rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *
     uint8_t *buf = malloc(4 + len);
     if (!buf)
         return SCARD_E_NO_MEMORY;
-    put_u32(buf, attr);
+    scrm_put_u32le(buf, attr);
     if (len)
         memcpy(buf + 4, in, len);
     struct rm_conn *c = conn_get(rm, card);
@@ -830,16 +822,6 @@ uint32_t rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *
         conn_put(c);
     free(buf);
     return rc;
-}
-
-uint32_t rm_card_owner(struct rm *rm, uint64_t card, uint64_t *owner)
-{
-    struct rm_conn *c = conn_get(rm, card);
-    if (!c)
-        return SCARD_E_INVALID_HANDLE;
-    *owner = c->owner;
-    conn_put(c);
-    return SCARD_S_SUCCESS;
 }
 
 /* ---- owners ---- */

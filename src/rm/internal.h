@@ -50,6 +50,7 @@
 
 #include "common/mutex.h"
 #include "rm/rm.h"
+#include "rm/status_map.h"
 #include "smc/smc.h"
 
 /* ---- pool.c: worker threads and the timer thread -----------------------------------------------
@@ -156,10 +157,10 @@ struct rm_waiter {
 
 struct rm_reader {
     struct rm *rm;
-    uint64_t id;                   /* for timers and jobs */
-    unsigned refs;                 /* rm->lock */
-    char device[64];               /* "sim:0" */
-    char name[RM_READER_NAME_MAX]; /* set once during start-up, before the reader is visible */
+    uint64_t id;                     /* for timers and jobs */
+    unsigned refs;                   /* rm->lock */
+    char device[RM_DEVICE_NAME_MAX]; /* "sim:0" */
+    char name[RM_READER_NAME_MAX];   /* set once during start-up, before the reader is visible */
     struct smc_handle *h;
     uint32_t characteristics;
 
@@ -236,9 +237,8 @@ struct rm_conn {
 
 /* A device known to the rm (registered, refused, or starting). */
 enum rm_dev_state { RM_DEV_STARTING, RM_DEV_READY, RM_DEV_REFUSED };
-#define RM_DEV_NAME_MAX 64
 struct rm_dev {
-    char name[RM_DEV_NAME_MAX];
+    char name[RM_DEVICE_NAME_MAX];
     enum rm_dev_state st;
     uint32_t result;
     bool left;

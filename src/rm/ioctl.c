@@ -189,14 +189,15 @@ smc_status rm_get_state(struct rm_reader *r, uint32_t *state)
 
 smc_status rm_get_attr(struct rm_reader *r, uint32_t attr, void *out, size_t cap, size_t *len)
 {
-    uint8_t in[4] = {(uint8_t)attr, (uint8_t)(attr >> 8), (uint8_t)(attr >> 16),
-                     (uint8_t)(attr >> 24)};
+    uint8_t in[4];
+    scrm_put_u32le(in, attr);
     return rm_ioctl(r, IOCTL_SMARTCARD_GET_ATTRIBUTE, in, sizeof(in), out, cap, len);
 }
 
 smc_status rm_power(struct rm_reader *r, uint32_t cmd, uint8_t *atr, size_t cap, size_t *len)
 {
-    uint8_t in[4] = {(uint8_t)cmd, 0, 0, 0};
+    uint8_t in[4];
+    scrm_put_u32le(in, cmd);
     size_t n = 0;
     smc_status st = rm_ioctl(r, IOCTL_SMARTCARD_POWER, in, sizeof(in), atr, atr ? cap : 0, &n);
     if (len)

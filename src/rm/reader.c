@@ -375,7 +375,7 @@ static void device_left(struct rm *rm, const char *device)
 struct arrival {
     struct rm_job job;
     struct rm *rm;
-    char device[64];
+    char device[RM_DEVICE_NAME_MAX];
 };
 
 static void arrival_job(struct rm_job *job)

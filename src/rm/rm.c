@@ -145,7 +145,7 @@ void rm_free(struct rm *rm)
 
 uint32_t rm_add_reader(struct rm *rm, const char *device)
 {
-    char name[RM_DEV_NAME_MAX];
+    char name[RM_DEVICE_NAME_MAX];
     if (!device)
         return SCARD_E_INVALID_VALUE;
     /* libsmc names the device (the driver decides where its address ends). A string it cannot
@@ -174,7 +174,7 @@ uint32_t rm_add_reader(struct rm *rm, const char *device)
 
 uint32_t rm_remove_reader(struct rm *rm, const char *device)
 {
-    char name[RM_DEV_NAME_MAX];
+    char name[RM_DEVICE_NAME_MAX];
     if (!device || !strchr(device, ':'))
         return SCARD_E_INVALID_VALUE;
     if (!smc_device_name(rm->ctx, device, name, sizeof(name)))
@@ -199,10 +199,4 @@ void rm_set_trace(struct rm *rm, rm_trace_fn fn, void *user)
     rm->trace_fn = fn;
     rm->trace_user = user;
     scrm_mutex_unlock(&rm->trace_lock);
-}
-
-void rm_set_trace_log(struct rm *rm, bool on)
-{
-    rm->cfg.trace = on;
-    scrm_log_set_level(SCRM_LOG_CAT_ioctl, on ? SCRM_LOG_info : SCRM_LOG_warn);
 }

@@ -130,8 +130,6 @@ typedef void (*rm_trace_fn)(void *user, const struct rm_trace_entry *e);
  * whether or not tracing is on. A call already under way when the callback is replaced may still
  * reach the old one. */
 void rm_set_trace(struct rm *rm, rm_trace_fn fn, void *user);
-/* Switch the ioctl log lines on or off at run time (the config's `trace`). */
-void rm_set_trace_log(struct rm *rm, bool on);
 
 /* ---- Reader list and events ------------------------------------------------------------------ */
 
@@ -177,18 +175,22 @@ void rm_set_trace_log(struct rm *rm, bool on);
 #define RM_PROTOCOL_ANY       0x3u    /* T0 | T1 */
 #define RM_PROTOCOL_ANY_OLD   0x1000u /* pcsc-lite's old "any": the card's protocol */
 
+/* Size of a device string as the rm keeps it ("sim:0", "nfc:1"), NUL included: libsmc's device
+ * name (the driver prefix and its address), not the whole string with options. */
+#define RM_DEVICE_NAME_MAX 64
+
 struct rm_reader_info {
     char name[RM_READER_NAME_MAX];
-    char device[64];          /* "sim:0" */
-    uint32_t flags;           /* RM_READER_* */
-    uint32_t event_counter;   /* +1 on each card event (insertion, removal, defect) */
-    uint32_t state;           /* driver state SCARD_UNKNOWN (0) .. SCARD_SPECIFIC (6) */
-    uint32_t pcsc_state;      /* RM_PCSC_* bits: pcsc-lite's view of the card state */
-    uint32_t protocol;        /* RM_PROTOCOL_* of the card, RM_PROTOCOL_UNDEFINED if none */
-    int32_t sharing;          /* -1 exclusive, 0 unused, n = number of connected handles */
-    uint32_t characteristics; /* SCARD_ATTR_CHARACTERISTICS (SCARD_READER_SWALLOWS ...) */
-    bool power_down_pending;  /* the power-down timer is armed */
-    bool defective;           /* monitor stopped after repeated tracking failures */
+    char device[RM_DEVICE_NAME_MAX]; /* "sim:0" */
+    uint32_t flags;                  /* RM_READER_* */
+    uint32_t event_counter;          /* +1 on each card event (insertion, removal, defect) */
+    uint32_t state;                  /* driver state SCARD_UNKNOWN (0) .. SCARD_SPECIFIC (6) */
+    uint32_t pcsc_state;             /* RM_PCSC_* bits: pcsc-lite's view of the card state */
+    uint32_t protocol;               /* RM_PROTOCOL_* of the card, RM_PROTOCOL_UNDEFINED if none */
+    int32_t sharing;                 /* -1 exclusive, 0 unused, n = number of connected handles */
+    uint32_t characteristics;        /* SCARD_ATTR_CHARACTERISTICS (SCARD_READER_SWALLOWS ...) */
+    bool power_down_pending;         /* the power-down timer is armed */
+    bool defective;                  /* monitor stopped after repeated tracking failures */
     uint8_t atr[RM_ATR_MAX];
     size_t atr_len;
 };
@@ -334,9 +336,6 @@ uint32_t rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *
  * Never waits (for the APDU spy). */
 bool rm_card_reader_name(struct rm *rm, uint64_t card, char *name, size_t cap);
 
-/* The owner of a handle (for the server's checks). SCARD_E_INVALID_HANDLE if unknown. */
-uint32_t rm_card_owner(struct rm *rm, uint64_t card, uint64_t *owner);
-
 /* Wake every call of this owner blocked on a transaction wait: they return SCARD_E_CANCELLED. */
 void rm_cancel_waits(struct rm *rm, uint64_t owner);
 
@@ -348,21 +347,5 @@ void rm_cancel_waits(struct rm *rm, uint64_t owner);
 int rm_owner_gone(struct rm *rm, uint64_t owner);
 
 /* ---- Driver status mapping ----------------------------------------------------------------- */
-
-/* What the rm was doing when a driver status came back: selects the row of the mapping. Bits;
- * combine RM_OP_CONNECT with the step (e.g. RM_OP_CONNECT | RM_OP_POWER). */
-enum rm_op {
-    RM_OP_OTHER = 0,
-    RM_OP_CONNECT = 1 << 0,   /* connect / reconnect sequence: NO_MEDIA means "no card" */
-    RM_OP_POWER = 1 << 1,     /* POWER (resets, power down) */
-    RM_OP_PROTOCOL = 1 << 2,  /* SET_PROTOCOL */
-    RM_OP_TRANSMIT = 1 << 3,  /* TRANSMIT with the card in a specific protocol */
-    RM_OP_UNPOWERED = 1 << 4, /* TRANSMIT while the card is not in a specific protocol */
-    RM_OP_ATTRIB = 1 << 5,    /* GET_ / SET_ATTRIBUTE */
-    RM_OP_MECH = 1 << 6,      /* EJECT / SWALLOW / CONFISCATE */
-    RM_OP_VENDOR = 1 << 7,    /* vendor IOCTL (SCardControl) */
-};
-/* Driver status → SCARD result (docs/resource-manager.md), from one table (status_map.c). */
-uint32_t rm_scard_from_status(uint32_t status, unsigned op);
 
 #endif

@@ -104,8 +104,8 @@ static smc_status connect_turn(struct rm_reader *r, uint32_t state, bool *ready,
 /* SET_PROTOCOL with `pref`; on success the snapshot says SPECIFIC with the selected protocol. */
 static smc_status set_protocol(struct rm_reader *r, uint32_t pref, uint32_t *protocol)
 {
-    uint8_t in[4] = {(uint8_t)pref, (uint8_t)(pref >> 8), (uint8_t)(pref >> 16),
-                     (uint8_t)(pref >> 24)};
+    uint8_t in[4];
+    scrm_put_u32le(in, pref);
     uint8_t out[4] = {0};
     size_t n = 0;
     smc_status st = rm_ioctl(r, IOCTL_SMARTCARD_SET_PROTOCOL, in, sizeof(in), out, sizeof(out), &n);

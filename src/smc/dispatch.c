@@ -127,7 +127,7 @@ static smc_status device_check_locked(const struct smc_reader *r, const struct s
         return STATUS_DEVICE_NOT_CONNECTED;
     if (h && h->closing)
         return STATUS_CANCELLED;
-    if (r->slot_pending)
+    if (smc__slot_busy(r))
         return STATUS_DEVICE_BUSY;
     return STATUS_SUCCESS;
 }
@@ -159,18 +159,16 @@ static smc_status run_slot(struct smc_reader *r, const struct rule *rule, struct
     smc_status st = precheck(r, rule);
     if (st == STATUS_SUCCESS) {
         scrm_mutex_lock(&r->lock);
-        r->slot_running = true;
+        r->slot = SMC_SLOT_RUNNING;
         scrm_mutex_unlock(&r->lock);
         st = rule->handler(r, io);
         scrm_mutex_lock(&r->lock);
-        r->slot_running = false;
-        if (st != STATUS_PENDING)
-            r->early_done = false; /* a completion for a slot that did not pend: void */
-        if (st == STATUS_PENDING && !is_tracking(io->code)) {
-            /* busy until smc_complete_pending(), unless the driver called it already */
-            r->slot_pending = !r->early_done;
-            r->parking = true;
-        }
+        bool done = r->slot == SMC_SLOT_RUNNING_DONE;
+        if (st == STATUS_PENDING && !is_tracking(io->code))
+            /* busy until parked and smc_complete_pending() (which may have come already) */
+            r->slot = done ? SMC_SLOT_PARKING_DONE : SMC_SLOT_PARKING;
+        else
+            r->slot = SMC_SLOT_IDLE; /* a completion for a slot that did not pend: void */
         scrm_mutex_unlock(&r->lock);
     }
     scrm_mutex_unlock(&r->op_lock);
@@ -197,10 +195,11 @@ static smc_status park_busy(struct smc_handle *h, struct smc_io *io, smc_complet
     struct smc_reader *r = h->r;
     struct smc_request *req = smc__request_new(h, io->code, done, user);
     scrm_mutex_lock(&r->lock);
-    r->parking = false;
     smc_status st = STATUS_PENDING;
-    if (r->early_done) {
-        r->early_done = false;
+    if (r->slot == SMC_SLOT_PARKING)
+        r->slot = SMC_SLOT_PENDING;
+    if (r->slot == SMC_SLOT_PARKING_DONE) {
+        r->slot = SMC_SLOT_IDLE;
         st = r->early_status;
         io->info = r->early_info;
     } else if (!req || h->closing) {

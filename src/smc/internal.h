@@ -46,6 +46,21 @@ struct smc_perf_counters {
     uint64_t time_ns;
 };
 
+/*
+ * Where the reader is with a driver slot that may complete later (docs/libsmc.md has the diagram).
+ * A slot returning STATUS_PENDING for anything but card tracking leaves the driver working: the
+ * reader answers DEVICE_BUSY (smc__slot_busy) until the driver calls smc_complete_pending(),
+ * which may also come before the slot has returned or before its request is parked.
+ */
+enum smc_slot_state {
+    SMC_SLOT_IDLE,         /* no slot runs, none is pending */
+    SMC_SLOT_RUNNING,      /* a slot runs (op lock held) */
+    SMC_SLOT_RUNNING_DONE, /* ... and the driver called smc_complete_pending() inside it */
+    SMC_SLOT_PARKING,      /* the slot returned PENDING; its request is not parked yet */
+    SMC_SLOT_PARKING_DONE, /* ... and smc_complete_pending() came meanwhile */
+    SMC_SLOT_PENDING, /* parked in r->busy (NULL once cancelled) until smc_complete_pending() */
+};
+
 struct smc_reader {
     struct smc_ctx *ctx;
     char *device; /* "driver:address" */
@@ -66,12 +81,8 @@ struct smc_reader {
     struct smc_request *tracking SCRM_GUARDED_BY(lock); /* the one IS_PRESENT / IS_ABSENT slot */
     /* the parked request of a slot that returned PENDING */
     struct smc_request *busy SCRM_GUARDED_BY(lock);
-    bool slot_pending; /* a non-tracking slot returned PENDING and the driver has not called
-                        * smc_complete_pending() yet: DEVICE_BUSY for all */
-    bool parking;      /* between that slot's return and parking its request */
-    bool slot_running; /* a slot runs (op lock held): an early completion is kept */
-    bool early_done;   /* smc_complete_pending() came while parking */
-    smc_status early_status;
+    enum smc_slot_state slot SCRM_GUARDED_BY(lock); /* docs/libsmc.md, "Pending slots" */
+    smc_status early_status; /* SLOT_RUNNING_DONE, SLOT_PARKING_DONE: smc_complete_pending()'s */
     size_t early_info;
     /* IS_ABSENT's own slot when ops->split_tracking (`tracking` then holds IS_PRESENT only). */
     struct smc_request *tracking_absent;
@@ -137,6 +148,12 @@ void smc__slot_leave(void);
 void smc__notify(struct smc_ctx *ctx, enum smc_pnp_event ev, const char *device);
 
 /* dispatch.c */
+/* A slot that returned PENDING is not finished: every request gets DEVICE_BUSY; r->lock held. */
+static inline bool smc__slot_busy(const struct smc_reader *r) SCRM_REQUIRES(r->lock)
+{
+    return r->slot == SMC_SLOT_PARKING || r->slot == SMC_SLOT_PARKING_DONE ||
+           r->slot == SMC_SLOT_PENDING;
+}
 smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,
                          void *user, uint64_t *req_id);
 

@@ -188,22 +188,29 @@ bool smc_complete_card_tracking(struct smc_reader *r)
 
 void smc_complete_pending(struct smc_reader *r, smc_status status, size_t info)
 {
+    struct smc_request *req = NULL;
     scrm_mutex_lock(&r->lock);
-    if (!r->slot_pending && !r->slot_running) {
+    switch (r->slot) {
+    case SMC_SLOT_RUNNING:
+    case SMC_SLOT_RUNNING_DONE:
+    case SMC_SLOT_PARKING:
+        /* The slot runs or has just returned: the dispatcher answers with this status directly. */
+        r->slot = r->slot == SMC_SLOT_PARKING ? SMC_SLOT_PARKING_DONE : SMC_SLOT_RUNNING_DONE;
+        r->early_status = status;
+        r->early_info = info;
+        break;
+    case SMC_SLOT_PENDING:
+        r->slot = SMC_SLOT_IDLE;
+        req = r->busy; /* NULL if the request was cancelled meanwhile: only the busy state ends */
+        if (req)
+            smc__unlink_locked(req);
+        break;
+    case SMC_SLOT_IDLE:
+    case SMC_SLOT_PARKING_DONE:
         scrm_mutex_unlock(&r->lock);
         log_warn(smc, "%s: smc_complete_pending() without a pending slot; ignored", r->device);
         return;
     }
-    r->slot_pending = false;
-    struct smc_request *req = r->busy;
-    if (req) {
-        smc__unlink_locked(req);
-    } else if (r->parking || r->slot_running) {
-        /* The slot has just returned: the dispatcher answers with this status directly. */
-        r->early_done = true;
-        r->early_status = status;
-        r->early_info = info;
-    } /* else the request was cancelled meanwhile: only the busy state ends */
     scrm_mutex_unlock(&r->lock);
     if (req)
         smc__finish(req, status, info);

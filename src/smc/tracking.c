@@ -44,7 +44,7 @@ static smc_status take_slot_locked(struct smc_reader *r, struct smc_request *req
         return STATUS_DEVICE_NOT_CONNECTED;
     if (req->h->closing)
         return STATUS_CANCELLED;
-    if (r->slot_pending)
+    if (smc__slot_busy(r))
         return STATUS_DEVICE_BUSY;
     if (satisfied(req->code, r->state))
         return STATUS_SUCCESS;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/scard_codes.h"
+#include "rm/status_map.h"
 #include "rm_harness.h"
 
 #define R0 "SimVendor SimReader 0"

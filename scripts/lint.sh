@@ -5,9 +5,11 @@
 #   scripts/lint.sh banned     [builddir]   no strcpy/strcat/sprintf/gets/atoi/... in our code
 #   scripts/lint.sh cppcheck   [builddir]   cppcheck over src/ and include/
 #   scripts/lint.sh clang-tidy builddir     clang-tidy with .clang-tidy over src/ (needs compile db)
+#   scripts/lint.sh types      [builddir]   a driver status returned as a PC/SC result fails to
+#                                           compile (gcc and clang), the correct form compiles
 set -eu
 cd "$(dirname "$0")/.."
-check=${1:?usage: lint.sh format|banned|cppcheck|clang-tidy [builddir]}
+check=${1:?usage: lint.sh format|banned|cppcheck|clang-tidy|types [builddir]}
 builddir=${2:-build/debug}
 
 c_files() {
@@ -41,6 +43,23 @@ clang-tidy)
     # The sanitizer flags in the database are GCC's; clang-tidy ignores what it does not know.
     echo "$files" | xargs -r -P "$(nproc)" -n 8 clang-tidy -p "$builddir" --quiet \
         --extra-arg=-Wno-unknown-warning-option --extra-arg=-Wno-unused-command-line-argument
+    ;;
+types)
+    for cc in gcc clang; do
+        command -v "$cc" >/dev/null || continue
+        flags="-std=c11 -Wall -Wextra -Werror -fsyntax-only -I include -I src"
+        # shellcheck disable=SC2086
+        if ! "$cc" $flags -DSCRM_NO_MIXUP tests/lint/status_mixup.c; then
+            echo "lint: $cc does not compile the correct form of tests/lint/status_mixup.c" >&2
+            exit 1
+        fi
+        # shellcheck disable=SC2086
+        if "$cc" $flags tests/lint/status_mixup.c 2>/dev/null; then
+            echo "lint: $cc accepts an smc_status returned as a scard_rc" >&2
+            exit 1
+        fi
+        echo "$cc: smc_status -> scard_rc mix-up rejected"
+    done
     ;;
 *)
     echo "lint.sh: unknown check '$check'" >&2

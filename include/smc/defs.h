@@ -239,7 +239,7 @@ enum smc_status_code {
     SMC_STATUS_LIST(SMC_X_STATUS)
 #undef SMC_X_STATUS
 };
-typedef uint32_t smc_status;
+typedef enum smc_status_code smc_status;
 
 /* ---- Reader types (SCARD_ATTR_CHANNEL_ID high word). X(NAME, value) -> SCARD_READER_TYPE_<NAME>
  */

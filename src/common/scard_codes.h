@@ -96,6 +96,10 @@ enum scard_code {
     SCARD_CODE_LIST(SCARD_X_ENUM)
 #undef SCARD_X_ENUM
 };
+/* A PC/SC result (SCARD_S_SUCCESS, SCARD_E_*, ...) as the rm and the daemon return it: an enum
+ * type of its own, so that gcc (-Wenum-conversion, -Wextra) and clang flag a driver status
+ * (smc_status, <smc/defs.h>) returned, assigned or compared where a PC/SC result belongs. */
+typedef enum scard_code scard_rc;
 
 /* SCardConnect / SCardReconnect share modes (pcsc-lite values). */
 #define SCARD_SHARE_EXCLUSIVE 1u

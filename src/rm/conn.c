@@ -173,7 +173,7 @@ bool rm_reader_tx_free(struct rm *rm, const char *name)
 }
 
 /* Wait until no handle other than `me` holds the reader's transaction; r->lock held. */
-static uint32_t wait_turn_locked(struct rm_reader *r, uint64_t owner, const struct rm_conn *me,
+static scard_rc wait_turn_locked(struct rm_reader *r, uint64_t owner, const struct rm_conn *me,
                                  uint64_t deadline_ns) SCRM_REQUIRES(r->lock)
 {
     scrm_mutex_assert_held(&r->lock);
@@ -187,7 +187,7 @@ static uint32_t wait_turn_locked(struct rm_reader *r, uint64_t owner, const stru
     /* w lives on this stack frame only while linked: it is unlinked before returning. */
     // cppcheck-suppress autoVariables
     r->waiters = &w;
-    uint32_t rc = SCARD_S_SUCCESS;
+    scard_rc rc = SCARD_S_SUCCESS;
     while (r->tx_owner && r->tx_owner != me) {
         if (w.cancelled)
             rc = SCARD_E_CANCELLED;
@@ -214,7 +214,7 @@ static uint32_t wait_turn_locked(struct rm_reader *r, uint64_t owner, const stru
 }
 
 /* Can this handle be used at all (and, with marks, has its card not changed)? r->lock held. */
-static uint32_t conn_check_locked(const struct rm_reader *r, const struct rm_conn *c, bool marks)
+static scard_rc conn_check_locked(const struct rm_reader *r, const struct rm_conn *c, bool marks)
     SCRM_REQUIRES(r->lock)
 {
     scrm_mutex_assert_held(&r->lock);
@@ -230,13 +230,13 @@ static uint32_t conn_check_locked(const struct rm_reader *r, const struct rm_con
 }
 
 /* Wait for our turn and take reader->seq_lock. On success the caller must conn_leave(). */
-static uint32_t conn_enter(struct rm_conn *c, bool marks, uint64_t deadline_ns)
+static scard_rc conn_enter(struct rm_conn *c, bool marks, uint64_t deadline_ns)
     SCRM_TRY_ACQUIRE(SCARD_S_SUCCESS, c->r->seq_lock)
 {
     struct rm_reader *r = c->r;
     for (;;) {
         scrm_mutex_lock(&r->lock);
-        uint32_t rc = conn_check_locked(r, c, marks);
+        scard_rc rc = conn_check_locked(r, c, marks);
         if (!rc)
             rc = wait_turn_locked(r, c->owner, c, deadline_ns);
         scrm_mutex_unlock(&r->lock);
@@ -263,10 +263,10 @@ static void conn_leave(struct rm_conn *c) SCRM_RELEASE(c->r->seq_lock)
 /* ---- attaching to a reader ---- */
 
 /* Link c to its reader if the share mode allows it; r->lock taken here. */
-static uint32_t attach(struct rm_conn *c)
+static scard_rc attach(struct rm_conn *c)
 {
     struct rm_reader *r = c->r;
-    uint32_t rc = SCARD_S_SUCCESS;
+    scard_rc rc = SCARD_S_SUCCESS;
     scrm_mutex_lock(&r->lock);
     rm_monitor_settle_locked(r);
     /* A reader in an unknown state (lost, NFC radio off) is as unavailable to a card connect as
@@ -335,7 +335,7 @@ static uint32_t direct_protocol(struct rm_reader *r)
 }
 
 /* Run the connect sequence for c (or nothing for DIRECT); sets c->protocol. */
-static uint32_t establish(struct rm_conn *c, uint32_t pref)
+static scard_rc establish(struct rm_conn *c, uint32_t pref)
 {
     uint32_t sel = 0, rc = SCARD_S_SUCCESS;
     if (c->share == SCARD_SHARE_DIRECT) {
@@ -353,7 +353,7 @@ static uint32_t establish(struct rm_conn *c, uint32_t pref)
     return rc;
 }
 
-uint32_t rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t share,
+scard_rc rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t share,
                     uint32_t preferred, uint64_t *card, uint32_t *protocol)
 {
     if (!reader || !card)
@@ -373,7 +373,7 @@ uint32_t rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t 
     c->owner = owner;
     c->share = share;
     c->refs = 1;
-    uint32_t rc = attach(c);
+    scard_rc rc = attach(c);
     if (rc) {
         c->dead = true;
         conn_put(c);
@@ -399,10 +399,10 @@ uint32_t rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t 
 }
 
 /* Switch c to a new share mode if the others allow it; r->lock taken here. */
-static uint32_t reshare(struct rm_conn *c, uint32_t share)
+static scard_rc reshare(struct rm_conn *c, uint32_t share)
 {
     struct rm_reader *r = c->r;
-    uint32_t rc = SCARD_S_SUCCESS;
+    scard_rc rc = SCARD_S_SUCCESS;
     scrm_mutex_lock(&r->lock);
     if (share == SCARD_SHARE_EXCLUSIVE && r->n_conns > 1)
         rc = SCARD_E_SHARING_VIOLATION;
@@ -414,7 +414,7 @@ static uint32_t reshare(struct rm_conn *c, uint32_t share)
     return rc;
 }
 
-uint32_t rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t preferred,
+scard_rc rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t preferred,
                       uint32_t init, uint32_t *protocol)
 {
     uint32_t pref = preferred_mask(preferred);
@@ -426,7 +426,7 @@ uint32_t rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t pre
     scrm_mutex_lock(&c->r->lock);
     rm_monitor_settle_locked(c->r);
     scrm_mutex_unlock(&c->r->lock);
-    uint32_t rc = conn_enter(c, false, UINT64_MAX);
+    scard_rc rc = conn_enter(c, false, UINT64_MAX);
     if (rc) {
         conn_put(c);
         return rc;
@@ -454,11 +454,11 @@ uint32_t rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t pre
 }
 
 /* Apply a disposition for a handle that is leaving; failures on a vanished card are success. */
-static uint32_t leave_disposition(struct rm_conn *c, uint32_t disposition)
+static scard_rc leave_disposition(struct rm_conn *c, uint32_t disposition)
 {
     if (disposition == SCARD_LEAVE_CARD)
         return SCARD_S_SUCCESS;
-    uint32_t rc = conn_enter(c, false, UINT64_MAX);
+    scard_rc rc = conn_enter(c, false, UINT64_MAX);
     if (rc == SCARD_E_READER_UNAVAILABLE)
         return SCARD_S_SUCCESS;
     if (rc)
@@ -475,7 +475,7 @@ static uint32_t leave_disposition(struct rm_conn *c, uint32_t disposition)
     return rc;
 }
 
-uint32_t rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition)
+scard_rc rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition)
 {
     if (disposition > SCARD_EJECT_CARD)
         return SCARD_E_INVALID_VALUE;
@@ -495,7 +495,7 @@ uint32_t rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition)
     struct rm_conn *c = conn_take(rm, card);
     if (!c)
         return SCARD_E_INVALID_HANDLE;
-    uint32_t rc = leave_disposition(c, disposition);
+    scard_rc rc = leave_disposition(c, disposition);
     if (rc == RM_TX_BUSY) { /* taken in between: the handle is gone, the card is left as it is */
         log_info(rm, "reader '%s': disposition %s skipped: another handle's transaction",
                  c->r->name, scard_disposition_name(disposition));
@@ -512,14 +512,14 @@ uint32_t rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition)
 
 /* ---- transactions ---- */
 
-uint32_t rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms)
+scard_rc rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms)
 {
     struct rm_conn *c = conn_get(rm, card);
     if (!c)
         return SCARD_E_INVALID_HANDLE;
     struct rm_reader *r = c->r;
     scrm_mutex_lock(&r->lock);
-    uint32_t rc = conn_check_locked(r, c, true);
+    scard_rc rc = conn_check_locked(r, c, true);
     if (!rc)
         rc = wait_turn_locked(r, c->owner, c, deadline_after(timeout_ms));
     if (!rc)
@@ -538,7 +538,7 @@ uint32_t rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms)
     return rc;
 }
 
-uint32_t rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition)
+scard_rc rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition)
 {
     if (disposition > SCARD_EJECT_CARD)
         return SCARD_E_INVALID_VALUE;
@@ -549,7 +549,7 @@ uint32_t rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition)
     scrm_mutex_lock(&r->lock);
     /* As pcsc-lite: ending another handle's transaction is a sharing violation (and leaves the
      * card alone); with no transaction at all, NOT_TRANSACTED. */
-    uint32_t rc = r->tx_owner == c ? conn_check_locked(r, c, true)
+    scard_rc rc = r->tx_owner == c ? conn_check_locked(r, c, true)
                   : r->tx_owner    ? SCARD_E_SHARING_VIOLATION
                                    : SCARD_E_NOT_TRANSACTED;
     scrm_mutex_unlock(&r->lock);
@@ -583,7 +583,7 @@ uint32_t rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition)
 
 /* ---- calls through a handle ---- */
 
-uint32_t rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st)
+scard_rc rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st)
 {
     struct rm_conn *c = conn_get(rm, card);
     if (!c)
@@ -591,7 +591,7 @@ uint32_t rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st)
     struct rm_reader *r = c->r;
     memset(st, 0, sizeof(*st));
     scrm_mutex_lock(&r->lock);
-    uint32_t rc = c->dead ? SCARD_E_INVALID_HANDLE : SCARD_S_SUCCESS;
+    scard_rc rc = c->dead ? SCARD_E_INVALID_HANDLE : SCARD_S_SUCCESS;
     if (!rc && !r->gone)
         rc = wait_turn_locked(r, c->owner, c, UINT64_MAX);
     if (!rc || rc == SCARD_E_READER_UNAVAILABLE) {
@@ -612,7 +612,7 @@ uint32_t rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st)
 }
 
 /* The protocol to send with, or an SCARD error; r->lock taken here. */
-static uint32_t send_protocol_of(struct rm_conn *c, uint32_t send_protocol, uint32_t *proto,
+static scard_rc send_protocol_of(struct rm_conn *c, uint32_t send_protocol, uint32_t *proto,
                                  unsigned *op)
 {
     scrm_mutex_lock(&c->r->lock);
@@ -630,7 +630,7 @@ static uint32_t send_protocol_of(struct rm_conn *c, uint32_t send_protocol, uint
 }
 
 /* One TRANSMIT through buf (header + APDU in, header + response out). */
-static uint32_t do_transmit(struct rm_conn *c, uint32_t proto, unsigned op, const uint8_t *apdu,
+static scard_rc do_transmit(struct rm_conn *c, uint32_t proto, unsigned op, const uint8_t *apdu,
                             size_t apdu_len, uint8_t *resp, size_t *resp_len, uint32_t *recv)
 {
     size_t cap = *resp_len;
@@ -644,7 +644,7 @@ static uint32_t do_transmit(struct rm_conn *c, uint32_t proto, unsigned op, cons
     size_t ret = 0;
     smc_status st = rm_ioctl(c->r, IOCTL_SMARTCARD_TRANSMIT, buf, SMC_IO_HEADER_LENGTH + apdu_len,
                              buf, SMC_IO_HEADER_LENGTH + cap, &ret);
-    uint32_t rc = rm_scard_from_status(st, op);
+    scard_rc rc = rm_scard_from_status(st, op);
     if (st == STATUS_SUCCESS && ret < SMC_IO_HEADER_LENGTH)
         rc = SCARD_F_COMM_ERROR;
     if (!rc && ret - SMC_IO_HEADER_LENGTH > cap)
@@ -667,7 +667,7 @@ static uint32_t do_transmit(struct rm_conn *c, uint32_t proto, unsigned op, cons
     return rc;
 }
 
-uint32_t rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol, const uint8_t *apdu,
+scard_rc rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol, const uint8_t *apdu,
                      size_t apdu_len, uint8_t *resp, size_t *resp_len, uint32_t *recv_protocol)
 {
     if (!apdu || !apdu_len || !resp_len || (!resp && *resp_len))
@@ -675,7 +675,7 @@ uint32_t rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol, const
     struct rm_conn *c = conn_get(rm, card);
     if (!c)
         return SCARD_E_INVALID_HANDLE;
-    uint32_t rc = conn_enter(c, true, UINT64_MAX);
+    scard_rc rc = conn_enter(c, true, UINT64_MAX);
     if (!rc) {
         uint32_t proto = 0;
         unsigned op = RM_OP_TRANSMIT;
@@ -725,7 +725,7 @@ bool rm_control_privileged(struct rm *rm, uint64_t card, uint32_t code)
     return privileged;
 }
 
-uint32_t rm_control(struct rm *rm, uint64_t card, uint32_t code, const void *in, size_t in_len,
+scard_rc rm_control(struct rm *rm, uint64_t card, uint32_t code, const void *in, size_t in_len,
                     void *out, size_t out_cap, size_t *out_len)
 {
     if ((!in && in_len) || (!out && out_cap))
@@ -734,7 +734,7 @@ uint32_t rm_control(struct rm *rm, uint64_t card, uint32_t code, const void *in,
     struct rm_conn *c = conn_get(rm, card);
     if (!c)
         return SCARD_E_INVALID_HANDLE;
-    uint32_t rc = SCARD_E_UNSUPPORTED_FEATURE;
+    scard_rc rc = SCARD_E_UNSUPPORTED_FEATURE;
     if (ioctl) {
         rc = conn_enter(c, true, UINT64_MAX);
         if (!rc) {
@@ -777,7 +777,7 @@ static bool name_attr(const struct rm_reader *r, uint32_t attr, uint8_t *out, si
     return true;
 }
 
-uint32_t rm_get_attrib(struct rm *rm, uint64_t card, uint32_t attr, void *out, size_t out_cap,
+scard_rc rm_get_attrib(struct rm *rm, uint64_t card, uint32_t attr, void *out, size_t out_cap,
                        size_t *out_len)
 {
     if ((!out && out_cap) || !out_len)
@@ -785,7 +785,7 @@ uint32_t rm_get_attrib(struct rm *rm, uint64_t card, uint32_t attr, void *out, s
     struct rm_conn *c = conn_get(rm, card);
     if (!c)
         return SCARD_E_INVALID_HANDLE;
-    uint32_t rc = conn_enter(c, true, UINT64_MAX);
+    scard_rc rc = conn_enter(c, true, UINT64_MAX);
     if (!rc) {
         if (!name_attr(c->r, attr, out, out_cap, out_len, &rc)) {
             smc_status st = rm_get_attr(c->r, attr, out, out_cap, out_len);
@@ -797,7 +797,7 @@ uint32_t rm_get_attrib(struct rm *rm, uint64_t card, uint32_t attr, void *out, s
     return rc;
 }
 
-uint32_t rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *in, size_t len)
+scard_rc rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *in, size_t len)
 {
     if ((!in && len) || len > 65536)
         return SCARD_E_INVALID_PARAMETER;
@@ -808,7 +808,7 @@ uint32_t rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *
     if (len)
         memcpy(buf + 4, in, len);
     struct rm_conn *c = conn_get(rm, card);
-    uint32_t rc = SCARD_E_INVALID_HANDLE;
+    scard_rc rc = SCARD_E_INVALID_HANDLE;
     if (c) {
         rc = conn_enter(c, true, UINT64_MAX);
         if (!rc) {
@@ -874,7 +874,7 @@ int rm_owner_gone(struct rm *rm, uint64_t owner)
         scrm_mutex_unlock(&c->r->lock);
         conn_put(c);
         uint32_t disp = other_tx ? SCARD_LEAVE_CARD : SCARD_RESET_CARD;
-        uint32_t rc = rm_disconnect(rm, ids[i], disp);
+        scard_rc rc = rm_disconnect(rm, ids[i], disp);
         if (rc == RM_TX_BUSY) /* another handle took the transaction meanwhile: leave the card */
             rc = rm_disconnect(rm, ids[i], SCARD_LEAVE_CARD);
         if (rc != SCARD_E_INVALID_HANDLE)

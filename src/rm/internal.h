@@ -339,7 +339,7 @@ void rm_watches_free(struct rm *rm);
 /* PnP listener installed on the context. */
 void rm_pnp_listener(void *user, enum smc_pnp_event ev, const char *device);
 /* Register a device (start-up sequence) unless known; returns its result. */
-uint32_t rm_reader_start(struct rm *rm, const char *device);
+scard_rc rm_reader_start(struct rm *rm, const char *device);
 
 /* ---- monitor.c --------------------------------------------------------------------------------
  */
@@ -363,9 +363,9 @@ void rm_power_down_cancel_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock);
  */
 
 /* Connect sequence: GET_STATE loop, then SET_PROTOCOL with `pref` (libsmc bits). */
-uint32_t rm_seq_connect(struct rm_reader *r, uint32_t pref, uint32_t *protocol);
+scard_rc rm_seq_connect(struct rm_reader *r, uint32_t pref, uint32_t *protocol);
 /* Disposition LEAVE / RESET / UNPOWER / EJECT; `by` gets no "reset" mark. */
-uint32_t rm_seq_disposition(struct rm_reader *r, struct rm_conn *by, uint32_t disposition);
+scard_rc rm_seq_disposition(struct rm_reader *r, struct rm_conn *by, uint32_t disposition);
 /* Power-down sequence: GET_STATE loop, POWER(POWER_DOWN) from POWERED / NEGOTIABLE / SPECIFIC. */
 void rm_seq_power_down(struct rm_reader *r);
 /* Insertion: read the ATR (SWALLOW if needed, cold reset), then GET_STATE. */

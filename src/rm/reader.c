@@ -158,7 +158,7 @@ static bool name_reader(struct rm_reader *r)
 
 /* Open, name, characteristics. SCARD result; *out gets the reader (also on failure, or NULL);
  * *gone is set when the device is no longer in libsmc (a late arrival job after its removal). */
-static uint32_t startup(struct rm *rm, const char *device, struct rm_reader **out, bool *gone)
+static scard_rc startup(struct rm *rm, const char *device, struct rm_reader **out, bool *gone)
 {
     struct rm_reader *r = reader_new(rm, device);
     *out = r;
@@ -219,7 +219,7 @@ static bool name_taken_locked(struct rm *rm, const char *name) SCRM_REQUIRES(rm-
 
 /* After the start-up IOCTLs: register the reader (still RM_DEV_STARTING until its monitor runs)
  * or refuse it. rm->lock held. */
-static uint32_t settle_locked(struct rm *rm, struct rm_dev *d, struct rm_reader *r, uint32_t rc)
+static scard_rc settle_locked(struct rm *rm, struct rm_dev *d, struct rm_reader *r, scard_rc rc)
     SCRM_REQUIRES(rm->lock)
 {
     scrm_mutex_assert_held(&rm->lock);
@@ -277,7 +277,7 @@ static void reader_departed(struct rm *rm, struct rm_reader *r, uint32_t events)
     rm_reader_unref(r); /* the list's reference */
 }
 
-uint32_t rm_reader_start(struct rm *rm, const char *device)
+scard_rc rm_reader_start(struct rm *rm, const char *device)
 {
     struct rm_dev *d;
     for (;;) {
@@ -295,7 +295,7 @@ uint32_t rm_reader_start(struct rm *rm, const char *device)
             d = find_dev_locked(rm, device);
         }
         if (d) {
-            uint32_t rc = d->result;
+            scard_rc rc = d->result;
             scrm_mutex_unlock(&rm->lock);
             return rc;
         }
@@ -316,7 +316,7 @@ uint32_t rm_reader_start(struct rm *rm, const char *device)
 
     struct rm_reader *r = NULL;
     bool gone = false;
-    uint32_t rc = startup(rm, device, &r, &gone);
+    scard_rc rc = startup(rm, device, &r, &gone);
     scrm_mutex_lock(&rm->lock);
     if (gone)
         d->left = true; /* no record stays behind for a device libsmc no longer has */
@@ -490,7 +490,7 @@ static void fill_info_locked(const struct rm_reader *r, struct rm_reader_info *o
     memcpy(out->atr, r->atr, out->atr_len);
 }
 
-uint32_t rm_list_readers(struct rm *rm, struct rm_reader_info **out, size_t *n)
+scard_rc rm_list_readers(struct rm *rm, struct rm_reader_info **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -515,7 +515,7 @@ uint32_t rm_list_readers(struct rm *rm, struct rm_reader_info **out, size_t *n)
     return SCARD_S_SUCCESS;
 }
 
-uint32_t rm_get_reader(struct rm *rm, const char *name, struct rm_reader_info *out)
+scard_rc rm_get_reader(struct rm *rm, const char *name, struct rm_reader_info *out)
 {
     struct rm_reader *r = name ? rm_reader_by_name(rm, name) : NULL;
     if (!r)

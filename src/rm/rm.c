@@ -143,7 +143,7 @@ void rm_free(struct rm *rm)
     free(rm);
 }
 
-uint32_t rm_add_reader(struct rm *rm, const char *device)
+scard_rc rm_add_reader(struct rm *rm, const char *device)
 {
     char name[RM_DEVICE_NAME_MAX];
     if (!device)
@@ -159,20 +159,14 @@ uint32_t rm_add_reader(struct rm *rm, const char *device)
             (void)smc_remove_device(rm->ctx, longname);
         return SCARD_E_INVALID_VALUE;
     }
-    switch (st) {
-    case STATUS_SUCCESS: break;
-    case STATUS_DEVICE_BUSY:
+    if (st == STATUS_DEVICE_BUSY)
         log_error(rm, "reader %s: the device exists already", device);
-        return SCARD_E_DUPLICATE_READER;
-    case STATUS_NO_SUCH_DEVICE: return SCARD_E_UNKNOWN_READER;
-    case STATUS_INVALID_PARAMETER: return SCARD_E_INVALID_VALUE;
-    case STATUS_INSUFFICIENT_RESOURCES: return SCARD_E_NO_MEMORY;
-    default: return SCARD_E_READER_UNAVAILABLE;
-    }
+    if (st != STATUS_SUCCESS)
+        return rm_scard_from_status(st, RM_OP_ADD);
     return rm_reader_start(rm, name);
 }
 
-uint32_t rm_remove_reader(struct rm *rm, const char *device)
+scard_rc rm_remove_reader(struct rm *rm, const char *device)
 {
     char name[RM_DEVICE_NAME_MAX];
     if (!device || !strchr(device, ':'))

@@ -88,7 +88,7 @@ void rm_free(struct rm *rm);
  * cannot be named, or the device was refused by its driver); SCARD_E_UNKNOWN_READER (no such
  * driver); SCARD_E_INVALID_VALUE (malformed string or options); SCARD_E_NO_MEMORY.
  */
-uint32_t rm_add_reader(struct rm *rm, const char *device);
+scard_rc rm_add_reader(struct rm *rm, const char *device);
 
 /*
  * Remove a reader at run time by its device ("sim:7", options ignored): the device leaves libsmc
@@ -97,7 +97,7 @@ uint32_t rm_add_reader(struct rm *rm, const char *device);
  * are disconnected (their calls get SCARD_E_READER_UNAVAILABLE / SCARD_W_REMOVED_CARD).
  * SCARD_E_UNKNOWN_READER if no such device exists; SCARD_E_INVALID_VALUE for a malformed string.
  */
-uint32_t rm_remove_reader(struct rm *rm, const char *device);
+scard_rc rm_remove_reader(struct rm *rm, const char *device);
 
 /* Ask every driver to enumerate its devices and register each new one (synchronously). Returns the
  * number of readers registered by this call. */
@@ -199,9 +199,9 @@ struct rm_reader_info {
  * Snapshot of every registered reader, in registration order. *out is a malloc'd array of *n
  * entries (NULL when n is 0) for the caller to free(). SCARD_S_SUCCESS or SCARD_E_NO_MEMORY.
  */
-uint32_t rm_list_readers(struct rm *rm, struct rm_reader_info **out, size_t *n);
+scard_rc rm_list_readers(struct rm *rm, struct rm_reader_info **out, size_t *n);
 /* One reader by name. SCARD_E_UNKNOWN_READER if there is none. */
-uint32_t rm_get_reader(struct rm *rm, const char *name, struct rm_reader_info *out);
+scard_rc rm_get_reader(struct rm *rm, const char *name, struct rm_reader_info *out);
 /* Counter of reader arrivals and departures (the PnP "reader events" counter). Starts at 0. */
 uint32_t rm_reader_events(struct rm *rm);
 
@@ -237,7 +237,7 @@ void rm_unwatch(struct rm *rm, struct rm_watch *w);
  * SCARD_W_UNSUPPORTED_CARD, SCARD_E_PROTO_MISMATCH, SCARD_E_NOT_READY (the reader does not
  * progress), SCARD_E_CANCELLED, SCARD_E_NO_MEMORY, and the mapping of other driver statuses.
  */
-uint32_t rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t share,
+scard_rc rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t share,
                     uint32_t preferred, uint64_t *card, uint32_t *protocol);
 
 /*
@@ -246,7 +246,7 @@ uint32_t rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t 
  * sequence again and clear the handle's "reset" / "removed" marks. SCARD_E_INVALID_VALUE for
  * SCARD_EJECT_CARD or an unknown value.
  */
-uint32_t rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t preferred,
+scard_rc rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t preferred,
                       uint32_t init, uint32_t *protocol);
 
 /*
@@ -255,14 +255,14 @@ uint32_t rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t pre
  * last handle of a reader the power-down timer starts. The handle is gone even when the
  * disposition fails (the failure is returned); on a removed reader or card it succeeds.
  */
-uint32_t rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition);
+scard_rc rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition);
 
 /*
  * Take the reader's transaction lock for this handle (nested calls by the same handle count).
  * Waits while another handle holds it, at most timeout_ms (RM_INFINITE: no limit): then
  * SCARD_E_TIMEOUT. SCARD_E_CANCELLED if rm_cancel_waits() / rm_owner_gone() hit the owner.
  */
-uint32_t rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms);
+scard_rc rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms);
 /*
  * Event-driven transaction waits (scrmd): after rm_thread_nowait(true) the calls of this thread
  * that would wait without limit for another handle's transaction (begin with RM_INFINITE, and
@@ -284,7 +284,7 @@ bool rm_reader_tx_free(struct rm *rm, const char *name);
  * SCARD_RESET_CARD the handle keeps working (its protocol is set again on the reset card; the other
  * handles get SCARD_W_RESET_CARD); after SCARD_UNPOWER_CARD the card stays unpowered and this
  * handle's transmits get SCARD_W_UNPOWERED_CARD until it reconnects. */
-uint32_t rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition);
+scard_rc rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition);
 
 struct rm_card_status {
     char reader[RM_READER_NAME_MAX];
@@ -298,7 +298,7 @@ struct rm_card_status {
 };
 /* Status of a handle's reader and card. Fills *st also when it returns SCARD_W_REMOVED_CARD or
  * SCARD_W_RESET_CARD (the handle's marks), or SCARD_E_READER_UNAVAILABLE (reader gone). */
-uint32_t rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st);
+scard_rc rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st);
 
 /*
  * Exchange an APDU. send_protocol: the protocol of the caller's send header (RM_PROTOCOL_*; 0 =
@@ -306,7 +306,7 @@ uint32_t rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st);
  * length needed with SCARD_E_INSUFFICIENT_BUFFER when the driver can tell it). *recv_protocol (may
  * be NULL) gets the protocol of the answer.
  */
-uint32_t rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol, const uint8_t *apdu,
+scard_rc rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol, const uint8_t *apdu,
                      size_t apdu_len, uint8_t *resp, size_t *resp_len, uint32_t *recv_protocol);
 
 /*
@@ -315,7 +315,7 @@ uint32_t rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol, const
  * e.g. the simulated reader's SIM_IOCTL_INSERT) and GET_FEATURE_REQUEST (3400) are passed on;
  * other codes: SCARD_E_UNSUPPORTED_FEATURE. Works in DIRECT mode without a card.
  */
-uint32_t rm_control(struct rm *rm, uint64_t card, uint32_t code, const void *in, size_t in_len,
+scard_rc rm_control(struct rm *rm, uint64_t card, uint32_t code, const void *in, size_t in_len,
                     void *out, size_t out_cap, size_t *out_len);
 
 /* Is `code` (as rm_control takes it) a control that the driver of this handle's reader declares
@@ -328,9 +328,9 @@ bool rm_control_privileged(struct rm *rm, uint64_t card, uint32_t code);
  * DEVICE_SYSTEM_NAME_A / _W itself (the reader name, NUL-terminated; _W as UTF-16LE). Unsupported
  * attribute: SCARD_E_UNSUPPORTED_FEATURE. Too small a buffer: SCARD_E_INSUFFICIENT_BUFFER with
  * *out_len = the size needed. */
-uint32_t rm_get_attrib(struct rm *rm, uint64_t card, uint32_t attr, void *out, size_t out_cap,
+scard_rc rm_get_attrib(struct rm *rm, uint64_t card, uint32_t attr, void *out, size_t out_cap,
                        size_t *out_len);
-uint32_t rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *in, size_t len);
+scard_rc rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *in, size_t len);
 
 /* The name of the reader a handle is on, into name (NUL-terminated); false for an unknown handle.
  * Never waits (for the APDU spy). */

@@ -126,7 +126,7 @@ static smc_status set_protocol(struct rm_reader *r, uint32_t pref, uint32_t *pro
  * was replaced, reset or removed meanwhile): the loop reads the state again instead of failing.
  * Every turn counts against RM_CONNECT_STEPS.
  */
-uint32_t rm_seq_connect(struct rm_reader *r, uint32_t pref, uint32_t *protocol)
+scard_rc rm_seq_connect(struct rm_reader *r, uint32_t pref, uint32_t *protocol)
 {
     uint32_t state = SCARD_UNKNOWN;
     for (int step = 0; step < RM_CONNECT_STEPS; step++) {
@@ -216,7 +216,7 @@ static void mark_reset_locked(struct rm_reader *r, const struct rm_conn *by) SCR
             c->reset = true;
 }
 
-uint32_t rm_seq_disposition(struct rm_reader *r, struct rm_conn *by, uint32_t disposition)
+scard_rc rm_seq_disposition(struct rm_reader *r, struct rm_conn *by, uint32_t disposition)
 {
     smc_status st;
     uint8_t atr[RM_ATR_MAX];

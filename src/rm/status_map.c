@@ -3,19 +3,28 @@
  *
  * Each row is (driver status, context bits, result). The first row whose status matches and whose
  * context is 0 ("any") or shares a bit with the caller's context wins, so the specific rows of a
- * status come before its general row. A status with no row is SCARD_F_UNKNOWN_ERROR.
+ * status come before its general row. A row marked `any` matches every status in its context (the
+ * context's fallback, placed after the context's specific rows). A status with no row is
+ * SCARD_F_UNKNOWN_ERROR.
  */
 #include "rm/internal.h"
 
 struct map_row {
     smc_status status;
     unsigned ops; /* RM_OP_* bits; 0 = any context */
-    uint32_t result;
+    scard_rc result;
+    bool any; /* every status (in the row's context) */
 };
 
 /* clang-format off */
 static const struct map_row status_map[] = {
     {STATUS_SUCCESS,                0,                                             SCARD_S_SUCCESS},
+    /* adding a device (rm_add_reader): the driver could not open it */
+    {STATUS_DEVICE_BUSY,            RM_OP_ADD,                                     SCARD_E_DUPLICATE_READER},
+    {STATUS_NO_SUCH_DEVICE,         RM_OP_ADD,                                     SCARD_E_UNKNOWN_READER},
+    {STATUS_INVALID_PARAMETER,      RM_OP_ADD,                                     SCARD_E_INVALID_VALUE},
+    {STATUS_INSUFFICIENT_RESOURCES, RM_OP_ADD,                                     SCARD_E_NO_MEMORY},
+    {0,                             RM_OP_ADD,                                     SCARD_E_READER_UNAVAILABLE, .any = true},
     {STATUS_NO_MEDIA,               RM_OP_CONNECT,                                 SCARD_E_NO_SMARTCARD},
     {STATUS_NO_MEDIA,               0,                                             SCARD_W_REMOVED_CARD},
     {STATUS_IO_TIMEOUT,             RM_OP_POWER,                                   SCARD_W_UNRESPONSIVE_CARD},
@@ -49,11 +58,11 @@ static const struct map_row status_map[] = {
 };
 /* clang-format on */
 
-uint32_t rm_scard_from_status(uint32_t status, unsigned op)
+scard_rc rm_scard_from_status(smc_status status, unsigned op)
 {
     for (size_t i = 0; i < sizeof(status_map) / sizeof(status_map[0]); i++) {
         const struct map_row *row = &status_map[i];
-        if (row->status == status && (row->ops == 0 || (row->ops & op)))
+        if ((row->any || row->status == status) && (row->ops == 0 || (row->ops & op)))
             return row->result;
     }
     return SCARD_F_UNKNOWN_ERROR;

@@ -7,6 +7,9 @@
 
 #include <stdint.h>
 
+#include "common/scard_codes.h"
+#include "smc/defs.h"
+
 /* What the rm was doing when a driver status came back: selects the row of the mapping. Bits;
  * combine RM_OP_CONNECT with the step (e.g. RM_OP_CONNECT | RM_OP_POWER). */
 enum rm_op {
@@ -19,8 +22,9 @@ enum rm_op {
     RM_OP_ATTRIB = 1 << 5,    /* GET_ / SET_ATTRIBUTE */
     RM_OP_MECH = 1 << 6,      /* EJECT / SWALLOW / CONFISCATE */
     RM_OP_VENDOR = 1 << 7,    /* vendor IOCTL (SCardControl) */
+    RM_OP_ADD = 1 << 8,       /* smc_add_device for rm_add_reader */
 };
 /* Driver status → SCARD result (docs/resource-manager.md), from one table (status_map.c). */
-uint32_t rm_scard_from_status(uint32_t status, unsigned op);
+scard_rc rm_scard_from_status(smc_status status, unsigned op);
 
 #endif

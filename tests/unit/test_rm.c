@@ -902,6 +902,22 @@ static void test_status_mapping(void **state)
     assert_int_equal(rm_scard_from_status(STATUS_DEVICE_NOT_CONNECTED, RM_OP_OTHER),
                      SCARD_E_READER_UNAVAILABLE);
     assert_int_equal(rm_scard_from_status(STATUS_UNSUCCESSFUL, RM_OP_OTHER), SCARD_F_UNKNOWN_ERROR);
+    /* rm_add_reader's context: its own rows, then READER_UNAVAILABLE for any other failure
+     * (where other contexts give COMM_ERROR or UNKNOWN_ERROR). */
+    assert_int_equal(rm_scard_from_status(STATUS_SUCCESS, RM_OP_ADD), SCARD_S_SUCCESS);
+    assert_int_equal(rm_scard_from_status(STATUS_DEVICE_BUSY, RM_OP_ADD), SCARD_E_DUPLICATE_READER);
+    assert_int_equal(rm_scard_from_status(STATUS_NO_SUCH_DEVICE, RM_OP_ADD),
+                     SCARD_E_UNKNOWN_READER);
+    assert_int_equal(rm_scard_from_status(STATUS_INVALID_PARAMETER, RM_OP_ADD),
+                     SCARD_E_INVALID_VALUE);
+    assert_int_equal(rm_scard_from_status(STATUS_INSUFFICIENT_RESOURCES, RM_OP_ADD),
+                     SCARD_E_NO_MEMORY);
+    assert_int_equal(rm_scard_from_status(STATUS_IO_DEVICE_ERROR, RM_OP_ADD),
+                     SCARD_E_READER_UNAVAILABLE);
+    assert_int_equal(rm_scard_from_status(STATUS_UNSUCCESSFUL, RM_OP_ADD),
+                     SCARD_E_READER_UNAVAILABLE);
+    assert_int_equal(rm_scard_from_status(STATUS_DEVICE_BUSY, RM_OP_OTHER), SCARD_E_NOT_READY);
+    assert_int_equal(rm_scard_from_status(STATUS_IO_DEVICE_ERROR, RM_OP_OTHER), SCARD_F_COMM_ERROR);
     /* The pcsc-lite value of UNSUPPORTED_FEATURE, and its name wins over E_UNEXPECTED. */
     assert_int_equal(SCARD_E_UNSUPPORTED_FEATURE, 0x8010001Fu);
     assert_string_equal(scard_code_name(0x8010001Fu), "SCARD_E_UNSUPPORTED_FEATURE");

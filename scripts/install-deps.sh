@@ -13,7 +13,8 @@ profile=${1:-check}
 demo_pkgs="gcc make pkg-config meson ninja-build libexpat1-dev libudev-dev"
 check_pkgs="$demo_pkgs libcmocka-dev clang clang-format clang-tidy cppcheck libclang-rt-14-dev
 python3 python3-pytest python3-pyscard pcsc-tools opensc libpcsclite-dev libccid
-vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome iproute2 pcscd"
+vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome iproute2 pcscd
+tshark"
 
 case "$profile" in
 demo) want=$demo_pkgs ;;

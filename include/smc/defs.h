@@ -264,6 +264,31 @@ enum smc_reader_type {
 #undef SMC_X_RTYPE
 };
 
+/* ---- PC/SC part 10 feature tags (the CM_IOCTL_GET_FEATURE_REQUEST answer). X(NAME, tag) ->
+ * FEATURE_<NAME>; only names are generated here (applications get the constants from
+ * <PCSC/reader.h>). */
+#define SMC_PCSC_FEATURE_LIST(X)       \
+    X(VERIFY_PIN_START, 0x01u)         \
+    X(VERIFY_PIN_FINISH, 0x02u)        \
+    X(MODIFY_PIN_START, 0x03u)         \
+    X(MODIFY_PIN_FINISH, 0x04u)        \
+    X(GET_KEY_PRESSED, 0x05u)          \
+    X(VERIFY_PIN_DIRECT, 0x06u)        \
+    X(MODIFY_PIN_DIRECT, 0x07u)        \
+    X(MCT_READER_DIRECT, 0x08u)        \
+    X(MCT_UNIVERSAL, 0x09u)            \
+    X(IFD_PIN_PROPERTIES, 0x0Au)       \
+    X(ABORT, 0x0Bu)                    \
+    X(SET_SPE_MESSAGE, 0x0Cu)          \
+    X(VERIFY_PIN_DIRECT_APP_ID, 0x0Du) \
+    X(MODIFY_PIN_DIRECT_APP_ID, 0x0Eu) \
+    X(WRITE_DISPLAY, 0x0Fu)            \
+    X(GET_KEY, 0x10u)                  \
+    X(IFD_DISPLAY_PROPERTIES, 0x11u)   \
+    X(GET_TLV_PROPERTIES, 0x12u)       \
+    X(CCID_ESC_COMMAND, 0x13u)         \
+    X(EXECUTE_PACE, 0x20u)
+
 /* ---- Mechanical characteristics (SCARD_ATTR_CHARACTERISTICS). X(NAME, bit) -> SCARD_READER_<NAME>
  */
 #define SMC_MECH_LIST(X) \
@@ -339,6 +364,8 @@ SMC_API const char *smc_attr_name(uint32_t attr);
 SMC_API const char *smc_status_name(smc_status status);
 SMC_API const char *smc_status_message(smc_status status);
 SMC_API const char *smc_reader_type_name(uint32_t type);
+/* "FEATURE_VERIFY_PIN_DIRECT" for the PC/SC part 10 feature tag 0x06. */
+SMC_API const char *smc_pcsc_feature_name(uint32_t tag);
 /* Format for an attribute id: SMC_AF_NONE also for ids outside the list. */
 SMC_API enum smc_attr_format smc_attr_format(uint32_t attr);
 

@@ -130,6 +130,10 @@ struct smc_driver_ops {
      * user, the admin_group of scrmd.conf) send such a code through SCardControl. Must not block
      * and must not depend on the reader's state; may be called from any thread. */
     bool (*ioctl_privileged)(uint32_t code);
+    /* Optional: the symbolic name of a vendor IOCTL or pcsc-lite control code this driver
+     * understands ("SIM_IOCTL_INSERT"), or NULL. Used by the IOCTL trace; must not block and must
+     * not depend on the reader's state; may be called from any thread. */
+    const char *(*ioctl_vendor_name)(uint32_t code);
     /* Optional: the request parked by a slot that returned STATUS_PENDING was cancelled
      * (smc_cancel, smc_cancel_all, a handle closing); it completes CANCELLED right after this
      * returns. The driver should stop the operation and call smc_complete_pending() (its status

@@ -95,6 +95,10 @@ SMC_API const char *smc_handle_device(const struct smc_handle *h);
  * smc/driver.h)? false when the driver declares nothing. */
 SMC_API bool smc_ioctl_privileged(const struct smc_handle *h, uint32_t code);
 
+/* The name the driver of this handle's device gives a vendor IOCTL or pcsc-lite control code
+ * (ioctl_vendor_name in smc/driver.h), or NULL. */
+SMC_API const char *smc_ioctl_vendor_name(const struct smc_handle *h, uint32_t code);
+
 /*
  * Synchronous IOCTL. `out` and `in` may be the same memory (METHOD_BUFFERED). *returned gets the
  * number of bytes written to out (for STATUS_BUFFER_TOO_SMALL on GET_ATTRIBUTE: the size needed).

@@ -6,7 +6,9 @@
  *
  * e.g. "ioctl SimVendor SimReader 0 IOCTL_SMARTCARD_POWER SCARD_COLD_RESET -> STATUS_SUCCESS
  * (41 µs)". The argument is the power command, the attribute id, the protocol mask (bit names
- * joined by '|') or, for vendor IOCTLs, the code in hex. A tracking request that pends is reported
+ * joined by '|') or, for vendor IOCTLs and pcsc-lite control codes, the driver's name of the code
+ * with the code in hex ("SIM_IOCTL_INSERT (0x00312004)", "FEATURE_VERIFY_PIN_DIRECT
+ * (0x42330006)"; the hex code alone when the driver names none). A tracking request that pends is reported
  * once when posted (-> STATUS_PENDING) and once when it completes (time since it was posted).
  */
 #include <stdio.h>
@@ -38,11 +40,18 @@ static void mask_name(uint32_t mask, char *buf, size_t cap)
         snprintf(buf + n, cap - n, "%s0x%08X", n ? "|" : "", mask);
 }
 
-/* The argument name of a request, or NULL. */
-static const char *arg_name(uint32_t code, const void *in, size_t in_len, char *buf, size_t cap)
+/* The argument name of a request, or NULL. A vendor code is shown as the driver names it, with
+ * the code in hex: "SIM_IOCTL_INSERT (0x00312004)". */
+static const char *arg_name(const struct smc_handle *h, uint32_t code, const void *in,
+                            size_t in_len, char *buf, size_t cap)
 {
-    if (SMC_IOCTL_IS_VENDOR(code)) {
-        snprintf(buf, cap, "0x%08X", code);
+    if ((SMC_IOCTL_IS_VENDOR(code) || SMC_IOCTL_IS_PCSC_VENDOR(code)) &&
+        code != IOCTL_SMARTCARD_GET_FEATURE_REQUEST) {
+        const char *name = smc_ioctl_vendor_name(h, code);
+        if (name)
+            snprintf(buf, cap, "%s (0x%08X)", name, code);
+        else
+            snprintf(buf, cap, "0x%08X", code);
         return buf;
     }
     if (in_len < 4 || !in)
@@ -123,6 +132,8 @@ static void fill_names(struct rm_trace_entry *e, uint32_t code, smc_status st)
 {
     e->code = code;
     e->ioctl = smc_ioctl_name(code);
+    if (!e->ioctl && SMC_IOCTL_IS_PCSC_VENDOR(code))
+        e->ioctl = "IOCTL_SMARTCARD_VENDOR";
     if (!e->ioctl)
         e->ioctl = "IOCTL_UNKNOWN";
     e->status = st;
@@ -147,7 +158,7 @@ smc_status rm_ioctl(struct rm_reader *r, uint32_t code, const void *in, size_t i
     struct rm_trace_entry e = {0};
     char abuf[96];
     fill_names(&e, code, st);
-    e.arg = arg_name(code, in, in_len, abuf, sizeof(abuf));
+    e.arg = arg_name(r->h, code, in, in_len, abuf, sizeof(abuf));
     e.usec = (t1 - t0) / 1000u;
     e.has_value = st == STATUS_SUCCESS && out_value(code, in, out, ret, &e.value);
     report(r, &e);

@@ -570,6 +570,11 @@ bool smc_ioctl_privileged(const struct smc_handle *h, uint32_t code)
     return h->r->ops->ioctl_privileged && h->r->ops->ioctl_privileged(code);
 }
 
+const char *smc_ioctl_vendor_name(const struct smc_handle *h, uint32_t code)
+{
+    return h->r->ops->ioctl_vendor_name ? h->r->ops->ioctl_vendor_name(code) : NULL;
+}
+
 bool smc_cancel(struct smc_handle *h, uint64_t req_id)
 {
     struct smc_reader *r = h->r;

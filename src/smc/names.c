@@ -70,6 +70,12 @@ static const struct {
 #undef X
 };
 
+static const struct name_entry feature_names[] = {
+#define X(name, v) {(v), "FEATURE_" #name},
+    SMC_PCSC_FEATURE_LIST(X)
+#undef X
+};
+
 static const struct name_entry reader_type_names[] = {
 #define X(name, v) {(v), "SCARD_READER_TYPE_" #name},
     SMC_READER_TYPE_LIST(X)
@@ -134,4 +140,9 @@ const char *smc_status_message(smc_status status)
 const char *smc_reader_type_name(uint32_t type)
 {
     return lookup(reader_type_names, COUNT(reader_type_names), type);
+}
+
+const char *smc_pcsc_feature_name(uint32_t tag)
+{
+    return lookup(feature_names, COUNT(feature_names), tag);
 }

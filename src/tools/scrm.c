@@ -58,7 +58,7 @@ static const struct subcommand subcommands[] = {
      scrm_cmd_reader},
     {"atr", "atr HEX...                    decode an ATR and name the card (offline)",
      scrm_cmd_atr},
-    {"spy", "spy [--pins]                  every APDU and IOCTL live (root, admin group)",
+    {"spy", "spy [--pins] [--pcap FILE]     every APDU and IOCTL live (root, admin group)",
      scrm_cmd_spy},
     {"doctor", "doctor                        check the way to scrmd step by step",
      scrm_cmd_doctor},

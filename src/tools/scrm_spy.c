@@ -1,10 +1,11 @@
 /*
- * `scrm spy [--pins]`: a live view of every APDU and IOCTL scrmd handles, for all applications at
+ * `scrm spy [--pins] [--pcap FILE]`: a live view of every APDU and IOCTL scrmd handles, for all applications at
  * once. scrm's socket protocol directly: HELLO, SPY, then one event message per line until the
  * user stops it (Ctrl-C) or the daemon goes away. Only root, scrmd's own user and members of its
  * admin_group may spy (SCARD_W_SECURITY_VIOLATION otherwise). The PIN data of VERIFY and CHANGE
  * REFERENCE DATA is shown as ** unless --pins is given. Lines are formatted by the daemon
- * (src/daemon/server_spy.c).
+ * (src/daemon/server_spy.c). With --pcap the APDU exchanges also go to a capture file that
+ * Wireshark and tshark read (spy_capture.h).
  */
 #include <errno.h>
 #include <poll.h>
@@ -13,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "ipc/ipc.h"
 #include "tools/scrm.h"
+#include "tools/spy_capture.h"
 
 static int read_full(int fd, void *buf, size_t n)
 {
@@ -64,9 +67,24 @@ static void on_signal(int sig)
     (void)sig; /* read() returns EINTR: the loop ends */
 }
 
+static int usage(void)
+{
+    fprintf(stderr, "usage: scrm spy [--pins] [--pcap FILE]\n");
+    return SCRM_EXIT_USAGE;
+}
+
 int scrm_cmd_spy(int argc, char **argv)
 {
-    bool pins = argc == 2 && strcmp(argv[1], "--pins") == 0;
+    bool pins = false;
+    const char *pcap = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--pins") == 0 && !pins)
+            pins = true;
+        else if (strcmp(argv[i], "--pcap") == 0 && !pcap && i + 1 < argc && argv[i + 1][0])
+            pcap = argv[++i];
+        else
+            return usage();
+    }
     const char *path = ipc_socket_path();
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct ipc_hdr h;
@@ -74,10 +92,6 @@ int scrm_cmd_spy(int argc, char **argv)
     size_t len;
     int fd;
 
-    if (argc > 2 || (argc == 2 && !pins)) {
-        fprintf(stderr, "usage: scrm spy [--pins]\n");
-        return SCRM_EXIT_USAGE;
-    }
     if (strlen(path) >= sizeof sa.sun_path)
         return scrm_fail("spy", SCARD_E_NO_SERVICE);
     memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -115,15 +129,48 @@ int scrm_cmd_spy(int argc, char **argv)
     struct sigaction act = {.sa_handler = on_signal}; /* no SA_RESTART: read() is interrupted */
     sigaction(SIGINT, &act, NULL);
     sigaction(SIGTERM, &act, NULL);
+    struct spy_capture cap = {0};
+    if (pcap && spy_capture_open(&cap, pcap) < 0) {
+        fprintf(stderr, "scrm: spy: cannot write the capture file %s: %s\n", pcap, strerror(errno));
+        close(fd);
+        return SCRM_EXIT_FAIL;
+    }
     fprintf(stderr, "scrm: spying on %s%s; Ctrl-C to stop\n", path,
             pins ? " (PINs shown)" : " (PINs redacted; --pins shows them)");
+    if (pcap)
+        fprintf(stderr, "scrm: writing APDU exchanges to %s (pcap, GSMTAP SIM; tshark -r %s)\n",
+                pcap, pcap);
+    int rc = SCRM_EXIT_OK;
     while (read_msg(fd, &h, &body, &len) == 0) {
         size_t skip = sizeof(struct ipc_none);
-        if (h.cmd == IPC_CMD_SPY && (h.flags & IPC_FLAG_EVENT) && len >= skip)
+        if (h.cmd == IPC_CMD_SPY && (h.flags & IPC_FLAG_EVENT) && len >= skip) {
             printf("%.*s\n", (int)(len - skip), (const char *)body + skip);
+            if (pcap) {
+                char *line = strndup((const char *)body + skip, len - skip);
+                struct timeval now;
+                gettimeofday(&now, NULL);
+                if (line && spy_capture_line(&cap, line, &now) < 0) {
+                    fprintf(stderr, "scrm: spy: writing %s: %s\n", pcap, strerror(errno));
+                    rc = SCRM_EXIT_FAIL;
+                    free(line);
+                    free(body);
+                    break;
+                }
+                free(line);
+            }
+        }
         fflush(stdout);
         free(body);
     }
     close(fd);
-    return SCRM_EXIT_OK;
+    if (pcap) {
+        if (spy_capture_close(&cap) < 0) {
+            fprintf(stderr, "scrm: spy: closing %s: %s\n", pcap, strerror(errno));
+            rc = SCRM_EXIT_FAIL;
+        } else {
+            fprintf(stderr, "scrm: %llu APDU exchange(s) written to %s\n",
+                    (unsigned long long)cap.packets, pcap);
+        }
+    }
+    return rc;
 }

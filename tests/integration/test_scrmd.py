@@ -259,6 +259,27 @@ def test_sigint_and_socket(tmp):
     check(not os.path.exists(sock), "socket file removed at exit")
 
 
+def test_trace_vendor_codes(tmp):
+    """Vendor IOCTLs sent through SCardControl are traced with the driver's name of the code."""
+    if not CLI:
+        return
+    sock = os.path.join(tmp, "v.sock")
+    d = Daemon(["-r", "sim:0", "--no-discover", "--trace-ioctl", "-l", "ipc:info"],
+               env=env_with(SCRM_SOCKET=sock))
+    check(d.wait_for("listening on"), "socket server listening (trace)")
+    for args in (["sim", "insert", "0", "t0"], ["sim", "remove", "0"]):
+        r = subprocess.run([CLI] + args, capture_output=True, text=True, timeout=TIMEOUT,
+                           env=env_with(SCRM_SOCKET=sock))
+        check(r.returncode == 0, "scrm %s: %s" % (" ".join(args), r.stderr.strip()))
+    check(d.wait_for("SIM_IOCTL_REMOVE"), "removal traced")
+    d.stop()
+    t = d.trace()
+    want = ["IOCTL_SMARTCARD_VENDOR SIM_IOCTL_INSERT (0x00312004) -> STATUS_SUCCESS",
+            "IOCTL_SMARTCARD_VENDOR SIM_IOCTL_REMOVE (0x00312008) -> STATUS_SUCCESS"]
+    got = [l[l.index("IOCTL_"):].rsplit(" (", 1)[0] for l in t if "IOCTL_SMARTCARD_VENDOR" in l]
+    check(got == want, "vendor codes decoded in the trace: %r" % got)
+
+
 def test_socket_activation(tmp):
     sock = os.path.join(tmp, "act.sock")
     lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -289,6 +310,7 @@ def main():
         test_log_and_pid_files(tmp)
         test_no_socket_trace(tmp)
         test_sigint_and_socket(tmp)
+        test_trace_vendor_codes(tmp)
         test_socket_activation(tmp)
     if failures:
         print("%d check(s) failed" % len(failures))

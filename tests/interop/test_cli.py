@@ -257,6 +257,28 @@ def test_spy_sees_apdus_and_redacts_pins(daemon):
     assert '> 00 20 00 81 04 31 32 33 34' in out_pins
 
 
+def test_spy_capture_file_read_by_tshark(daemon, tmp_path):
+    """--pcap writes the exchanges as GSMTAP SIM packets that Wireshark's dissector decodes."""
+    cap = str(tmp_path / 'spy.pcap')
+    spy = spy_start('--pcap', cap)
+    r = scrm('send', '0', '00 A4 04 00 07 F0 53 43 52 4D 00 01', '00 84 00 00 08',
+             '00 20 00 81 04 31 32 33 34')
+    assert r.returncode == 0, r.stderr
+    read_until(spy, '< 6A 88')
+    spy.send_signal(signal.SIGINT)
+    assert spy.wait(20) == 0
+    tail = spy.stdout.read().decode()
+    assert '3 APDU exchange(s) written to ' + cap in tail, tail
+    t = subprocess.run(['tshark', '-r', cap, '-T', 'fields', '-e', 'gsm_sim.apdu.ins',
+                        '-e', 'gsm_sim.apdu.sw'], capture_output=True, text=True, timeout=120)
+    assert t.returncode == 0, t.stderr
+    rows = [l.split('\t') for l in t.stdout.splitlines()]
+    assert [r[0] for r in rows] == ['0xa4', '0x84', '0x20'], t.stdout
+    assert [r[1] for r in rows] == ['0x9000', '0x9000', '0x6a88'], t.stdout
+    raw = open(cap, 'rb').read()
+    assert b'1234' not in raw and b'\x20\x00\x81\x04****' in raw, 'PIN redacted in the file'
+
+
 def test_spy_refused_for_others(daemon):
     os.chmod(daemon.dir, 0o755)
     r = subprocess.run(['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', CLI,

@@ -234,6 +234,28 @@ static void test_reader_types_and_mechanics(void **state)
     CHECK(m, NULL);
 }
 
+/* PC/SC part 10 feature tags, typed from the PC/SC Workgroup's part 10 (and <PCSC/reader.h>). */
+static void test_pcsc_feature_names(void **state)
+{
+    (void)state;
+    static const struct {
+        uint32_t tag;
+        const char *name;
+    } t[] = {
+        {0x01, "FEATURE_VERIFY_PIN_START"},   {0x06, "FEATURE_VERIFY_PIN_DIRECT"},
+        {0x07, "FEATURE_MODIFY_PIN_DIRECT"},  {0x0A, "FEATURE_IFD_PIN_PROPERTIES"},
+        {0x12, "FEATURE_GET_TLV_PROPERTIES"}, {0x13, "FEATURE_CCID_ESC_COMMAND"},
+        {0x20, "FEATURE_EXECUTE_PACE"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        const char *n = smc_pcsc_feature_name(t[i].tag);
+        if (!n || strcmp(n, t[i].name) != 0)
+            fail_msg("feature 0x%02X is %s, want %s", t[i].tag, n ? n : "(null)", t[i].name);
+    }
+    assert_null(smc_pcsc_feature_name(0x14));
+    assert_null(smc_pcsc_feature_name(0));
+}
+
 static void test_sizes_and_t1(void **state)
 {
     (void)state;
@@ -295,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_attributes),
         cmocka_unit_test(test_status_codes),
         cmocka_unit_test(test_reader_types_and_mechanics),
+        cmocka_unit_test(test_pcsc_feature_names),
         cmocka_unit_test(test_sizes_and_t1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -995,6 +995,16 @@ static void ifd_close(struct smc_reader *r)
     ifd_unit_put(u);
 }
 
+/* libccid numbers the control code of PC/SC part 10 feature n SCARD_CTL_CODE(0x330000 + n)
+ * (its CLASS2_IOCTL_MAGIC); other handlers take their codes from the same convention or announce
+ * theirs in the GET_FEATURE_REQUEST answer, which the trace cannot see. */
+static const char *ifd_ioctl_vendor_name(uint32_t code)
+{
+    if ((code & 0xFFFFFF00u) == IFD_PCSC_CTL_BASE + 0x330000u)
+        return smc_pcsc_feature_name(code & 0xFFu);
+    return NULL;
+}
+
 const struct smc_driver_ops smc_ifd_driver = {
     .name = "ifd",
     .open = ifd_open,
@@ -1004,4 +1014,5 @@ const struct smc_driver_ops smc_ifd_driver = {
     .set_protocol = ifd_set_protocol,
     .card_tracking = ifd_card_tracking,
     .ioctl_vendor = ifd_vendor,
+    .ioctl_vendor_name = ifd_ioctl_vendor_name,
 };

@@ -235,6 +235,19 @@ static bool nfc_ioctl_privileged(uint32_t code)
            code == NFC_IOCTL_TAG_FAULT;
 }
 
+static const char *nfc_ioctl_vendor_name(uint32_t code)
+{
+    switch (code) {
+    case NFC_IOCTL_RADIO: return "NFC_IOCTL_RADIO";
+    case NFC_IOCTL_TAG_ENTER: return "NFC_IOCTL_TAG_ENTER";
+    case NFC_IOCTL_TAG_LEAVE: return "NFC_IOCTL_TAG_LEAVE";
+    case NFC_IOCTL_TAG_FAULT: return "NFC_IOCTL_TAG_FAULT";
+    case NFC_IOCTL_INFO: return "NFC_IOCTL_INFO";
+    case NFC_IOCTL_PROFILES: return "NFC_IOCTL_PROFILES";
+    default: return NULL;
+    }
+}
+
 const struct smc_driver_ops smc_nfc_driver = {
     .name = "nfc",
     .open = nfc_open,
@@ -248,4 +261,5 @@ const struct smc_driver_ops smc_nfc_driver = {
     .split_tracking = true,
     .handle_closed = nfc_handle_closed,
     .ioctl_privileged = nfc_ioctl_privileged,
+    .ioctl_vendor_name = nfc_ioctl_vendor_name,
 };

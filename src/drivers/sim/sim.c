@@ -302,6 +302,18 @@ static bool sim_ioctl_privileged(uint32_t code)
     return code == SIM_IOCTL_INSERT || code == SIM_IOCTL_REMOVE || code == SIM_IOCTL_FAULT;
 }
 
+static const char *sim_ioctl_vendor_name(uint32_t code)
+{
+    switch (code) {
+    case SIM_IOCTL_INSERT: return "SIM_IOCTL_INSERT";
+    case SIM_IOCTL_REMOVE: return "SIM_IOCTL_REMOVE";
+    case SIM_IOCTL_FAULT: return "SIM_IOCTL_FAULT";
+    case SIM_IOCTL_INFO: return "SIM_IOCTL_INFO";
+    case SIM_IOCTL_PROFILES: return "SIM_IOCTL_PROFILES";
+    default: return NULL;
+    }
+}
+
 /* ---- lifetime ---- */
 
 static bool set_protocols(struct smc_reader_caps *c, const char *v)
@@ -447,5 +459,6 @@ const struct smc_driver_ops smc_sim_driver = {
     .confiscate = sim_confiscate,
     .ioctl_vendor = sim_vendor,
     .ioctl_privileged = sim_ioctl_privileged,
+    .ioctl_vendor_name = sim_ioctl_vendor_name,
     .cancel_pending = sim_cancel_pending,
 };

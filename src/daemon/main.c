@@ -406,11 +406,16 @@ static void wait_for_signal(int sfd)
         ;
 }
 
+/* The names are spelled here: strsignal() is not required to be thread-safe (POSIX), and other
+ * threads still run. */
 static void log_stop_reason(int sfd)
 {
     struct signalfd_siginfo si;
     if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        log_info(core, "%s received, stopping", strsignal((int)si.ssi_signo));
+        log_info(core, "%s received, stopping",
+                 si.ssi_signo == SIGTERM  ? "Terminated"
+                 : si.ssi_signo == SIGINT ? "Interrupt"
+                                          : "signal");
 }
 
 /* Everything after the configuration: returns the exit status. */

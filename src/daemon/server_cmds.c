@@ -67,6 +67,10 @@ static void reply_tx_busy(struct session *s, const struct ipc_hdr *req)
 static void reply_in_place(struct session *s, const struct ipc_hdr *req, uint32_t status,
                            size_t total)
 {
+    if (status == RM_READER_BUSY) { /* no reply: the request waits for the reader */
+        s->park_req = true;
+        return;
+    }
     if (status == RM_TX_BUSY) {
         reply_tx_busy(s, req);
         return;
@@ -85,6 +89,10 @@ void srv_reply(struct session *s, const struct ipc_hdr *req, uint32_t status, co
 {
     size_t total = HDR + fixed_len + var_len;
     uint8_t *b;
+    if (status == RM_READER_BUSY) { /* no reply: the request waits for the reader */
+        s->park_req = true;
+        return;
+    }
     if (status == RM_TX_BUSY) {
         reply_tx_busy(s, req);
         return;

@@ -73,8 +73,9 @@ uint32_t srv_core_disconnect(struct session *s, uint64_t handle, uint32_t dispos
         return SCARD_E_INVALID_HANDLE;
     rc = rm_disconnect(s->srv->rm, card, disposition);
     /* The rm dropped the handle, except for a bad disposition or a disposition that has to wait
-     * for another handle's transaction (RM_TX_BUSY: the client sends it again). */
-    if (rc != SCARD_E_INVALID_VALUE && rc != RM_TX_BUSY)
+     * for another handle's transaction (RM_TX_BUSY: the client sends it again) or for the reader
+     * (RM_READER_BUSY: the request runs again). */
+    if (rc != SCARD_E_INVALID_VALUE && rc != RM_TX_BUSY && rc != RM_READER_BUSY)
         idmap_del(&s->cards, handle);
     return rc;
 }
@@ -119,7 +120,7 @@ uint32_t srv_core_transmit(struct session *s, uint64_t handle, uint32_t send_pro
     uint64_t t0 = srv_spy_active() ? scrm_now_ns() : 0;
     rc =
         rm_transmit(s->srv->rm, card, send_protocol, apdu, apdu_len, resp, resp_len, recv_protocol);
-    if (t0)
+    if (t0 && rc != RM_READER_BUSY) /* a parked APDU is shown when it runs */
         srv_spy_apdu(s, card, apdu, apdu_len, resp, rc == SCARD_S_SUCCESS ? *resp_len : 0, rc,
                      (scrm_now_ns() - t0) / 1000u);
     if (rc == SCARD_S_SUCCESS && *resp_len > recv_max)

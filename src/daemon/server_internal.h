@@ -42,6 +42,7 @@
 #include "common/mutex.h"
 #include "ipc/idmap.h"
 #include "ipc/ipc.h"
+#include "rm/rm.h"
 
 struct rm;
 
@@ -137,6 +138,15 @@ struct session {
      * daemon to wait leaves it false (or answers as its protocol does, e.g. pcscd's
      * SCARD_E_SHARING_VIOLATION). RM_TX_BUSY must never reach a client as such. */
     bool nowait;
+    /* A request waiting for its reader, busy with another handle's request (the rm answered
+     * RM_READER_BUSY; rm_reader_idle_wait): the session stays busy, no thread waits, and the
+     * request in job_msg runs again when the rm wakes it. park_req: the reply path saw
+     * RM_READER_BUSY (the thread executing the request). parked: under lock. park: under
+     * park_lock (taken before any rm lock; nothing takes it from an rm callback). */
+    bool park_req;
+    bool parked;
+    scrm_mutex park_lock;
+    struct rm_idle_wait park;
     /* The pending status-change wait: set and cleared only by the worker that has the session
      * (busy) or by its teardown; others read it only while the session is not busy. */
     struct srv_wait *wait;

@@ -41,6 +41,7 @@ struct session *session_new(struct srv *srv, int fd, enum srv_front front)
     s->id = ++srv->next_id;
     atomic_init(&s->refs, 1);
     scrm_mutex_init(&s->lock);
+    scrm_mutex_init(&s->park_lock);
     ipc_rx_init(&s->rx, false);
     /* Before the handshake nothing larger than a HELLO: an unauthenticated connection holds a
      * few dozen bytes, whatever it announces. */
@@ -64,6 +65,7 @@ void session_unref(struct session *s)
     pcl_session_free(s);
     idmap_free(&s->cards);
     scrm_mutex_destroy(&s->lock);
+    scrm_mutex_destroy(&s->park_lock);
     free(s->out);
     free(s->job_msg);
     free(s->reply);
@@ -176,6 +178,7 @@ static void gone_job(struct srv_job *job)
     /* The teardown never waits for another client's transaction either (rm_owner_gone then
      * leaves the card as it is), so it cannot hold a worker that client's END needs. */
     rm_thread_nowait(true);
+    rm_thread_nowait_reader(false);
     session_free_wait(s); /* O(the client's entries), off the loop thread */
     n = rm_owner_gone(s->srv->rm, s->id);
     if (n > 0)
@@ -201,7 +204,7 @@ void session_free_wait(struct session *s)
 void session_close(struct session *s, const char *why, bool violation)
 {
     struct srv *srv = s->srv;
-    bool busy;
+    bool busy, parked;
 
     scrm_assert(pthread_equal(pthread_self(), srv->loop_thread));
     scrm_mutex_lock(&s->lock);
@@ -211,7 +214,15 @@ void session_close(struct session *s, const char *why, bool violation)
     }
     s->closing = true;
     busy = s->busy;
+    parked = s->parked;
     scrm_mutex_unlock(&s->lock);
+    if (busy && parked) {
+        /* Its request waits for a reader: take it back unless the rm has just woken it (then
+         * the woken run finds the session closing and does the teardown). */
+        scrm_mutex_lock(&s->park_lock);
+        busy = !rm_reader_idle_cancel(&s->park);
+        scrm_mutex_unlock(&s->park_lock);
+    }
     srv_spy_forget(s);
 
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
@@ -533,22 +544,81 @@ static void job_done(struct session *s)
     }
 }
 
-/* Pool job: execute the request (and the ones that follow at once). */
+/* The rm woke a parked request (on the thread that freed its reader): run it again. */
+static void park_fired(struct rm_idle_wait *w)
+{
+    struct session *s = (struct session *)((char *)w - offsetof(struct session, park));
+    srv_pool_submit(&s->srv->pool, &s->job);
+}
+
+/* The request just executed needs a reader busy with another request: park it there. True if
+ * the worker must let go of the session now (parked, or woken already by a run that will finish
+ * it); false if the request is to run again at once (the reader is free now) or, closing, is
+ * dropped (*drop). */
+static bool park_request(struct session *s, bool *drop)
+{
+    bool parked, closing;
+
+    *drop = false;
+    scrm_mutex_lock(&s->park_lock);
+    parked = rm_reader_idle_wait(s->srv->rm, rm_thread_busy_reader(), &s->park, park_fired);
+    scrm_mutex_unlock(&s->park_lock);
+    if (!parked)
+        return false;
+    scrm_mutex_lock(&s->lock);
+    closing = s->closing;
+    s->parked = !closing;
+    scrm_mutex_unlock(&s->lock);
+    if (!closing)
+        return true; /* session_close may take it back from here on */
+    /* Closed meanwhile (session_close saw it not parked yet): take it back ourselves. */
+    scrm_mutex_lock(&s->park_lock);
+    *drop = rm_reader_idle_cancel(&s->park);
+    scrm_mutex_unlock(&s->park_lock);
+    return !*drop;
+}
+
+/* Pool job: execute the request (and the ones that follow at once). A request that finds its
+ * reader busy with another request is parked on it (no thread waits) and runs again here when
+ * the rm wakes it. */
 static void request_job(struct srv_job *job)
 {
     struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
+    bool closing;
 
     /* A client that waits for transactions itself gets IPC_S_TX_BUSY instead of a worker
-     * blocked until another handle's transaction ends. */
+     * blocked until another handle's transaction ends. scrm's front end parks requests that
+     * wait for a busy reader; pcsc-lite's still waits for it on the worker. */
     rm_thread_nowait(s->nowait);
-    do {
-        if (s->front == SRV_FRONT_PCSCLITE)
-            pcl_exec(s, s->job_msg, s->job_len);
-        else
-            srv_cmd_exec(s, s->job_msg, s->job_len);
+    rm_thread_nowait_reader(s->front == SRV_FRONT_SCRM);
+    scrm_mutex_lock(&s->lock);
+    s->parked = false; /* woken, if it was */
+    closing = s->closing;
+    scrm_mutex_unlock(&s->lock);
+    for (;;) {
+        s->park_req = false;
+        if (!closing) {
+            if (s->front == SRV_FRONT_PCSCLITE)
+                pcl_exec(s, s->job_msg, s->job_len);
+            else
+                srv_cmd_exec(s, s->job_msg, s->job_len);
+        }
+        if (s->park_req && !closing) {
+            bool drop;
+            if (park_request(s, &drop))
+                return; /* the session stays busy; park_fired brings the request back */
+            if (!drop)
+                continue; /* the reader is free now: again */
+            closing = true;
+        }
+        scrm_mutex_lock(&s->park_lock);
+        rm_reader_idle_done(&s->park); /* if this request was woken: the next one's turn */
+        scrm_mutex_unlock(&s->park_lock);
         free(s->job_msg);
         s->job_msg = NULL;
-    } while (s->front == SRV_FRONT_PCSCLITE ? pcl_take_next(s) : take_next_request(s));
+        if (closing || !(s->front == SRV_FRONT_PCSCLITE ? pcl_take_next(s) : take_next_request(s)))
+            break;
+    }
     job_done(s);
 }
 

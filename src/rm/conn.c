@@ -242,14 +242,23 @@ static scard_rc conn_enter(struct rm_conn *c, bool marks, uint64_t deadline_ns)
         scrm_mutex_unlock(&r->lock);
         if (rc)
             return rc;
-        scrm_mutex_lock(&r->seq_lock);
+        if (rm_thread_nowait_reader_on()) {
+            /* Another request runs on the reader: the caller parks this one instead of its
+             * thread (rm_reader_idle_wait). */
+            if (!rm_seq_trylock(r)) {
+                snprintf(tl_busy_reader, sizeof(tl_busy_reader), "%s", r->name);
+                return RM_READER_BUSY;
+            }
+        } else {
+            rm_seq_lock(r);
+        }
         scrm_mutex_lock(&r->lock);
         rc = conn_check_locked(r, c, marks);
         bool mine = !r->tx_owner || r->tx_owner == c;
         scrm_mutex_unlock(&r->lock);
         if (!rc && mine)
             return SCARD_S_SUCCESS;
-        scrm_mutex_unlock(&r->seq_lock);
+        rm_seq_unlock(r);
         if (rc)
             return rc;
     }
@@ -257,7 +266,7 @@ static scard_rc conn_enter(struct rm_conn *c, bool marks, uint64_t deadline_ns)
 
 static void conn_leave(struct rm_conn *c) SCRM_RELEASE(c->r->seq_lock)
 {
-    scrm_mutex_unlock(&c->r->seq_lock);
+    rm_seq_unlock(c->r);
 }
 
 /* ---- attaching to a reader ---- */
@@ -453,16 +462,12 @@ scard_rc rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t pre
     return rc;
 }
 
-/* Apply a disposition for a handle that is leaving; failures on a vanished card are success. */
-static scard_rc leave_disposition(struct rm_conn *c, uint32_t disposition)
+/* Apply a disposition with the reader's sequence lock held (released here); failures on a
+ * vanished card are success. */
+static scard_rc disposition_entered(struct rm_conn *c, uint32_t disposition)
+    SCRM_RELEASE(c->r->seq_lock)
 {
-    if (disposition == SCARD_LEAVE_CARD)
-        return SCARD_S_SUCCESS;
-    scard_rc rc = conn_enter(c, false, UINT64_MAX);
-    if (rc == SCARD_E_READER_UNAVAILABLE)
-        return SCARD_S_SUCCESS;
-    if (rc)
-        return rc;
+    scard_rc rc = SCARD_S_SUCCESS;
     scrm_mutex_lock(&c->r->lock);
     bool card = c->r->card_present && !c->removed;
     scrm_mutex_unlock(&c->r->lock);
@@ -475,30 +480,27 @@ static scard_rc leave_disposition(struct rm_conn *c, uint32_t disposition)
     return rc;
 }
 
-scard_rc rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition)
+/* Apply a disposition for a handle that is leaving; failures on a vanished card are success. */
+static scard_rc leave_disposition(struct rm_conn *c, uint32_t disposition)
 {
-    if (disposition > SCARD_EJECT_CARD)
-        return SCARD_E_INVALID_VALUE;
-    if (tl_nowait && disposition != SCARD_LEAVE_CARD) {
-        /* A disposition waits for another handle's transaction: say so before the handle is
-         * taken out of the table, so that it still exists for the retry. */
-        struct rm_conn *p = conn_get(rm, card);
-        if (!p)
-            return SCARD_E_INVALID_HANDLE;
-        scrm_mutex_lock(&p->r->lock);
-        uint32_t busy = wait_turn_locked(p->r, p->owner, p, UINT64_MAX);
-        scrm_mutex_unlock(&p->r->lock);
-        conn_put(p);
-        if (busy == RM_TX_BUSY)
-            return busy;
-    }
-    struct rm_conn *c = conn_take(rm, card);
-    if (!c)
-        return SCARD_E_INVALID_HANDLE;
-    scard_rc rc = leave_disposition(c, disposition);
-    if (rc == RM_TX_BUSY) { /* taken in between: the handle is gone, the card is left as it is */
-        log_info(rm, "reader '%s': disposition %s skipped: another handle's transaction",
-                 c->r->name, scard_disposition_name(disposition));
+    if (disposition == SCARD_LEAVE_CARD)
+        return SCARD_S_SUCCESS;
+    scard_rc rc = conn_enter(c, false, UINT64_MAX);
+    if (rc == SCARD_E_READER_UNAVAILABLE)
+        return SCARD_S_SUCCESS;
+    if (rc)
+        return rc;
+    return disposition_entered(c, disposition);
+}
+
+/* The handle c (out of the table, the table's reference inherited) leaves its reader. */
+static scard_rc disconnect_finish(struct rm_conn *c, uint32_t disposition, scard_rc rc)
+{
+    if (rc == RM_TX_BUSY || rc == RM_READER_BUSY) {
+        /* taken in between: the handle is gone, the card is left as it is */
+        log_info(rm, "reader '%s': disposition %s skipped: %s", c->r->name,
+                 scard_disposition_name(disposition),
+                 rc == RM_TX_BUSY ? "another handle's transaction" : "the reader is busy");
         rc = SCARD_S_SUCCESS;
     }
     if (rc)
@@ -508,6 +510,56 @@ scard_rc rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition)
     rm_notify_reader(c->r);
     conn_put(c);
     return rc;
+}
+
+/* The answer of a call that would have waited, for a thread that must not (no branch here: the
+ * thread safety analysis loses track of a lock across one). */
+static bool is_busy(scard_rc rc)
+{
+    return rc == RM_TX_BUSY || rc == RM_READER_BUSY;
+}
+
+/* rm_disconnect for a thread that must not wait (rm_thread_nowait / _reader): take the reader
+ * first, then the handle, so that a disposition that would wait (for another handle's
+ * transaction, or for the reader) says so while the handle still exists for the retry. *done is
+ * false when the usual way must go on (a dead handle, or the reader gone). */
+static scard_rc disconnect_nowait(struct rm *rm, uint64_t card, uint32_t disposition, bool *done)
+{
+    struct rm_conn *p = conn_get(rm, card);
+    *done = true;
+    if (!p)
+        return SCARD_E_INVALID_HANDLE;
+    scard_rc rc = conn_enter(p, false, UINT64_MAX);
+    if (rc) {
+        conn_put(p);
+        *done = is_busy(rc);
+        return rc;
+    }
+    struct rm_conn *c = conn_take(rm, card); /* p itself, unless it left meanwhile */
+    if (!c) {
+        conn_leave(p);
+        conn_put(p);
+        return SCARD_E_INVALID_HANDLE;
+    }
+    rc = disposition_entered(p, disposition);
+    conn_put(p);
+    return disconnect_finish(c, disposition, rc);
+}
+
+scard_rc rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition)
+{
+    if (disposition > SCARD_EJECT_CARD)
+        return SCARD_E_INVALID_VALUE;
+    if (disposition != SCARD_LEAVE_CARD && (tl_nowait || rm_thread_nowait_reader_on())) {
+        bool done;
+        scard_rc rc = disconnect_nowait(rm, card, disposition, &done);
+        if (done)
+            return rc;
+    }
+    struct rm_conn *c = conn_take(rm, card);
+    if (!c)
+        return SCARD_E_INVALID_HANDLE;
+    return disconnect_finish(c, disposition, leave_disposition(c, disposition));
 }
 
 /* ---- transactions ---- */
@@ -529,10 +581,11 @@ scard_rc rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms)
         r->tx_depth++;
     }
     scrm_mutex_unlock(&r->lock);
-    if (!rc) {
-        /* A request of another handle that entered before us finishes first. */
-        scrm_mutex_lock(&r->seq_lock);
-        scrm_mutex_unlock(&r->seq_lock);
+    if (!rc && !rm_thread_nowait_reader_on()) {
+        /* A request of another handle that entered before us finishes first. (A thread that
+         * must not wait for the reader skips this: the handle's next request waits for it.) */
+        rm_seq_lock(r);
+        rm_seq_unlock(r);
     }
     conn_put(c);
     return rc;
@@ -554,7 +607,15 @@ scard_rc rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition)
                                    : SCARD_E_NOT_TRANSACTED;
     scrm_mutex_unlock(&r->lock);
     if (!rc && disposition != SCARD_LEAVE_CARD) {
-        scrm_mutex_lock(&r->seq_lock);
+        if (rm_thread_nowait_reader_on()) {
+            if (!rm_seq_trylock(r)) { /* the reader is busy: nothing done, the caller parks */
+                snprintf(tl_busy_reader, sizeof(tl_busy_reader), "%s", r->name);
+                conn_put(c);
+                return RM_READER_BUSY;
+            }
+        } else {
+            rm_seq_lock(r);
+        }
         rc = rm_seq_disposition(r, c, disposition);
         scrm_mutex_lock(&r->lock);
         uint32_t mine = c->protocol;
@@ -564,7 +625,7 @@ scard_rc rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition)
             uint32_t sel = 0;
             rc = rm_seq_connect(r, mine, &sel);
         }
-        scrm_mutex_unlock(&r->seq_lock);
+        rm_seq_unlock(r);
     }
     scrm_mutex_lock(&r->lock);
     bool released = false;

@@ -14,7 +14,9 @@
  *   reader->seq_lock   one card sequence (connect, disposition, transmit, power-up, power-down)
  *                      at a time per reader. Held across the sequence's IOCTLs (into libsmc and
  *                      the driver) and so across the trace callback of those IOCTLs; never held
- *                      while waiting for a transaction.
+ *                      while waiting for a transaction. Taken and released only through
+ *                      rm_seq_lock / rm_seq_trylock / rm_seq_unlock (park.c); probed with a
+ *                      trylock under reader->lock (never waited for there).
  *   rm->lock           device records, reader list, connection table, reference counts.
  *   reader->lock       the reader's snapshot, connections list, transaction and waiters; its
  *                      condition variable `cond` carries the transaction waits and the monitor's
@@ -199,6 +201,13 @@ struct rm_reader {
     unsigned tx_depth SCRM_GUARDED_BY(lock);
     struct rm_waiter *waiters SCRM_GUARDED_BY(lock);
 
+    /* requests parked until the card sequence is free (park.c): a FIFO under lock, its length
+     * readable without it by the releasing thread, and how many woken ones are retrying */
+    struct rm_idle_wait *park_head SCRM_GUARDED_BY(lock);
+    struct rm_idle_wait *park_tail SCRM_GUARDED_BY(lock);
+    atomic_uint n_parked;
+    unsigned park_inflight SCRM_GUARDED_BY(lock);
+
     /* power-down timer (token under lock; timer under the timers' lock) */
     struct rm_timer pd_timer;
     uint64_t pd_token SCRM_GUARDED_BY(lock);
@@ -378,6 +387,20 @@ void rm_seq_power_up(struct rm_reader *r, uint32_t state);
 void rm_conns_mark_removed_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock);
 /* Free every connection (rm_free). */
 void rm_conns_free_all(struct rm *rm);
+
+/* ---- park.c: the card sequence lock, and requests parked until it is free ---------------------
+ */
+
+/* Take / release reader->seq_lock. Every release goes through rm_seq_unlock, which wakes the
+ * first parked request (rm_reader_idle_wait) when the reader is free. rm_seq_trylock for the
+ * threads that must not wait (rm_thread_nowait_reader). */
+void rm_seq_lock(struct rm_reader *r) SCRM_ACQUIRE(r->seq_lock);
+bool rm_seq_trylock(struct rm_reader *r) SCRM_TRY_ACQUIRE(true, r->seq_lock);
+void rm_seq_unlock(struct rm_reader *r) SCRM_RELEASE(r->seq_lock);
+/* The reader left: wake every parked request (they retry and find it gone). */
+void rm_park_wake_all(struct rm_reader *r);
+/* rm_thread_nowait_reader() of the calling thread. */
+bool rm_thread_nowait_reader_on(void);
 
 /* ---- protocol numbering -----------------------------------------------------------------------
  */

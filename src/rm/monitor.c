@@ -284,9 +284,9 @@ static smc_status card_event(struct rm_reader *r)
     bool insertion = (!was && now) || swap;
     if (insertion) {
         if (power) {
-            scrm_mutex_lock(&r->seq_lock);
+            rm_seq_lock(r);
             rm_seq_power_up(r, state);
-            scrm_mutex_unlock(&r->seq_lock);
+            rm_seq_unlock(r);
         }
         scrm_mutex_lock(&r->lock);
         r->card_present = r->state > SCARD_ABSENT;
@@ -395,7 +395,7 @@ static void pd_job_fn(struct rm_job *job)
     struct pd_job *p = (struct pd_job *)job;
     struct rm_reader *r = rm_reader_by_id(p->rm, p->id);
     if (r) {
-        scrm_mutex_lock(&r->seq_lock);
+        rm_seq_lock(r);
         scrm_mutex_lock(&r->lock);
         bool run =
             p->token == r->pd_token && r->n_conns == 0 && !r->gone && !atomic_load(&p->rm->closing);
@@ -404,7 +404,7 @@ static void pd_job_fn(struct rm_job *job)
         scrm_mutex_unlock(&r->lock);
         if (run)
             rm_seq_power_down(r);
-        scrm_mutex_unlock(&r->seq_lock);
+        rm_seq_unlock(r);
         if (run)
             rm_notify_reader(r);
         rm_reader_unref(r);

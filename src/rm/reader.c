@@ -270,6 +270,7 @@ static void reader_departed(struct rm *rm, struct rm_reader *r, uint32_t events)
     rm_power_down_cancel_locked(r);
     scrm_cond_broadcast(&r->cond);
     scrm_mutex_unlock(&r->lock);
+    rm_park_wake_all(r); /* parked requests retry and find it gone */
     rm_monitor_stop(r);
     log_info(rm, "reader '%s' (%s) left", r->name, r->device);
     rm_notify_reader(r);

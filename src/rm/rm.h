@@ -279,6 +279,40 @@ void rm_thread_nowait(bool on);
 const char *rm_thread_busy_reader(void);
 bool rm_reader_tx_free(struct rm *rm, const char *name);
 
+/*
+ * Event-driven waits for a busy reader (scrmd): after rm_thread_nowait_reader(true) the calls of
+ * this thread that would wait for another request running on the same reader (its card sequence:
+ * an APDU, a connect, a disposition, a power-up; possibly a slow card) return RM_READER_BUSY at
+ * once, having done nothing, and rm_thread_busy_reader() names the reader. The caller parks the
+ * request instead of a thread:
+ *
+ *   rm_reader_idle_wait(rm, name, w, fn): false if the reader is free now (or unknown, or gone):
+ *     retry at once. true: parked; fn(w) is called once, on the thread that frees the reader
+ *     (with no rm lock held: it must only queue the retry), or when the reader leaves.
+ *   rm_reader_idle_done(w): the retry of a request woken by fn has ended (whatever its result,
+ *     unless it parked again with rm_reader_idle_wait on the same w). Required: woken requests
+ *     are let through one at a time, and this lets the next one go.
+ *   rm_reader_idle_cancel(w): true if w was parked and now is not (fn will not run); false if it
+ *     was not parked, or fn has run or is running (then rm_reader_idle_done follows the retry).
+ *
+ * Parked requests of a reader are woken in order, one per release, so a release costs O(1)
+ * whatever the number parked; a woken request that loses the reader to another caller parks again
+ * at the head. Initialise w with {0}; its fields are the rm's.
+ */
+#define RM_READER_BUSY 0x8010FFF2u
+struct rm_reader;
+struct rm_idle_wait {
+    void (*fn)(struct rm_idle_wait *w);
+    struct rm_reader *r;              /* the reader parked on or woken by (referenced) */
+    struct rm_idle_wait *next, *prev; /* the reader's parked list */
+    bool linked;
+};
+void rm_thread_nowait_reader(bool on);
+bool rm_reader_idle_wait(struct rm *rm, const char *name, struct rm_idle_wait *w,
+                         void (*fn)(struct rm_idle_wait *w));
+void rm_reader_idle_done(struct rm_idle_wait *w);
+bool rm_reader_idle_cancel(struct rm_idle_wait *w);
+
 /* Release one level of the lock and apply the disposition. SCARD_E_NOT_TRANSACTED if no handle
  * holds it; SCARD_E_SHARING_VIOLATION (card untouched) if another handle does, as pcsc-lite. After
  * SCARD_RESET_CARD the handle keeps working (its protocol is set again on the reset card; the other

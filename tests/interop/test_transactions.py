@@ -3,6 +3,7 @@ two handles of one context used from two threads, ending another handle's transa
 pcsc-lite: SCARD_E_SHARING_VIOLATION, card untouched), and hundreds of clients waiting for one
 reader's transaction while the daemon's thread count stays bounded and other readers are served.
 """
+import os
 import struct
 import threading
 
@@ -10,7 +11,8 @@ import pytest
 from smartcard.scard import (SCARD_LEAVE_CARD, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1,
                              SCARD_RESET_CARD, SCARD_S_SUCCESS, SCARD_SCOPE_USER,
                              SCARD_SHARE_SHARED, SCardBeginTransaction, SCardConnect,
-                             SCardDisconnect, SCardEndTransaction, SCardEstablishContext,
+                             SCardControl, SCardDisconnect, SCardEndTransaction,
+                             SCardEstablishContext,
                              SCardReconnect, SCardReleaseContext, SCardStatus, SCardTransmit)
 
 import scrm_env as env
@@ -190,3 +192,64 @@ def run_waiters(daemon, n):
         s.close()
     close_all(ctx2, other)
     close_all(ctx, holder)
+
+
+def test_busy_reader_holds_no_thread():
+    """More clients than max_threads send an APDU to one reader while its card hangs in another
+    handle's TRANSMIT (SIM_FAULT_HANG, freed by the IOCTL watchdog): their requests wait in the
+    daemon without a thread each, so clients of another reader are served during the hang; when
+    the watchdog cancels the hung call, every waiter is answered."""
+    saved = os.environ.get('SCRM_LOG')
+    os.environ['SCRM_LOG'] = 'ipc:info,rm:info,drv:info'  # the simulator says when it hangs
+    try:
+        d = env.Daemon(extra='max_threads = 2\nioctl_watchdog_ms = 8000\n')
+    finally:
+        if saved is None:
+            os.environ.pop('SCRM_LOG', None)
+        else:
+            os.environ['SCRM_LOG'] = saved
+    try:
+        name = R_T1.encode()
+        socks, cards = [], []
+        for _ in range(12):  # 6x max_threads
+            s = env.wire_connect(d.sock)
+            hello_v1(s)
+            s.sendall(env.wire_msg(env.CONNECT, struct.pack('<IIII', 2, 3, len(name), 0), name,
+                                   seq=2))
+            _cmd, _seq, status, body = env.wire_recv(s)
+            assert status == 0
+            socks.append(s)
+            cards.append(struct.unpack('<QII', body)[0])
+        hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+        hr, holder, hp = SCardConnect(ctx, R_T1, SCARD_SHARE_SHARED, PROTOS)
+        assert hr == SCARD_S_SUCCESS
+        hr, _ = SCardControl(holder, env.SIM_FAULT, list(struct.pack('<II', 7, 1)))  # HANG
+        assert hr == SCARD_S_SUCCESS
+        result = {}
+        hung = threading.Thread(target=lambda: result.update(rc=u(SCardTransmit(holder, hp,
+                                                                                ECHO)[0])))
+        hung.start()
+        env.wait_for(lambda: 'hanging (SIM_FAULT_HANG)' in d.log_text(), 10, 'the card to hang')
+        for s, card in zip(socks, cards):
+            s.sendall(env.wire_msg(env.TRANSMIT, struct.pack('<QIIII', card, 0, 258, len(ECHO), 0),
+                                   bytes(ECHO), seq=3))
+        # Another reader's client is served while every one of them waits.
+        hr2, ctx2 = SCardEstablishContext(SCARD_SCOPE_USER)
+        hr2, other, op = SCardConnect(ctx2, R_SPARE, SCARD_SHARE_SHARED, PROTOS)
+        assert hr2 == SCARD_S_SUCCESS
+        for _ in range(20):
+            assert SCardTransmit(other, op, ECHO)[0] == SCARD_S_SUCCESS
+        assert hung.is_alive(), 'the watchdog freed the reader before the check was done'
+        assert proc_threads(d.proc.pid) <= 16  # loop, pool (2), rm workers, timers, watchdog
+        hung.join(60)
+        assert not hung.is_alive() and result['rc'] == 0x80100002  # SCARD_E_CANCELLED
+        for s in socks:  # each waiter, in turn, gets its APDU through
+            cmd, seq, status, body = env.wire_recv(s)
+            assert (cmd, seq, status) == (env.TRANSMIT, 3, 0)
+            assert body[-2:] == bytes([0x90, 0x00])
+        for s in socks:  # (only now: a client that leaves resets the card for the others)
+            s.close()
+        close_all(ctx2, other)
+        close_all(ctx, holder)
+    finally:
+        d.close()

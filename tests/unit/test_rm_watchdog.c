@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/scard_codes.h"
@@ -24,10 +25,19 @@ static const uint8_t select_mf[] = {0x00, 0xA4, 0x00, 0x0C};
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char warned[512];
 static int other_warnings;
+static pthread_cond_t log_cond = PTHREAD_COND_INITIALIZER;
+static bool hanging; /* the simulated reader's slot hangs now (its drv info line) */
 
 static void sink(void *ctx, enum scrm_log_cat cat, enum scrm_log_level level, const char *msg)
 {
     (void)ctx;
+    if (cat == SCRM_LOG_CAT_drv && strstr(msg, "hanging (SIM_FAULT_HANG)")) {
+        pthread_mutex_lock(&log_lock);
+        hanging = true;
+        pthread_cond_broadcast(&log_cond);
+        pthread_mutex_unlock(&log_lock);
+        return;
+    }
     if (cat != SCRM_LOG_CAT_rm || level != SCRM_LOG_warn)
         return;
     pthread_mutex_lock(&log_lock);
@@ -113,11 +123,193 @@ static void test_config(void **state)
     rmt_free(t);
 }
 
+/* A parked request: how often the rm woke it. */
+struct parked {
+    struct rm_idle_wait w; /* first: the callback finds its struct from it */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int woken;
+};
+
+static void parked_fired(struct rm_idle_wait *w)
+{
+    struct parked *p = (struct parked *)w;
+    pthread_mutex_lock(&p->lock);
+    p->woken++;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static bool parked_wait(struct parked *p, int n)
+{
+    struct timespec dl;
+    int rc = 0;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 20;
+    pthread_mutex_lock(&p->lock);
+    while (p->woken < n && rc == 0)
+        rc = pthread_cond_timedwait(&p->cond, &p->lock, &dl);
+    bool ok = p->woken >= n;
+    pthread_mutex_unlock(&p->lock);
+    return ok;
+}
+
+static int parked_count(struct parked *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int n = p->woken;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+struct hung_call {
+    struct rm *rm;
+    uint64_t card;
+    uint32_t rc;
+};
+
+static void *hung_transmit(void *arg)
+{
+    struct hung_call *c = arg;
+    uint8_t resp[64];
+    size_t n = sizeof(resp);
+    c->rc = rm_transmit(c->rm, c->card, 0, select_mf, sizeof(select_mf), resp, &n, NULL);
+    return NULL;
+}
+
+/* A busy reader (one handle's TRANSMIT hangs in the driver until the watchdog cancels it) and
+ * threads that must not wait for it (rm_thread_nowait_reader): their calls answer RM_READER_BUSY
+ * at once having done nothing (a disconnect keeps its handle), park with rm_reader_idle_wait, and
+ * are woken one at a time when the reader is free: the first when the hung call returns, the
+ * next when the first's retry is done. A cancelled park is never woken. */
+static void test_busy_reader_parks(void **state)
+{
+    (void)state;
+    scrm_log_set_sink(sink, NULL);
+    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_info);
+    pthread_mutex_lock(&log_lock);
+    hanging = false;
+    pthread_mutex_unlock(&log_lock);
+    struct rmt *t = setup(2000);
+    uint64_t a = 0, b = 0, c = 0;
+    uint32_t proto = 0;
+    assert_int_equal(rm_connect(t->rm, 1, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &a, &proto),
+                     SCARD_S_SUCCESS);
+    assert_int_equal(rm_connect(t->rm, 2, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &b, &proto),
+                     SCARD_S_SUCCESS);
+    assert_int_equal(rm_connect(t->rm, 3, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &c, &proto),
+                     SCARD_S_SUCCESS);
+    assert_int_equal(rmt_fault(t, "sim:1", SIM_FAULT_HANG, 1), STATUS_SUCCESS);
+    struct hung_call hc = {.rm = t->rm, .card = a};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, hung_transmit, &hc), 0);
+    pthread_mutex_lock(&log_lock);
+    while (!hanging)
+        pthread_cond_wait(&log_cond, &log_lock);
+    pthread_mutex_unlock(&log_lock);
+
+    rm_thread_nowait_reader(true);
+    uint8_t resp[64];
+    size_t n = sizeof(resp);
+    assert_int_equal(rm_transmit(t->rm, b, 0, select_mf, sizeof(select_mf), resp, &n, NULL),
+                     RM_READER_BUSY);
+    assert_string_equal(rm_thread_busy_reader(), R1);
+    assert_int_equal(rm_disconnect(t->rm, c, SCARD_RESET_CARD), RM_READER_BUSY);
+    char rname[RM_READER_NAME_MAX];
+    assert_true(rm_card_reader_name(t->rm, c, rname, sizeof(rname))); /* still there */
+    struct rm_card_status st;
+    assert_int_equal(rm_status(t->rm, b, &st), SCARD_S_SUCCESS); /* needs no sequence */
+
+    struct parked pb = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    struct parked pc = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    struct parked px = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    assert_true(rm_reader_idle_wait(t->rm, R1, &pb.w, parked_fired));
+    assert_true(rm_reader_idle_wait(t->rm, R1, &px.w, parked_fired));
+    assert_true(rm_reader_idle_wait(t->rm, R1, &pc.w, parked_fired));
+    assert_true(rm_reader_idle_cancel(&px.w));
+    assert_false(rm_reader_idle_cancel(&px.w));
+    assert_false(rm_reader_idle_wait(t->rm, "no such reader", &px.w, parked_fired));
+
+    /* the watchdog cancels the hung TRANSMIT: the reader is free, the first parked goes */
+    pthread_join(th, NULL);
+    assert_int_equal(hc.rc, SCARD_E_CANCELLED);
+    assert_true(parked_wait(&pb, 1));
+    assert_int_equal(parked_count(&pc), 0); /* one at a time */
+    n = sizeof(resp);
+    assert_int_equal(rm_transmit(t->rm, b, 0, select_mf, sizeof(select_mf), resp, &n, NULL),
+                     SCARD_S_SUCCESS);
+    rm_reader_idle_done(&pb.w);
+    assert_true(parked_wait(&pc, 1)); /* its turn now */
+    assert_int_equal(rm_disconnect(t->rm, c, SCARD_RESET_CARD), SCARD_S_SUCCESS);
+    rm_reader_idle_done(&pc.w);
+    assert_false(rm_card_reader_name(t->rm, c, rname, sizeof(rname)));
+    /* a free reader parks nobody */
+    assert_false(rm_reader_idle_wait(t->rm, R1, &px.w, parked_fired));
+    rm_thread_nowait_reader(false);
+    assert_int_equal(parked_count(&pb), 1);
+    assert_int_equal(parked_count(&px), 0);
+    assert_int_equal(rm_disconnect(t->rm, a, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    assert_int_equal(rm_disconnect(t->rm, b, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_free(t);
+    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_warn);
+    scrm_log_set_sink(NULL, NULL);
+}
+
+/* A reader that leaves wakes every request parked on it; their retries find it gone. */
+static void test_departure_wakes_parked(void **state)
+{
+    (void)state;
+    scrm_log_set_sink(sink, NULL);
+    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_info);
+    pthread_mutex_lock(&log_lock);
+    hanging = false;
+    pthread_mutex_unlock(&log_lock);
+    struct rmt *t = setup(0); /* no watchdog: only the departure frees the hung call */
+    uint64_t a = 0, b = 0;
+    uint32_t proto = 0;
+    assert_int_equal(rm_connect(t->rm, 1, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &a, &proto),
+                     SCARD_S_SUCCESS);
+    assert_int_equal(rm_connect(t->rm, 2, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &b, &proto),
+                     SCARD_S_SUCCESS);
+    assert_int_equal(rmt_fault(t, "sim:1", SIM_FAULT_HANG, 1), STATUS_SUCCESS);
+    struct hung_call hc = {.rm = t->rm, .card = a};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, hung_transmit, &hc), 0);
+    pthread_mutex_lock(&log_lock);
+    while (!hanging)
+        pthread_cond_wait(&log_cond, &log_lock);
+    pthread_mutex_unlock(&log_lock);
+    struct parked p1 = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    struct parked p2 = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    assert_true(rm_reader_idle_wait(t->rm, R1, &p1.w, parked_fired));
+    assert_true(rm_reader_idle_wait(t->rm, R1, &p2.w, parked_fired));
+    assert_int_equal(rm_remove_reader(t->rm, "sim:1"), SCARD_S_SUCCESS);
+    assert_true(parked_wait(&p1, 1));
+    assert_true(parked_wait(&p2, 1));
+    rm_thread_nowait_reader(true);
+    uint8_t resp[64];
+    size_t n = sizeof(resp);
+    assert_int_equal(rm_transmit(t->rm, b, 0, select_mf, sizeof(select_mf), resp, &n, NULL),
+                     SCARD_E_READER_UNAVAILABLE);
+    rm_thread_nowait_reader(false);
+    rm_reader_idle_done(&p1.w);
+    rm_reader_idle_done(&p2.w);
+    pthread_join(th, NULL);
+    assert_int_not_equal(hc.rc, SCARD_S_SUCCESS);
+    assert_int_equal(rm_disconnect(t->rm, a, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    assert_int_equal(rm_disconnect(t->rm, b, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_free(t);
+    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_warn);
+    scrm_log_set_sink(NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hung_transmit_is_cancelled),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_busy_reader_parks),
+        cmocka_unit_test(test_departure_wakes_parked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

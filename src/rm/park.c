@@ -1,0 +1,199 @@
+/*
+ * The reader's card sequence lock (reader->seq_lock) and the requests parked until it is free.
+ *
+ * A request of a thread in rm_thread_nowait_reader mode (scrmd's workers) that finds the reader
+ * busy with another request (conn_enter's trylock fails) returns RM_READER_BUSY having done
+ * nothing; the caller parks it with rm_reader_idle_wait and gives its thread back. Every release
+ * of the sequence lock (rm_seq_unlock) wakes the first parked request when nothing else was woken
+ * and not retried yet, so a release costs O(1) whatever the number parked and a busy reader never
+ * holds more than its one running request's thread.
+ *
+ * No lost wake-up: a parker links itself and counts itself in n_parked, then (fence) probes the
+ * lock with a trylock; a releaser unlocks, then (fence) reads n_parked. Of the two, at least one
+ * sees the other: either the parker finds the lock free and retries at once, or the releaser
+ * finds it parked and wakes it. A woken request is "in flight" until it parks again or calls
+ * rm_reader_idle_done; while one is, releases wake nobody (the woken one takes the reader, and
+ * its own rm_reader_idle_done passes the turn on), so the parked are let through one at a time
+ * instead of all at once. Probes happen under reader->lock and so do all wake decisions, so a
+ * probe's momentary hold of the lock is never mistaken for a running request.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "rm/internal.h"
+
+static _Thread_local bool tl_nowait_reader;
+
+void rm_thread_nowait_reader(bool on)
+{
+    tl_nowait_reader = on;
+}
+
+bool rm_thread_nowait_reader_on(void)
+{
+    return tl_nowait_reader;
+}
+
+void rm_seq_lock(struct rm_reader *r) SCRM_NO_THREAD_SAFETY_ANALYSIS
+{
+    scrm_mutex_lock(&r->seq_lock);
+}
+
+bool rm_seq_trylock(struct rm_reader *r) SCRM_NO_THREAD_SAFETY_ANALYSIS
+{
+    return scrm_mutex_trylock(&r->seq_lock);
+}
+
+/* Is the sequence lock free? A trylock and release under r->lock (a trylock never waits, so the
+ * lock order is kept). */
+static bool seq_free_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
+{
+    scrm_mutex_assert_held(&r->lock);
+    if (!scrm_mutex_trylock(&r->seq_lock))
+        return false;
+    scrm_mutex_unlock(&r->seq_lock);
+    return true;
+}
+
+static void unlink_locked(struct rm_reader *r, struct rm_idle_wait *w) SCRM_REQUIRES(r->lock)
+{
+    scrm_mutex_assert_held(&r->lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        r->park_head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        r->park_tail = w->prev;
+    w->next = w->prev = NULL;
+    w->linked = false;
+    atomic_fetch_sub(&r->n_parked, 1);
+}
+
+/* The first parked request to wake, if it is its turn: nobody woken is still retrying and the
+ * reader is free (or gone). It becomes in flight. */
+static struct rm_idle_wait *next_turn_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
+{
+    scrm_mutex_assert_held(&r->lock);
+    struct rm_idle_wait *w = r->park_head;
+    if (!w || r->park_inflight > 0 || (!r->gone && !seq_free_locked(r)))
+        return NULL;
+    unlink_locked(r, w);
+    r->park_inflight++;
+    return w;
+}
+
+void rm_seq_unlock(struct rm_reader *r) SCRM_NO_THREAD_SAFETY_ANALYSIS
+{
+    scrm_mutex_unlock(&r->seq_lock);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&r->n_parked) == 0)
+        return;
+    scrm_mutex_lock(&r->lock);
+    struct rm_idle_wait *w = next_turn_locked(r);
+    scrm_mutex_unlock(&r->lock);
+    if (w)
+        w->fn(w);
+}
+
+bool rm_reader_idle_wait(struct rm *rm, const char *name, struct rm_idle_wait *w,
+                         void (*fn)(struct rm_idle_wait *w))
+{
+    struct rm_reader *r = rm_reader_by_name(rm, name);
+    if (w->r && w->r != r)
+        rm_reader_idle_done(w); /* woken by another reader: that turn is over */
+    bool again = w->r != NULL;  /* woken here, and the reader was taken first: back to the head */
+    if (!r)
+        return false;
+    if (again)
+        rm_reader_unref(r); /* w holds its reference already */
+    w->fn = fn;
+    scrm_mutex_lock(&r->lock);
+    bool parked = false;
+    if (!r->gone) {
+        if (again) {
+            r->park_inflight--;
+            w->prev = NULL;
+            w->next = r->park_head;
+            if (r->park_head)
+                r->park_head->prev = w;
+            else
+                r->park_tail = w;
+            r->park_head = w;
+        } else {
+            w->next = NULL;
+            w->prev = r->park_tail;
+            if (r->park_tail)
+                r->park_tail->next = w;
+            else
+                r->park_head = w;
+            r->park_tail = w;
+        }
+        w->linked = true;
+        atomic_fetch_add(&r->n_parked, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        parked = !seq_free_locked(r);
+        if (!parked) {
+            unlink_locked(r, w);
+            if (again)
+                r->park_inflight++; /* still this request's turn: it retries at once */
+        }
+    }
+    /* Parked, or still in flight after a wake-up: w keeps its reference. */
+    w->r = parked || again ? r : NULL;
+    scrm_mutex_unlock(&r->lock);
+    if (!parked && !again)
+        rm_reader_unref(r);
+    return parked;
+}
+
+void rm_reader_idle_done(struct rm_idle_wait *w)
+{
+    struct rm_reader *r = w->r;
+    if (!r || w->linked)
+        return;
+    w->r = NULL;
+    scrm_mutex_lock(&r->lock);
+    r->park_inflight--;
+    struct rm_idle_wait *next = next_turn_locked(r);
+    scrm_mutex_unlock(&r->lock);
+    if (next)
+        next->fn(next);
+    rm_reader_unref(r);
+}
+
+bool rm_reader_idle_cancel(struct rm_idle_wait *w)
+{
+    struct rm_reader *r = w->r;
+    bool was = false;
+    if (!r)
+        return false;
+    scrm_mutex_lock(&r->lock);
+    if (w->linked) {
+        unlink_locked(r, w);
+        was = true;
+    }
+    scrm_mutex_unlock(&r->lock);
+    if (was) {
+        w->r = NULL;
+        rm_reader_unref(r);
+    }
+    return was;
+}
+
+void rm_park_wake_all(struct rm_reader *r)
+{
+    for (;;) {
+        scrm_mutex_lock(&r->lock);
+        struct rm_idle_wait *w = r->park_head;
+        if (w) {
+            unlink_locked(r, w);
+            r->park_inflight++;
+        }
+        scrm_mutex_unlock(&r->lock);
+        if (!w)
+            return;
+        w->fn(w);
+    }
+}

@@ -48,6 +48,7 @@ struct rm;
 
 #define SRV_LISTEN_BACKLOG SOMAXCONN
 #define SRV_LINGER_US      200u /* a worker waits this long for the same client's next request */
+#define SRV_READ_BUDGET    (64u * 1024u) /* bytes the loop reads from one client per wake-up */
 
 /* ---- Worker pool (server_pool.c) --------------------------------------------------------------
  */

@@ -33,6 +33,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -118,6 +119,28 @@ static int open_conn(void)
     return fd;
 }
 
+/* poll() one descriptor for up to timeout_ms, whatever signals arrive meanwhile: libFuzzer's
+ * SIGALRM (its -timeout watchdog, every timeout/2 + 1 s) interrupts poll(), which is never
+ * restarted, and an EINTR taken for a timeout made the harness report a request as unanswered
+ * while its answer was on its way (the "slow reply" of earlier runs). > 0 ready, 0 timed out. */
+static int poll_one(struct pollfd *p, int timeout_ms)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int left = timeout_ms, rc;
+        if (timeout_ms > 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long long spent =
+                (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000LL;
+            left = spent >= timeout_ms ? 0 : (int)(timeout_ms - spent);
+        }
+        rc = poll(p, 1, left);
+        if (rc >= 0 || errno != EINTR)
+            return rc < 0 ? 0 : rc;
+    }
+}
+
 /* ---- Reading replies --------------------------------------------------------------------------
  */
 
@@ -162,7 +185,7 @@ static bool read_some(struct conv *cv, int timeout_ms)
     struct pollfd p = {.fd = cv->fd, .events = POLLIN};
     if (cv->eof)
         return false;
-    if (poll(&p, 1, timeout_ms) <= 0)
+    if (poll_one(&p, timeout_ms) <= 0)
         return true;
     for (;;) {
         uint8_t *dst;
@@ -199,7 +222,7 @@ static bool write_all(struct conv *cv, const uint8_t *buf, size_t len)
     while (len > 0) {
         struct pollfd p = {.fd = cv->fd, .events = POLLIN | POLLOUT};
         ssize_t n;
-        if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0) {
+        if (poll_one(&p, REPLY_TIMEOUT_MS) <= 0) {
             scrm_assert(cv->tx_held || !"the server neither reads nor answers");
             return false;
         }
@@ -328,7 +351,7 @@ static void run_records(struct conv *cv, const uint8_t *data, size_t size, uint8
         }
         while (!cv->got && !cv->eof) {
             struct pollfd p = {.fd = cv->fd, .events = POLLIN};
-            if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0) {
+            if (poll_one(&p, REPLY_TIMEOUT_MS) <= 0) {
                 /* Only a transaction of this very connection may hold a request this long. */
                 scrm_assert(cv->tx_held || !"the server did not answer a request");
                 return;

@@ -25,6 +25,35 @@ check) want=$check_pkgs ;;
     ;;
 esac
 
+# pcsc-lite >= 2.3's client library (protocol 4:5) for the interop test that runs it against
+# scrmd's pcsc-lite listener. Debian 12 has 1.9.9 only, so the check profile takes libpcsclite1
+# from Debian 13 (trixie)'s archive with a private apt state (the system's sources and lists are
+# not touched) and unpacks it, without installing it, into $SCRM_PCSCLITE_NEW. Without network the
+# test skips and says why.
+fetch_new_pcsclite() {
+    dir=${SCRM_PCSCLITE_NEW:-/var/cache/scrm/libpcsclite-trixie}
+    [ -s "$dir/VERSION" ] && return 0
+    [ "$(id -u)" -eq 0 ] || return 0
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
+        "http://deb.debian.org/debian trixie main" >"$tmp/sources.list"
+    set -- -q -o "Dir::Etc::SourceList=$tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+        -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o APT::Sandbox::User=root
+    if apt-get "$@" update >/dev/null 2>&1 &&
+        (cd "$tmp" && apt-get "$@" download libpcsclite1/trixie >/dev/null 2>&1); then
+        mkdir -p "$dir"
+        dpkg -x "$tmp"/libpcsclite1_*.deb "$dir"
+        dpkg-deb -f "$tmp"/libpcsclite1_*.deb Version >"$dir/VERSION"
+        echo "install-deps.sh: libpcsclite1 $(cat "$dir/VERSION") (trixie) unpacked in $dir"
+    else
+        echo "install-deps.sh: cannot fetch trixie's libpcsclite1 (no network?);" \
+            "the pcsc-lite 2.3 interop test will skip" >&2
+    fi
+    rm -rf "$tmp"
+}
+[ "$profile" = check ] && fetch_new_pcsclite
+
 missing=""
 for p in $want; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -154,7 +154,10 @@ _Static_assert(offsetof(struct pcl_getset, length) == 272, "cbAttrLen offset");
 /*
  * The commands the front end serves: X(NAME, code, body struct or 0, where it runs).
  * Body 0: no body is read. LOOP commands never block (the server's loop thread answers them);
- * POOL commands may wait for a reader (a worker runs them). Codes pcsc-lite defines but its
+ * POOL commands may wait for a reader (a worker runs them); READ commands only read the readers'
+ * state (no state of the loop thread): the loop thread answers them, or the worker that has the
+ * session when one arrives while it waits for the next request (no hand-over for SCardStatus's
+ * and SCardGetStatusChange's table fetch between pool requests). Codes pcsc-lite defines but its
  * daemon does not serve (0x03 LIST_READERS, 0x0C GET_STATUS_CHANGE, 0x0E CANCEL_TRANSACTION) and
  * unknown codes end the connection, as in pcscd.
  */
@@ -173,12 +176,12 @@ _Static_assert(offsetof(struct pcl_getset, length) == 272, "cbAttrLen offset");
     X(GET_ATTRIB, 0x0F, sizeof(struct pcl_getset), POOL)           \
     X(SET_ATTRIB, 0x10, sizeof(struct pcl_getset), POOL)           \
     X(VERSION, 0x11, sizeof(struct pcl_version), LOOP)             \
-    X(GET_READERS_STATE, 0x12, 0, LOOP)                            \
+    X(GET_READERS_STATE, 0x12, 0, READ)                            \
     X(WAIT_READER_STATE_CHANGE, 0x13, 0, LOOP)                     \
     X(STOP_WAITING_READER_STATE_CHANGE, 0x14, 0, LOOP)             \
-    X(GET_READER_EVENTS, 0x15, 0, LOOP)                            \
-    X(GET_READERS_STATE_SIZE, 0x16, 0, LOOP)                       \
-    X(GET_READERS_STATE_ARRAY, 0x17, 0, LOOP)
+    X(GET_READER_EVENTS, 0x15, 0, READ)                            \
+    X(GET_READERS_STATE_SIZE, 0x16, 0, READ)                       \
+    X(GET_READERS_STATE_ARRAY, 0x17, 0, READ)
 
 enum pcl_cmd {
 #define PCL_X_ENUM(name, code, body, run) PCL_CMD_##name = (code),
@@ -187,7 +190,7 @@ enum pcl_cmd {
         PCL_CMD_LIMIT = 0x18
 };
 
-enum pcl_run { PCL_RUN_NONE, PCL_RUN_LOOP, PCL_RUN_POOL };
+enum pcl_run { PCL_RUN_NONE, PCL_RUN_LOOP, PCL_RUN_POOL, PCL_RUN_READ };
 
 /* How a command runs; PCL_RUN_NONE for a code the daemon does not serve. */
 enum pcl_run pcl_cmd_run(uint32_t cmd);

@@ -297,6 +297,7 @@ static int add_tag(struct srv *srv, int fd, void *tag)
 static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *cfg, int stop_fd)
 {
     memset(srv, 0, sizeof *srv);
+    atomic_init(&srv->pcl_past_16, 0);
     srv->rm = rm;
     srv->stop_fd = stop_fd;
     srv->group = cfg->socket_gid;

@@ -179,10 +179,10 @@ struct srv {
     int pcl_listen_fd;       /* pcsc-lite's protocol, -1 when not configured */
     const char *socket_path; /* file to remove at the end, NULL if inherited */
     const char *pcl_socket_path;
-    unsigned pcl_past_16; /* readers last reported as too many for 4:4 / 4:5 clients (loop) */
-    gid_t group;          /* allowed group, (gid_t)-1 for any */
-    gid_t admin_gid;      /* admin_group, (gid_t)-1 for none (root and uid only) */
-    uid_t uid;            /* the daemon's own user: privileged as well */
+    atomic_uint pcl_past_16; /* readers last reported as too many for 4:4 / 4:5 clients */
+    gid_t group;             /* allowed group, (gid_t)-1 for any */
+    gid_t admin_gid;         /* admin_group, (gid_t)-1 for none (root and uid only) */
+    uid_t uid;               /* the daemon's own user: privileged as well */
     pid_t pid;
     uint64_t next_id;
     unsigned n_sessions;
@@ -308,6 +308,9 @@ void cmd_READER_REMOVE(struct session *s, const struct ipc_hdr *h, const uint8_t
 void session_submit(struct session *s, uint8_t *msg, size_t len);
 /* End the session's watches without a reply (loop thread). */
 void session_free_wait(struct session *s);
+/* A watch on one reader whose firing calls session_wait_fired (the front end's wait_fired for
+ * pcsc-lite); NULL if out of memory. */
+struct rm_watch *session_watch_reader(struct session *s, const char *name);
 /* Watch every reader and the reader list for the session (loop thread): s->wait with no
  * entries; the first change calls the front end's wait_fired. 0, or -1 if out of memory. */
 int session_watch_all(struct session *s);
@@ -319,10 +322,19 @@ void srv_core_close_all(struct session *s);
 int pcl_session_init(struct session *s);
 void pcl_session_free(struct session *s);
 bool pcl_session_partial(const struct session *s);
-void pcl_read_input(struct session *s);                           /* loop thread */
-void pcl_wait_fired(struct session *s);                           /* loop thread */
-void pcl_exec(struct session *s, const uint8_t *msg, size_t len); /* worker */
-bool pcl_take_next(struct session *s);                            /* worker */
+void pcl_read_input(struct session *s); /* loop thread */
+void pcl_wait_fired(struct session *s); /* loop thread */
+/* Execute the request s->job_msg (msg), or park it (s->job_msg NULL then) when it waits for
+ * another handle's transaction: a watch on the reader, no thread held (worker). */
+void pcl_exec(struct session *s, const uint8_t *msg, size_t len);
+bool pcl_take_next(struct session *s); /* worker */
+/* A request is parked: the session reads no input until it is answered (any thread). */
+bool pcl_session_parked(const struct session *s);
+/* Take the parked request back into s->job_msg to run it again; false if none (the thread
+ * that has the session). */
+bool pcl_unpark_job(struct session *s);
+/* Teardown: drop a parked request and its watch (no-op for scrm's protocol). */
+void pcl_session_end(struct session *s);
 
 /* server_cmds.c: one handler per command, generated dispatch. */
 enum srv_run { SRV_LOOP, SRV_POOL };

@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,15 @@ struct pcl_session {
     /* A request is partly received: kept by whoever has the receiver (the loop thread, or the
      * worker in pcl_take_next), read by the loop thread's deadlines at any time. */
     atomic_bool partial;
+    /* A request that waits for another handle's transaction, parked instead of holding a worker:
+     * the message and a watch on the reader, set by the worker that has the session before it
+     * sets `parked`; taken back by the loop thread (when the watch fires while the session is not
+     * busy), by the worker (in job_done, when it fired while busy), or by the teardown. */
+    atomic_bool parked;
+    uint8_t *parked_msg;
+    size_t parked_len;
+    struct rm_watch *tx_watch;
+    char tx_reader[RM_READER_NAME_MAX]; /* whose transaction it waits for */
 };
 
 int pcl_session_init(struct session *s)
@@ -56,6 +66,10 @@ int pcl_session_init(struct session *s)
     s->pcl->minor = PCL_VERSION_MINOR_MIN;
     atomic_init(&s->pcl->context, 0);
     atomic_init(&s->pcl->partial, false);
+    atomic_init(&s->pcl->parked, false);
+    /* pcscd's clients expect the daemon to wait for a transaction; scrmd waits with an event
+     * (RM_TX_BUSY, then a parked request), never with a worker thread. */
+    s->nowait = true;
     return 0;
 }
 
@@ -64,6 +78,7 @@ void pcl_session_free(struct session *s)
     if (!s->pcl)
         return;
     pcl_rx_free(&s->pcl->rx);
+    free(s->pcl->parked_msg); /* the teardown unwatched it (pcl_unpark) */
     free(s->pcl);
     s->pcl = NULL;
 }
@@ -92,8 +107,8 @@ static void send_reader_states(struct session *s, uint32_t slots)
     if (rm_list_readers(s->srv->rm, &list, &n) != SCARD_S_SUCCESS)
         n = 0; /* out of memory: an empty table rather than no answer */
     count = slots ? slots : n;
-    if (slots == PCL_FIXED_READERS && n > PCL_FIXED_READERS && s->srv->pcl_past_16 != n) {
-        s->srv->pcl_past_16 = (unsigned)n;
+    if (slots == PCL_FIXED_READERS && n > PCL_FIXED_READERS &&
+        atomic_exchange(&s->srv->pcl_past_16, (unsigned)n) != n) {
         log_warn(ipc,
                  "%zu readers: pcsc-lite clients of protocol 4:4 / 4:5 see the first %d only "
                  "(their reader table has 16 entries); 4:6 clients and scrm's own see all",
@@ -136,6 +151,17 @@ static void send_wait_reply(struct session *s, uint32_t rv)
 /* A watched reader changed (loop thread): signal once and unregister. */
 void pcl_wait_fired(struct session *s)
 {
+    if (atomic_load(&s->pcl->parked)) { /* a transaction was released: run the request again */
+        bool busy, closing;
+        scrm_mutex_lock(&s->lock);
+        closing = s->closing;
+        busy = s->busy;
+        if (!closing && busy) /* the worker that has the session runs it before letting go */
+            s->wait_dirty = true;
+        scrm_mutex_unlock(&s->lock);
+        if (!closing && !busy && pcl_unpark_job(s))
+            session_submit(s, s->job_msg, s->job_len);
+    }
     if (!s->wait || s->closing)
         return;
     session_free_wait(s);
@@ -236,20 +262,12 @@ static void cmd_cancel(struct session *s, const uint8_t *body)
     session_send(s, (const uint8_t *)&c, sizeof c);
 }
 
-static void exec_loop(struct session *s, uint32_t cmd, const uint8_t *body)
+/* The READ commands: the readers' state only, so the loop thread or the worker that has the
+ * session may answer them. */
+static void exec_read(struct session *s, uint32_t cmd)
 {
     switch (cmd) {
-    case PCL_CMD_VERSION: cmd_version(s, body); break;
-    case PCL_CMD_ESTABLISH_CONTEXT: cmd_establish(s, body); break;
-    case PCL_CMD_CANCEL: cmd_cancel(s, body); break;
     case PCL_CMD_GET_READERS_STATE: send_reader_states(s, PCL_FIXED_READERS); break;
-    case PCL_CMD_WAIT_READER_STATE_CHANGE: start_wait(s); break;
-    case PCL_CMD_STOP_WAITING_READER_STATE_CHANGE:
-        if (s->wait) { /* a reply only while registered: one 8-byte message per WAIT */
-            session_free_wait(s);
-            send_wait_reply(s, SCARD_S_SUCCESS);
-        }
-        break;
     case PCL_CMD_GET_READER_EVENTS: {
         /* pcscd's counter starts at 1 and is an int16 in the client's notification word */
         struct pcl_reader_events ev = {
@@ -273,6 +291,23 @@ static void exec_loop(struct session *s, uint32_t cmd, const uint8_t *body)
         send_reader_states(s, s->pcl->array_size ? s->pcl->array_size : PCL_FIXED_READERS);
         break;
     default: break;
+    }
+}
+
+static void exec_loop(struct session *s, uint32_t cmd, const uint8_t *body)
+{
+    switch (cmd) {
+    case PCL_CMD_VERSION: cmd_version(s, body); break;
+    case PCL_CMD_ESTABLISH_CONTEXT: cmd_establish(s, body); break;
+    case PCL_CMD_CANCEL: cmd_cancel(s, body); break;
+    case PCL_CMD_WAIT_READER_STATE_CHANGE: start_wait(s); break;
+    case PCL_CMD_STOP_WAITING_READER_STATE_CHANGE:
+        if (s->wait) { /* a reply only while registered: one 8-byte message per WAIT */
+            session_free_wait(s);
+            send_wait_reply(s, SCARD_S_SUCCESS);
+        }
+        break;
+    default: exec_read(s, cmd); break;
     }
 }
 
@@ -314,7 +349,16 @@ static uint32_t release_context(struct session *s, uint32_t context)
     return SCARD_S_SUCCESS;
 }
 
-static void exec_transmit(struct session *s, const uint8_t *body, const uint8_t *apdu)
+/* The pool commands return RM_TX_BUSY or RM_READER_BUSY, having sent nothing, when the request
+ * has to wait for another handle's transaction or for its reader, busy with another request (see
+ * pcl_exec); anything else once the reply is sent or the connection dropped. */
+#define BUSY_OR(rc)                                       \
+    do {                                                  \
+        if ((rc) == RM_TX_BUSY || (rc) == RM_READER_BUSY) \
+            return (rc);                                  \
+    } while (0)
+
+static uint32_t exec_transmit(struct session *s, const uint8_t *body, const uint8_t *apdu)
 {
     struct pcl_transmit t;
     size_t len;
@@ -323,23 +367,25 @@ static void exec_transmit(struct session *s, const uint8_t *body, const uint8_t 
 
     memcpy(&t, body, sizeof t);
     if (foreign_card(s, t.card, PCL_CMD_TRANSMIT))
-        return;
+        return SCARD_E_INVALID_HANDLE;
     if (!b) {
         t.rv = SCARD_E_NO_MEMORY;
         t.recv_length = 0;
         send_struct(s, &t, sizeof t);
-        return;
+        return t.rv;
     }
     t.rv = srv_core_transmit(s, card_handle(t.card), t.send_pci_protocol, apdu, t.send_length,
                              b + sizeof t, PCL_MAX_BUFFER_EXT, t.recv_length, &len, &proto);
+    BUSY_OR(t.rv);
     if (proto)
         t.recv_pci_protocol = proto;
     t.recv_length = (uint32_t)len;
     memcpy(b, &t, sizeof t);
     session_send(s, b, sizeof t + (t.rv == SCARD_S_SUCCESS ? len : 0));
+    return t.rv;
 }
 
-static void exec_control(struct session *s, const uint8_t *body, const uint8_t *in)
+static uint32_t exec_control(struct session *s, const uint8_t *body, const uint8_t *in)
 {
     struct pcl_control c;
     size_t len;
@@ -347,36 +393,38 @@ static void exec_control(struct session *s, const uint8_t *body, const uint8_t *
 
     memcpy(&c, body, sizeof c);
     if (foreign_card(s, c.card, PCL_CMD_CONTROL))
-        return;
+        return SCARD_E_INVALID_HANDLE;
     if (!b) {
         c.rv = SCARD_E_NO_MEMORY;
         c.returned = 0;
         send_struct(s, &c, sizeof c);
-        return;
+        return c.rv;
     }
     /* pcscd offers the driver its whole buffer and compares with the client's afterwards */
     c.rv = srv_core_control(s, card_handle(c.card), c.code, in, c.send_length, b + sizeof c,
                             PCL_MAX_BUFFER_EXT, &len);
+    BUSY_OR(c.rv);
     if (c.rv == SCARD_S_SUCCESS && len > c.recv_length)
         c.rv = SCARD_E_INSUFFICIENT_BUFFER;
     c.returned = (uint32_t)len;
     memcpy(b, &c, sizeof c);
     session_send(s, b, sizeof c + (c.rv == SCARD_S_SUCCESS ? len : 0));
+    return c.rv;
 }
 
-static void exec_getset(struct session *s, uint32_t cmd, const uint8_t *body)
+static uint32_t exec_getset(struct session *s, uint32_t cmd, const uint8_t *body)
 {
     struct pcl_getset g;
     memcpy(&g, body, sizeof g);
     if (foreign_card(s, g.card, cmd))
-        return;
+        return SCARD_E_INVALID_HANDLE;
     if (g.length > sizeof g.value) {
         log_warn(ipc,
                  "client %llu: attribute length %u larger than pcsc-lite's buffer; "
                  "disconnecting",
                  (unsigned long long)s->id, g.length);
         shutdown(s->fd, SHUT_RDWR);
-        return;
+        return SCARD_E_INVALID_PARAMETER;
     }
     if (cmd == PCL_CMD_GET_ATTRIB) {
         size_t len = 0;
@@ -385,91 +433,201 @@ static void exec_getset(struct session *s, uint32_t cmd, const uint8_t *body)
     } else {
         g.rv = srv_core_set_attrib(s, card_handle(g.card), g.attr, g.value, g.length);
     }
+    BUSY_OR(g.rv);
     send_struct(s, &g, sizeof g);
+    return g.rv;
+}
+
+static uint32_t exec_connect(struct session *s, const uint8_t *body)
+{
+    struct pcl_connect c;
+    uint64_t handle = 0;
+    memcpy(&c, body, sizeof c);
+    c.reader[sizeof c.reader - 1] = '\0';
+    if (atomic_load(&s->pcl->context) == 0 || c.context != atomic_load(&s->pcl->context)) {
+        c.rv = SCARD_E_INVALID_HANDLE;
+        c.active = 0;
+    } else {
+        c.rv = srv_core_connect(s, c.reader, c.share, c.preferred, PCL_HANDLE_LIMIT, &handle,
+                                &c.active);
+        BUSY_OR(c.rv);
+    }
+    c.card = (int32_t)(uint32_t)handle;
+    send_struct(s, &c, sizeof c);
+    return c.rv;
+}
+
+/* One pool command: RM_TX_BUSY (nothing sent) or its reply sent. */
+static uint32_t exec_pool(struct session *s, uint32_t cmd, const uint8_t *body)
+{
+    switch (cmd) {
+    case PCL_CMD_RELEASE_CONTEXT: {
+        struct pcl_release r;
+        memcpy(&r, body, sizeof r);
+        r.rv = release_context(s, r.context);
+        send_struct(s, &r, sizeof r);
+        return r.rv;
+    }
+    case PCL_CMD_CONNECT: return exec_connect(s, body);
+    case PCL_CMD_RECONNECT: {
+        struct pcl_reconnect r;
+        memcpy(&r, body, sizeof r);
+        if (foreign_card(s, r.card, cmd))
+            return SCARD_E_INVALID_HANDLE;
+        r.active = 0;
+        r.rv = srv_core_reconnect(s, card_handle(r.card), r.share, r.preferred, r.init, &r.active);
+        BUSY_OR(r.rv);
+        send_struct(s, &r, sizeof r);
+        return r.rv;
+    }
+    case PCL_CMD_DISCONNECT:
+    case PCL_CMD_END_TRANSACTION: {
+        struct pcl_card_disp d;
+        memcpy(&d, body, sizeof d);
+        if (foreign_card(s, d.card, cmd))
+            return SCARD_E_INVALID_HANDLE;
+        d.rv = cmd == PCL_CMD_DISCONNECT
+                   ? srv_core_disconnect(s, card_handle(d.card), d.disposition)
+                   : srv_core_end_transaction(s, card_handle(d.card), d.disposition);
+        BUSY_OR(d.rv);
+        send_struct(s, &d, sizeof d);
+        return d.rv;
+    }
+    case PCL_CMD_BEGIN_TRANSACTION:
+    case PCL_CMD_STATUS: {
+        struct pcl_card c;
+        memcpy(&c, body, sizeof c);
+        if (foreign_card(s, c.card, cmd))
+            return SCARD_E_INVALID_HANDLE;
+        if (cmd == PCL_CMD_BEGIN_TRANSACTION) {
+            c.rv = srv_core_begin_transaction(s, card_handle(c.card));
+        } else {
+            struct rm_card_status st;
+            c.rv = srv_core_status(s, card_handle(c.card), &st);
+        }
+        BUSY_OR(c.rv);
+        send_struct(s, &c, sizeof c);
+        return c.rv;
+    }
+    case PCL_CMD_TRANSMIT: return exec_transmit(s, body, body + sizeof(struct pcl_transmit));
+    case PCL_CMD_CONTROL: return exec_control(s, body, body + sizeof(struct pcl_control));
+    case PCL_CMD_GET_ATTRIB:
+    case PCL_CMD_SET_ATTRIB: return exec_getset(s, cmd, body);
+    default: return SCARD_S_SUCCESS;
+    }
+}
+
+/* ---- Requests waiting for a transaction -------------------------------------------------------
+ */
+
+/* Take the parked request back (its watch ended); NULL if none. The thread that has the session
+ * (see struct pcl_session). */
+static uint8_t *unpark(struct session *s, size_t *len)
+{
+    struct pcl_session *p = s->pcl;
+    uint8_t *msg = p->parked_msg;
+
+    if (!atomic_load(&p->parked))
+        return NULL;
+    rm_unwatch(s->srv->rm, p->tx_watch);
+    p->tx_watch = NULL;
+    p->parked_msg = NULL;
+    *len = p->parked_len;
+    atomic_store(&p->parked, false);
+    return msg;
+}
+
+/* The request s->job_msg was told RM_TX_BUSY: park it with a watch on the reader whose
+ * transaction it waits for (watch first, then test, so no release is missed). False if the
+ * transaction is free again by now (retry at once). Out of memory for the watch: the request
+ * waits on this worker, as it did before transaction waits were events. */
+static bool park(struct session *s)
+{
+    struct pcl_session *p = s->pcl;
+    const char *reader = rm_thread_busy_reader();
+    size_t len;
+
+    snprintf(p->tx_reader, sizeof p->tx_reader, "%s", reader);
+    p->tx_watch = session_watch_reader(s, p->tx_reader);
+    if (!p->tx_watch) {
+        log_warn(ipc, "client %llu: out of memory for a transaction wait; waiting on a worker",
+                 (unsigned long long)s->id);
+        rm_thread_nowait(false);
+        return false;
+    }
+    p->parked_msg = s->job_msg;
+    p->parked_len = s->job_len;
+    s->job_msg = NULL;
+    atomic_store(&p->parked, true);
+    log_debug(ipc, "client %llu: waits for the transaction on '%s' (no thread held)",
+              (unsigned long long)s->id, reader);
+    if (!rm_reader_tx_free(s->srv->rm, reader))
+        return true;
+    s->job_msg = unpark(s, &len);
+    return false;
+}
+
+bool pcl_session_parked(const struct session *s)
+{
+    return s->pcl && atomic_load(&s->pcl->parked);
+}
+
+bool pcl_unpark_job(struct session *s)
+{
+    size_t len = 0;
+    uint8_t *msg;
+
+    /* Any change of the reader fires the watch (a retry of another waiter too): run the request
+     * again only once the transaction is free, or the waiters would wake each other forever. */
+    if (!atomic_load(&s->pcl->parked) || !rm_reader_tx_free(s->srv->rm, s->pcl->tx_reader))
+        return false;
+    msg = unpark(s, &len);
+    if (!msg)
+        return false;
+    s->job_msg = msg;
+    s->job_len = len;
+    return true;
+}
+
+void pcl_session_end(struct session *s)
+{
+    size_t len;
+    if (s->pcl)
+        free(unpark(s, &len));
 }
 
 void pcl_exec(struct session *s, const uint8_t *msg, size_t len)
 {
     struct pcl_hdr h;
     const uint8_t *body = msg + sizeof h;
-    (void)len;
 
     memcpy(&h, msg, sizeof h);
     log_trace(ipc, "client %llu: pcsc-lite %s (%zu bytes)", (unsigned long long)s->id,
               pcl_cmd_name(h.command), len);
-    switch (h.command) {
-    case PCL_CMD_RELEASE_CONTEXT: {
-        struct pcl_release r;
-        memcpy(&r, body, sizeof r);
-        r.rv = release_context(s, r.context);
-        send_struct(s, &r, sizeof r);
-        break;
+    scrm_assert(msg == s->job_msg);
+    if (pcl_cmd_run(h.command) == PCL_RUN_READ) { /* taken by the worker's linger */
+        exec_read(s, h.command);
+        return;
     }
-    case PCL_CMD_CONNECT: {
-        struct pcl_connect c;
-        uint64_t handle = 0;
-        memcpy(&c, body, sizeof c);
-        c.reader[sizeof c.reader - 1] = '\0';
-        if (atomic_load(&s->pcl->context) == 0 || c.context != atomic_load(&s->pcl->context)) {
-            c.rv = SCARD_E_INVALID_HANDLE;
-            c.active = 0;
-        } else {
-            c.rv = srv_core_connect(s, c.reader, c.share, c.preferred, PCL_HANDLE_LIMIT, &handle,
-                                    &c.active);
+    for (;;) {
+        uint32_t rc = exec_pool(s, h.command, body);
+        if (rc == RM_READER_BUSY) { /* request_job parks it on the reader (the rm wakes it) */
+            s->park_req = true;
+            break;
         }
-        c.card = (int32_t)(uint32_t)handle;
-        send_struct(s, &c, sizeof c);
-        break;
+        if (rc != RM_TX_BUSY)
+            break;
+        if (park(s))
+            return; /* s->job_msg is the parked request now: answered when it runs again */
     }
-    case PCL_CMD_RECONNECT: {
-        struct pcl_reconnect r;
-        memcpy(&r, body, sizeof r);
-        if (foreign_card(s, r.card, h.command))
-            return;
-        r.active = 0;
-        r.rv = srv_core_reconnect(s, card_handle(r.card), r.share, r.preferred, r.init, &r.active);
-        send_struct(s, &r, sizeof r);
-        break;
-    }
-    case PCL_CMD_DISCONNECT:
-    case PCL_CMD_END_TRANSACTION: {
-        struct pcl_card_disp d;
-        memcpy(&d, body, sizeof d);
-        if (foreign_card(s, d.card, h.command))
-            return;
-        d.rv = h.command == PCL_CMD_DISCONNECT
-                   ? srv_core_disconnect(s, card_handle(d.card), d.disposition)
-                   : srv_core_end_transaction(s, card_handle(d.card), d.disposition);
-        send_struct(s, &d, sizeof d);
-        break;
-    }
-    case PCL_CMD_BEGIN_TRANSACTION:
-    case PCL_CMD_STATUS: {
-        struct pcl_card c;
-        memcpy(&c, body, sizeof c);
-        if (foreign_card(s, c.card, h.command))
-            return;
-        if (h.command == PCL_CMD_BEGIN_TRANSACTION) {
-            c.rv = srv_core_begin_transaction(s, card_handle(c.card));
-        } else {
-            struct rm_card_status st;
-            c.rv = srv_core_status(s, card_handle(c.card), &st);
-        }
-        send_struct(s, &c, sizeof c);
-        break;
-    }
-    case PCL_CMD_TRANSMIT: exec_transmit(s, body, body + sizeof(struct pcl_transmit)); break;
-    case PCL_CMD_CONTROL: exec_control(s, body, body + sizeof(struct pcl_control)); break;
-    case PCL_CMD_GET_ATTRIB:
-    case PCL_CMD_SET_ATTRIB: exec_getset(s, h.command, body); break;
-    default: break;
-    }
+    rm_thread_nowait(s->nowait);
 }
 
 /*
  * The worker's linger for pcsc-lite: the client writes header, body and send buffer with separate
  * send() calls. When the next request (within the same bounded linger as scrm's front end) is one
- * for the pool, the worker reads it itself into the session's receiver, which the loop thread does
+ * for the pool or a READ command (the reader table SCardStatus and SCardGetStatusChange fetch
+ * first), the worker reads it itself into the session's receiver, which the loop thread does
  * not touch while the session is busy: each ppoll() then waits for bytes not yet read, so nothing
  * spins. A request still incomplete when the linger ends stays in the receiver, where the loop
  * thread goes on with it; a request for the loop thread is left in the socket.
@@ -483,7 +641,7 @@ bool pcl_take_next(struct session *s)
     scrm_mutex_lock(&s->lock);
     ok = !s->closing && s->out_len == s->out_off;
     scrm_mutex_unlock(&s->lock);
-    if (!ok || pcl_rx_partial(&s->pcl->rx))
+    if (!ok || pcl_rx_partial(&s->pcl->rx) || atomic_load(&s->pcl->parked))
         return false;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (bool first = true;; first = false) {
@@ -505,8 +663,9 @@ bool pcl_take_next(struct session *s)
         left.tv_nsec = left_ns;
         if (ppoll(&pfd, 1, &left, NULL) != 1 || pfd.revents != POLLIN)
             return false;
-        if (first && (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
-                      pcl_cmd_run(h.command) != PCL_RUN_POOL))
+        if (first &&
+            (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
+             (pcl_cmd_run(h.command) != PCL_RUN_POOL && pcl_cmd_run(h.command) != PCL_RUN_READ)))
             return false; /* not a whole header yet, or the loop thread's command */
         for (;;) {
             pcl_rx_space(&s->pcl->rx, &p, &want);
@@ -550,7 +709,7 @@ static void dispatch(struct session *s, const uint8_t *msg, size_t len)
     struct pcl_hdr h;
     memcpy(&h, msg, sizeof h);
     s->hello_done = true; /* no HELLO here: the first message ends the connect deadline */
-    if (pcl_cmd_run(h.command) == PCL_RUN_LOOP) {
+    if (pcl_cmd_run(h.command) != PCL_RUN_POOL) { /* LOOP and READ */
         log_trace(ipc, "client %llu: pcsc-lite %s", (unsigned long long)s->id,
                   pcl_cmd_name(h.command));
         exec_loop(s, h.command, msg + sizeof h);

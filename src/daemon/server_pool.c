@@ -7,12 +7,12 @@
  * is logged and only means less parallelism).
  *
  * The cap cannot deadlock the server because no job waits for another client: waits for a
- * transaction or a status change are events (IPC_S_TX_BUSY + WAIT_TX, watches), never a blocked
- * thread, and a request of scrm's protocol that finds its reader busy with another request is
- * parked in the rm (RM_READER_BUSY, rm_reader_idle_wait) and runs again when the reader is free,
- * so a busy or hung reader holds one worker (the one running its request), not one per waiting
- * client. A job waits only for the driver of the reader it runs a request on. (pcsc-lite's front
- * end still waits for a busy reader on the worker.)
+ * transaction or a status change are events (IPC_S_TX_BUSY + WAIT_TX and watches for scrm's
+ * protocol, a request parked on a watch for pcsc-lite's), never a blocked thread, and a request
+ * of either protocol that finds its reader busy with another request is parked in the rm
+ * (RM_READER_BUSY, rm_reader_idle_wait) and runs again when the reader is free, so a busy or hung
+ * reader holds one worker (the one running its request), not one per waiting client. A job waits
+ * only for the driver of the reader it runs a request on.
  *
  * Threads are detached from bookkeeping by themselves: a leaving thread records its id on the
  * `dead` list, which the next submit (or the final destroy) joins outside the lock.

@@ -84,7 +84,7 @@ void session_rearm(struct session *s) SCRM_REQUIRES(s->lock)
         return; /* no longer in the epoll set */
     if (s->out_len > s->out_off)
         ev.events |= EPOLLOUT;
-    else if (!s->busy)
+    else if (!s->busy && !pcl_session_parked(s)) /* a parked request is not answered yet */
         ev.events |= EPOLLIN;
     if (epoll_ctl(s->srv->epfd, EPOLL_CTL_MOD, s->fd, &ev) < 0)
         log_error(ipc, "client %llu: epoll_ctl: %s", (unsigned long long)s->id, strerror(errno));
@@ -180,6 +180,7 @@ static void gone_job(struct srv_job *job)
     rm_thread_nowait(true);
     rm_thread_nowait_reader(false);
     session_free_wait(s); /* O(the client's entries), off the loop thread */
+    pcl_session_end(s);   /* a pcsc-lite request parked for a transaction */
     n = rm_owner_gone(s->srv->rm, s->id);
     if (n > 0)
         log_debug(ipc, "client %llu: %d card handle(s) reset and closed", (unsigned long long)s->id,
@@ -273,6 +274,11 @@ static void watch_fired(void *user, const char *name, uint32_t counter)
     scrm_mutex_unlock(&srv->ready_lock);
     if (poke && write(srv->wake_fd, &one, sizeof one) < 0)
         log_debug(ipc, "wake: %s", strerror(errno));
+}
+
+struct rm_watch *session_watch_reader(struct session *s, const char *name)
+{
+    return rm_watch(s->srv->rm, name, watch_fired, s);
 }
 
 /* Snapshot every reader of the wait; true if something differs from what the client knows. */
@@ -517,14 +523,27 @@ static bool take_next_request(struct session *s)
     return true;
 }
 
+static void request_job(struct srv_job *job);
+
 /* End of a worker's turn for the session: evaluate again a wait whose readers changed
- * meanwhile, then resume reading (or finish closing). */
+ * meanwhile (or run again a pcsc-lite request parked for a transaction that was released),
+ * then resume reading (or finish closing). */
 static void job_done(struct session *s)
 {
     bool closing;
 
     for (;;) {
         scrm_mutex_lock(&s->lock);
+        if (s->wait_dirty && s->front == SRV_FRONT_PCSCLITE && !s->closing) {
+            s->wait_dirty = false;
+            scrm_mutex_unlock(&s->lock);
+            if (pcl_unpark_job(s)) { /* run it again as a new job; the session stays busy */
+                s->job.fn = request_job;
+                srv_pool_submit(&s->srv->pool, &s->job);
+                return;
+            }
+            continue;
+        }
         if (s->wait_dirty && s->wait && !s->closing) {
             s->wait_dirty = false;
             scrm_mutex_unlock(&s->lock);
@@ -587,10 +606,11 @@ static void request_job(struct srv_job *job)
     bool closing;
 
     /* A client that waits for transactions itself gets IPC_S_TX_BUSY instead of a worker
-     * blocked until another handle's transaction ends. scrm's front end parks requests that
-     * wait for a busy reader; pcsc-lite's still waits for it on the worker. */
+     * blocked until another handle's transaction ends (pcsc-lite's front end parks such a
+     * request on a watch: pcl_exec). Both front ends park requests that wait for a busy
+     * reader. */
     rm_thread_nowait(s->nowait);
-    rm_thread_nowait_reader(s->front == SRV_FRONT_SCRM);
+    rm_thread_nowait_reader(true);
     scrm_mutex_lock(&s->lock);
     s->parked = false; /* woken, if it was */
     closing = s->closing;

@@ -7,21 +7,25 @@ after TRANSMIT / CONTROL), the reader-state array, the one-signal-per-WAIT rule,
 connection of its own, version negotiation, and what happens to malformed or hostile clients.
 """
 import fcntl
+import glob
 import os
+import re
+import select
 import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 
 import pytest
 from smartcard.scard import (SCARD_E_CANCELLED, SCARD_S_SUCCESS, SCARD_SCOPE_USER,
                              SCARD_STATE_EMPTY, SCARD_STATE_PRESENT, SCARD_STATE_UNAWARE,
-                             SCardCancel, SCardConnect, SCardControl, SCardEstablishContext,
+                             SCardBeginTransaction, SCardCancel, SCardConnect, SCardControl,
+                             SCardDisconnect, SCardEndTransaction, SCardEstablishContext,
                              SCardGetStatusChange, SCardListReaders, SCardReconnect,
-                             SCardReleaseContext,
-                             SCardTransmit)
+                             SCardReleaseContext, SCardTransmit)
 
 import scrm_env as env
 from scrm_env import R_EMPTY, R_T1
@@ -377,6 +381,198 @@ def test_client_that_never_reads(daemon):
     assert daemon.alive()
 
 
+def proc_threads(pid):
+    with open(f'/proc/{pid}/status', encoding='ascii') as f:
+        for line in f:
+            if line.startswith('Threads:'):
+                return int(line.split()[1])
+    return -1
+
+
+APDU = bytes([0, 0xA4, 4, 0, 0])
+
+
+def transmit(r, card):
+    r.send(TRANSMIT, struct.pack('<iIIIIIII', card, 2, 16, len(APDU), 3, 16, 258, 0), extra=APDU)
+    rep = r.recv(32)
+    rv, n = struct.unpack('<I', rep[28:32])[0], struct.unpack('<I', rep[24:28])[0]
+    return rv, r.recv(n) if rv == 0 else b''
+
+
+def test_blocked_begins_hold_no_worker():
+    """More clients blocked in BEGIN_TRANSACTION than the daemon has worker threads
+    (max_threads = 2): each request waits as an event (a watch on the reader), not on a worker,
+    so the holder's TRANSMIT and END are served; then the waiters get the transaction one at a
+    time, each ending it in turn, until all have had it."""
+    d = env.Daemon(extra='max_threads = 2\n')
+    try:
+        holder, hctx = session()
+        hcard, _p, rv = holder.connect(hctx)
+        assert rv == 0
+        waiters = []
+        for _ in range(8):  # connected first (a connect waits for a transaction as well)
+            r, ctx = session()
+            card, _p, rv = r.connect(ctx)
+            assert rv == 0
+            waiters.append((r, card))
+        holder.send(BEGIN, struct.pack('<iI', hcard, 0))
+        assert holder.recv(8) == struct.pack('<iI', hcard, 0)
+        for r, card in waiters:
+            r.send(BEGIN, struct.pack('<iI', card, 0))
+        # the holder is served although more requests wait than there are workers
+        rv, resp = transmit(holder, hcard)
+        assert rv == 0 and len(resp) == 2
+        assert not select.select([r.s for r, _ in waiters], [], [], 0)[0], \
+            'nobody gets the transaction while it is held'
+        assert proc_threads(d.proc.pid) <= 2 + 8, 'workers capped (scrmd has a few threads more)'
+        holder.send(END, struct.pack('<iII', hcard, 0, 0))
+        assert holder.recv(12) == struct.pack('<iII', hcard, 0, 0)
+        pending = dict((r.s, (r, card)) for r, card in waiters)
+        while pending:
+            ready = select.select(list(pending), [], [], 10)[0]
+            assert len(ready) == 1, 'exactly one waiter at a time has the transaction'
+            r, card = pending.pop(ready[0])
+            assert r.recv(8) == struct.pack('<iI', card, 0)
+            assert transmit(r, card)[0] == 0
+            r.send(END, struct.pack('<iII', card, 0, 0))
+            assert r.recv(12) == struct.pack('<iII', card, 0, 0)
+        for r, _ in waiters:
+            r.close()
+        holder.close()
+        assert d.alive()
+    finally:
+        d.close()
+
+
+def test_library_begins_past_the_thread_cap():
+    """The same through the system's libpcsclite.so.1 (each thread its own context, as pcsc-lite
+    wants): with max_threads = 2, six threads block in SCardBeginTransaction; the holder ends its
+    transaction and every thread gets it in turn."""
+    saved = os.environ.get('SCRM_LOG')
+    os.environ['SCRM_LOG'] = 'ipc:debug,rm:info'  # to see the waits start
+    try:
+        d = env.Daemon(extra='max_threads = 2\n')
+    finally:
+        if saved is None:
+            os.environ.pop('SCRM_LOG')
+        else:
+            os.environ['SCRM_LOG'] = saved
+    try:
+        hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+        hr, card, proto = SCardConnect(ctx, R_T1, 2, 3)
+        assert hr == SCARD_S_SUCCESS
+        results, connected, go = [], threading.Barrier(7), threading.Barrier(7)
+
+        def waiter():
+            c = SCardEstablishContext(SCARD_SCOPE_USER)[1]
+            h = SCardConnect(c, R_T1, 2, 3)[1]
+            connected.wait()
+            go.wait()
+            rc = SCardBeginTransaction(h)
+            if rc == SCARD_S_SUCCESS:
+                rc = SCardTransmit(h, proto, list(APDU))[0] or \
+                    SCardEndTransaction(h, 0)
+            results.append(rc)
+            SCardDisconnect(h, 0)  # LEAVE (a release with the card connected would reset it)
+            SCardReleaseContext(c)
+
+        ts = [threading.Thread(target=waiter) for _ in range(6)]
+        for t in ts:
+            t.start()
+        connected.wait()
+        assert SCardBeginTransaction(card) == SCARD_S_SUCCESS
+        go.wait()
+
+        def waiting():
+            return len(set(re.findall(r'client (\d+): waits for the transaction',
+                                      d.log_text()))) >= 6
+        env.wait_for(waiting, 20, 'six clients waiting in SCardBeginTransaction')
+        holder = []  # in a thread: with a waiter holding a worker, these would never return
+
+        def holder_calls():
+            holder.append(SCardTransmit(card, proto, list(APDU))[0])
+            holder.append(SCardEndTransaction(card, 0))
+        t = threading.Thread(target=holder_calls, daemon=True)
+        t.start()
+        t.join(20)
+        assert holder == [SCARD_S_SUCCESS] * 2, 'the holder is served'
+        for t in ts:
+            t.join(20)
+        assert not any(t.is_alive() for t in ts) and results == [SCARD_S_SUCCESS] * 6
+        SCardReleaseContext(ctx)
+    finally:
+        d.close()
+
+
+NEW_PCSCLITE = os.environ.get('SCRM_PCSCLITE_NEW', '/var/cache/scrm/libpcsclite-trixie')
+
+# Run by the pcsc-lite >= 2.3 library in a process of its own (LD_LIBRARY_PATH): every call that
+# has a message of its own, the 4:5 reader-events counter (PnP entry) and a cancelled wait.
+NEW_CLIENT = r'''
+import sys, threading
+from smartcard.scard import *
+reader = sys.argv[1]
+def ok(hr, what):
+    if hr != SCARD_S_SUCCESS:
+        sys.exit(f'{what}: {SCardGetErrorMessage(hr)} ({hr & 0xFFFFFFFF:#x})')
+hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER); ok(hr, 'establish')
+hr, readers = SCardListReaders(ctx, []); ok(hr, 'list')
+assert reader in readers, readers
+hr, card, proto = SCardConnect(ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)
+ok(hr, 'connect')
+hr, resp = SCardTransmit(card, proto, [0, 0xA4, 4, 0, 0]); ok(hr, 'transmit')
+assert len(resp) == 2, resp
+hr, name, state, p, atr = SCardStatus(card); ok(hr, 'status')
+assert name == reader and state & 0x04 and atr, (name, state, atr)  # SCARD_PRESENT
+ok(SCardBeginTransaction(card), 'begin')
+ok(SCardEndTransaction(card, SCARD_LEAVE_CARD), 'end')
+hr, attr = SCardGetAttrib(card, SCARD_ATTR_ATR_STRING); ok(hr, 'get attrib')
+assert attr == atr
+hr, states = SCardGetStatusChange(ctx, 0, [(reader, SCARD_STATE_UNAWARE)]); ok(hr, 'status change')
+assert states[0][1] & SCARD_STATE_PRESENT, states
+pnp = '\\\\?PnP?\\Notification'
+hr, states = SCardGetStatusChange(ctx, 0, [(pnp, SCARD_STATE_UNAWARE)])
+assert hr in (SCARD_S_SUCCESS, SCARD_E_TIMEOUT), hex(hr)
+hr, states = SCardGetStatusChange(ctx, 0, [(reader, SCARD_STATE_UNAWARE)]); ok(hr, 'state')
+cur = states[0][1] & ~SCARD_STATE_CHANGED
+assert cur & SCARD_STATE_INUSE, hex(cur)
+res = {}
+def wait():  # woken by the disconnect below (no longer INUSE), before or after it starts
+    hr2, ctx2 = SCardEstablishContext(SCARD_SCOPE_USER)
+    res['r'] = SCardGetStatusChange(ctx2, INFINITE, [(reader, cur)])
+    SCardReleaseContext(ctx2)
+t = threading.Thread(target=wait, daemon=True); t.start()
+ok(SCardDisconnect(card, SCARD_LEAVE_CARD), 'disconnect')
+t.join(20)
+assert not t.is_alive() and res['r'][0] == SCARD_S_SUCCESS, res
+assert not res['r'][1][0][1] & SCARD_STATE_INUSE, res
+ok(SCardCancel(ctx), 'cancel without a wait')
+ok(SCardReleaseContext(ctx), 'release')
+print('done')
+'''
+
+
+def test_pcsclite_2_3_client_library(daemon):
+    """pcsc-lite 2.3's libpcsclite.so.1 (protocol 4:5, Debian 13 trixie's package, unpacked by
+    scripts/install-deps.sh check) against scrmd's pcsc-lite listener."""
+    libdirs = glob.glob(os.path.join(NEW_PCSCLITE, 'usr', 'lib', '*', 'libpcsclite_real.so.1'))
+    if not libdirs:
+        pytest.skip(f'no pcsc-lite >= 2.3 client library in {NEW_PCSCLITE}: '
+                    'scripts/install-deps.sh check fetches it from Debian 13 (trixie)\'s archive '
+                    '(needs root and network)')
+    with open(os.path.join(NEW_PCSCLITE, 'VERSION'), encoding='ascii') as f:
+        version = f.read().strip()
+    assert tuple(int(x) for x in version.split('-')[0].split('.')[:2]) >= (2, 3), version
+    e = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(libdirs[0]),
+             PCSCLITE_CSOCK_NAME=env.PCSCLITE_SOCK)
+    e.pop('LD_PRELOAD', None)
+    out = subprocess.run([sys.executable, '-c', NEW_CLIENT, R_T1], env=e, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == 'done', out.stderr
+    # the library said 4:5 (refused with 4:4-only daemons): a new session was served
+    assert daemon.alive()
+
+
 def test_more_than_16_readers():
     """A 4:4 client sees 16 readers (logged); a 4:6 client sees all of them."""
     readers = [f'sim:{i}' for i in range(18)]
@@ -479,6 +675,67 @@ def test_socket_activation_with_two_sockets(names):
         shutil.rmtree(tmp, ignore_errors=True)
     assert rc == 0, text
     assert 'serving pcsc-lite\'s protocol on an inherited socket' in text, text
+
+
+ETC = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'etc')
+
+
+def unit_value(unit, key):
+    with open(os.path.join(ETC, unit), encoding='utf-8') as f:
+        for line in f:
+            if line.startswith(key + '='):
+                return line.split('=', 1)[1].strip()
+    raise AssertionError(f'{key} not in {unit}')
+
+
+def test_systemd_socket_activate_with_the_units():
+    """The shipped units run without systemd as PID 1: systemd-socket-activate listens on both
+    sockets with the units' FileDescriptorName= values and starts the service's ExecStart= (with
+    the build's scrmd and a test configuration) on the first connection."""
+    tool = shutil.which('systemd-socket-activate')
+    if not tool:
+        pytest.skip('systemd-socket-activate (package systemd) not installed')
+    names = [unit_value('scrmd.socket', 'FileDescriptorName'),
+             unit_value('scrmd-pcscd.socket', 'FileDescriptorName')]
+    assert unit_value('scrmd.socket', 'ListenStream') == '/run/scrm/scrm.sock'
+    assert unit_value('scrmd-pcscd.socket', 'ListenStream') == '/run/pcscd/pcscd.comm'
+    exec_start = unit_value('scrmd.service', 'ExecStart').split()
+    assert exec_start[0] == '@sbindir@/scrmd', exec_start
+    tmp = tempfile.mkdtemp(prefix='scrm-activate-')
+    scrm_sock, pcl_sock = os.path.join(tmp, 'scrm.sock'), os.path.join(tmp, 'pcscd.comm')
+    conf = os.path.join(tmp, 'scrmd.conf')
+    with open(conf, 'w', encoding='utf-8') as f:
+        f.write('discover = false\nreader = sim:0:card=t1\n')
+    e = dict(os.environ, SCRM_LOG='ipc:info')
+    e.pop('LD_PRELOAD', None)
+    log = open(os.path.join(tmp, 'log'), 'wb')
+    # the tool passes its children only the variables named with -E
+    proc = subprocess.Popen([tool, '-l', scrm_sock, '-l', pcl_sock, '--fdname=' + ':'.join(names),
+                             '-E', 'SCRM_LOG=ipc:info', env.DAEMON] + exec_start[1:] + ['--config', conf],
+                            stdout=log, stderr=subprocess.STDOUT, env=e)
+    try:
+        env.wait_for(lambda: os.path.exists(pcl_sock) and os.path.exists(scrm_sock), 10,
+                     'systemd-socket-activate to listen')
+        r = Raw(path=pcl_sock)  # starts scrmd
+        assert r.version() == (4, 4, 0)
+        ctx = r.establish()
+        _card, proto, rv = r.connect(ctx, reader='SimVendor SimReader 0')
+        assert rv == 0 and proto == 2
+        r.close()
+        s = env.wire_connect(scrm_sock)  # scrm's protocol on the other one
+        s.sendall(env.wire_msg(env.HELLO, struct.pack('<IHHII', 0x4D524353, 1, 1, 1 << 20, 0)))
+        cmd, _seq, status, _body = env.wire_recv(s)
+        assert cmd == env.HELLO and status == 0
+        s.close()
+    finally:
+        proc.terminate()
+        rc = proc.wait(timeout=20)
+        log.close()
+        text = open(os.path.join(tmp, 'log'), encoding='utf-8', errors='replace').read()
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert rc == 0, text
+    assert 'serving pcsc-lite\'s protocol on an inherited socket' in text, text
+    assert 'serving scrm\'s protocol on an inherited socket' in text, text
 
 
 # ---- Replay of pcsc-lite 1.9.9's conversations ---------------------------------------------------

@@ -1,7 +1,7 @@
 # Thin wrapper around Meson. The two commands of the README:
 #   make demo    install what is missing, build, run the daemon with simulated readers and a demo
 #   make check   install what is missing, build, run every test (lint included) and print a summary
-.PHONY: demo check build release bench bench-ifd bench-compare bench-pcsclite fuzz soak format clean
+.PHONY: demo check build release bench bench-ifd bench-compare bench-pcsclite bench-pcsclite-instr fuzz soak format clean
 
 demo:
 	@scripts/install-deps.sh demo
@@ -43,6 +43,10 @@ bench-compare: release
 BENCH_SECONDS ?= 3
 bench-pcsclite: release
 	@/usr/bin/python3 bench/pcsclite/compare.py build/release $(BENCH_SECONDS)
+
+# scrmd's instructions per round trip of each front end under callgrind (independent of the load)
+bench-pcsclite-instr: release
+	@/usr/bin/python3 bench/pcsclite/instructions.py build/release
 
 # libFuzzer targets: every tests/fuzz/fuzz_<name>.c built in build/fuzz (clang, -Dfuzz=true) is
 # run, found by name, so a new target joins without editing this file. Each runs FUZZ_TIME seconds

@@ -10,8 +10,13 @@
  *                                        release, list readers, connect + disconnect, status,
  *                                        begin + end transaction, status change (timeout 0)
  *
+ * Each line also gives the CPU time per call of this process (cpu_client_us) and, when
+ * SCRM_BENCH_DAEMON_PID names the daemon, of the daemon (cpu_daemon_us, its threads' run time
+ * from /proc): unlike calls/s, these hardly depend on what else the machine runs.
+ *
  * The APDU is a 5-byte SELECT-like command answered with 90 00 by every card used.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +32,59 @@ static double now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* CPU time of this process, in seconds. */
+static double cpu_self(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* CPU time of the daemon whose pid is in SCRM_BENCH_DAEMON_PID (the sum of its threads' run time
+ * from /proc/PID/task/TID/schedstat, in seconds), or -1 if not given or not readable. */
+static double cpu_daemon(void)
+{
+    const char *pid = getenv("SCRM_BENCH_DAEMON_PID");
+    char path[128];
+    double sum = 0;
+    struct dirent *e;
+    DIR *d;
+
+    if (!pid)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%s/task", pid);
+    d = opendir(path);
+    if (!d)
+        return -1;
+    while ((e = readdir(d))) {
+        unsigned long long ns = 0;
+        FILE *f;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/task/%.32s/schedstat", pid, e->d_name);
+        f = fopen(path, "r");
+        if (f) {
+            if (fscanf(f, "%llu", &ns) == 1)
+                sum += (double)ns / 1e9;
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return sum;
+}
+
+/* " cpu_client_us=X cpu_daemon_us=Y" per call since the marks, into buf. */
+static const char *cpu_per_call(char *buf, size_t cap, double self0, double daemon0,
+                                unsigned long calls)
+{
+    double daemon1 = cpu_daemon();
+    int n = snprintf(buf, cap, " cpu_client_us=%.1f", (cpu_self() - self0) * 1e6 / (double)calls);
+    if (daemon0 >= 0 && daemon1 >= 0 && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " cpu_daemon_us=%.1f",
+                 (daemon1 - daemon0) * 1e6 / (double)calls);
+    return buf;
 }
 
 static char readers[16][256];
@@ -104,7 +162,8 @@ static int run_apdu(unsigned threads)
     pthread_t t[MAX_THREADS];
     struct worker w[MAX_THREADS];
     unsigned long total = 0;
-    double start = now(), took;
+    double start = now(), took, self0 = cpu_self(), daemon0 = cpu_daemon();
+    char cpu[96];
 
     for (unsigned i = 0; i < threads; i++) {
         w[i] = (struct worker){.index = i};
@@ -117,23 +176,25 @@ static int run_apdu(unsigned threads)
         total += w[i].count;
     }
     took = now() - start;
-    printf("apdu threads=%u readers=%u apdu_per_s=%.0f\n", threads, n_readers,
-           (double)total / took);
+    printf("apdu threads=%u readers=%u apdu_per_s=%.0f%s\n", threads, n_readers,
+           (double)total / took, cpu_per_call(cpu, sizeof cpu, self0, daemon0, total ? total : 1));
     return 0;
 }
 
 /* Calls per second of one control-path operation. */
-#define MEASURE(name, ...)                                                       \
-    do {                                                                         \
-        unsigned long n = 0;                                                     \
-        double s0 = now(), e0 = s0 + seconds / 6;                                \
-        while (now() < e0) {                                                     \
-            for (int k = 0; k < 16; k++) {                                       \
-                __VA_ARGS__;                                                     \
-                n++;                                                             \
-            }                                                                    \
-        }                                                                        \
-        printf("control %s calls_per_s=%.0f\n", name, (double)n / (now() - s0)); \
+#define MEASURE(name, ...)                                                            \
+    do {                                                                              \
+        unsigned long n = 0;                                                          \
+        char cpu[96];                                                                 \
+        double s0 = now(), e0 = s0 + seconds / 6, c0 = cpu_self(), d0 = cpu_daemon(); \
+        while (now() < e0) {                                                          \
+            for (int k = 0; k < 16; k++) {                                            \
+                __VA_ARGS__;                                                          \
+                n++;                                                                  \
+            }                                                                         \
+        }                                                                             \
+        printf("control %s calls_per_s=%.0f%s\n", name, (double)n / (now() - s0),     \
+               cpu_per_call(cpu, sizeof cpu, c0, d0, n));                             \
     } while (0)
 
 static int run_control(void)

@@ -25,34 +25,46 @@ check) want=$check_pkgs ;;
     ;;
 esac
 
-# pcsc-lite >= 2.3's client library (protocol 4:5) for the interop test that runs it against
-# scrmd's pcsc-lite listener. Debian 12 has 1.9.9 only, so the check profile takes libpcsclite1
-# from Debian 13 (trixie)'s archive with a private apt state (the system's sources and lists are
-# not touched) and unpacks it, without installing it, into $SCRM_PCSCLITE_NEW. Without network the
-# test skips and says why.
-fetch_new_pcsclite() {
-    dir=${SCRM_PCSCLITE_NEW:-/var/cache/scrm/libpcsclite-trixie}
+# Newer pcsc-lite client libraries for the interop tests that run them against scrmd's pcsc-lite
+# listener: Debian 12 has 1.9.9 (protocol 4:4) only, so the check profile takes libpcsclite1 from
+# Debian 13 "trixie" (2.3, protocol 4:5) and from "sid" (2.5+, protocol 4:6; with sid's libc6,
+# whose loader runs it, since it needs a newer glibc) with a private apt state (the system's
+# sources and lists are not touched) and unpacks them, without installing anything, into
+# /var/cache/scrm/libpcsclite-SUITE. Without network the tests skip and say why.
+fetch_pcsclite() { # SUITE PACKAGES...
+    suite=$1
+    shift
+    dir=/var/cache/scrm/libpcsclite-$suite
     [ -s "$dir/VERSION" ] && return 0
     [ "$(id -u)" -eq 0 ] || return 0
     tmp=$(mktemp -d)
     mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
-        "http://deb.debian.org/debian trixie main" >"$tmp/sources.list"
-    set -- -q -o "Dir::Etc::SourceList=$tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-        -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o APT::Sandbox::User=root
-    if apt-get "$@" update >/dev/null 2>&1 &&
-        (cd "$tmp" && apt-get "$@" download libpcsclite1/trixie >/dev/null 2>&1); then
+        "http://deb.debian.org/debian $suite main" >"$tmp/sources.list"
+    opts="-q -o Dir::Etc::SourceList=$tmp/sources.list -o Dir::Etc::SourceParts=/dev/null"
+    opts="$opts -o Dir::State::Lists=$tmp/lists -o Dir::Cache=$tmp/cache -o APT::Sandbox::User=root"
+    ok=
+    if apt-get $opts update >/dev/null 2>&1; then
+        ok=1
+        for p in "$@"; do
+            (cd "$tmp" && apt-get $opts download "$p/$suite" >/dev/null 2>&1) || ok=
+        done
+    fi
+    if [ -n "$ok" ]; then
         mkdir -p "$dir"
-        dpkg -x "$tmp"/libpcsclite1_*.deb "$dir"
+        for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$dir"; done
         dpkg-deb -f "$tmp"/libpcsclite1_*.deb Version >"$dir/VERSION"
-        echo "install-deps.sh: libpcsclite1 $(cat "$dir/VERSION") (trixie) unpacked in $dir"
+        echo "install-deps.sh: libpcsclite1 $(cat "$dir/VERSION") ($suite) unpacked in $dir"
     else
-        echo "install-deps.sh: cannot fetch trixie's libpcsclite1 (no network?);" \
-            "the pcsc-lite 2.3 interop test will skip" >&2
+        echo "install-deps.sh: cannot fetch $suite's libpcsclite1 (no network?);" \
+            "its interop test will skip" >&2
     fi
     rm -rf "$tmp"
 }
-[ "$profile" = check ] && fetch_new_pcsclite
+if [ "$profile" = check ]; then
+    fetch_pcsclite trixie libpcsclite1
+    fetch_pcsclite sid libpcsclite1 libc6
+fi
 
 missing=""
 for p in $want; do

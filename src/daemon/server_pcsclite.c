@@ -132,13 +132,6 @@ static void send_reader_states(struct session *s, uint32_t slots)
     session_send(s, (const uint8_t *)arr, count * sizeof *arr);
 }
 
-static uint32_t array_slots(const struct session *s)
-{
-    if (s->pcl->minor < 6)
-        return PCL_FIXED_READERS;
-    return s->pcl->array_size ? s->pcl->array_size : PCL_FIXED_READERS;
-}
-
 /* ---- Events -----------------------------------------------------------------------------------
  */
 
@@ -171,7 +164,9 @@ void pcl_wait_fired(struct session *s)
     scrm_mutex_unlock(&s->lock);
 }
 
-/* Register for events: watch every reader and the reader list. */
+/* Register for events: watch every reader and the reader list. Up to 4:5 the answer is the
+ * 16-entry array; a 4:6 client (pcsc-lite 2.5) gets no answer: it fetches the table itself with
+ * CMD_GET_READERS_STATE_SIZE and _ARRAY right after the WAIT. */
 static void start_wait(struct session *s)
 {
     if (s->wait) /* a second WAIT without STOP: keep one registration, as pcscd's list does */
@@ -179,7 +174,8 @@ static void start_wait(struct session *s)
     if (session_watch_all(s) < 0)
         log_warn(ipc, "client %llu: cannot watch the readers (out of memory)",
                  (unsigned long long)s->id);
-    send_reader_states(s, array_slots(s));
+    if (s->pcl->minor < 6)
+        send_reader_states(s, PCL_FIXED_READERS);
 }
 
 /* ---- Loop-thread commands ---------------------------------------------------------------------

@@ -28,7 +28,7 @@ from smartcard.scard import (SCARD_E_CANCELLED, SCARD_S_SUCCESS, SCARD_SCOPE_USE
                              SCardReleaseContext, SCardTransmit)
 
 import scrm_env as env
-from scrm_env import R_EMPTY, R_T1
+from scrm_env import R_EMPTY, R_SPARE, R_T1
 
 pytestmark = env.only_client('pcsclite', 'pcsc-lite protocol tests')
 
@@ -191,6 +191,14 @@ def test_reader_state_array(daemon):
     r2.send(READER_EVENTS)
     events, rv = struct.unpack('<iI', r2.recv(8))
     assert rv == 0 and events >= 1
+    # 4:6's WAIT has no answer: pcsc-lite 2.5 fetches the table itself right after it
+    r2.send(WAIT)
+    r2.send(STATE_SIZE)
+    assert struct.unpack('<i', r2.recv(4)) == (n,)
+    r2.send(STATE_ARRAY)
+    assert [e[0] for e in r2.states(n)] == names[:4]
+    r2.send(STOP)
+    assert r2.recv(8) == b'\0' * 8
     r.close()
     r2.close()
 
@@ -504,10 +512,65 @@ def test_library_begins_past_the_thread_cap():
         d.close()
 
 
-NEW_PCSCLITE = os.environ.get('SCRM_PCSCLITE_NEW', '/var/cache/scrm/libpcsclite-trixie')
+def test_busy_reader_holds_no_worker():
+    """pcsc-lite clients (raw) send an APDU to one reader while its card hangs in another
+    handle's TRANSMIT (SIM_FAULT_HANG, freed by the IOCTL watchdog), more of them than max_threads:
+    their requests wait in the daemon without a worker each (parked on the reader), another
+    reader's client is served meanwhile, and every waiter is answered once the reader is free."""
+    saved = os.environ.get('SCRM_LOG')
+    os.environ['SCRM_LOG'] = 'ipc:info,rm:info,drv:info'  # the simulator says when it hangs
+    try:
+        d = env.Daemon(extra='max_threads = 2\nioctl_watchdog_ms = 8000\n')
+    finally:
+        if saved is None:
+            os.environ.pop('SCRM_LOG', None)
+        else:
+            os.environ['SCRM_LOG'] = saved
+    try:
+        waiters = []
+        for _ in range(8):
+            r, ctx = session()
+            card, _p, rv = r.connect(ctx)
+            assert rv == 0
+            waiters.append((r, card))
+        hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+        hr, holder, hp = SCardConnect(ctx, R_T1, 2, 3)
+        assert hr == SCARD_S_SUCCESS
+        assert SCardControl(holder, env.SIM_FAULT, list(struct.pack('<II', 7, 1)))[0] == 0  # HANG
+        result = {}
+        hung = threading.Thread(target=lambda: result.update(
+            rc=SCardTransmit(holder, hp, list(APDU))[0] & 0xFFFFFFFF))
+        hung.start()
+        env.wait_for(lambda: 'hanging (SIM_FAULT_HANG)' in d.log_text(), 10, 'the card to hang')
+        for r, card in waiters:
+            r.send(TRANSMIT, struct.pack('<iIIIIIII', card, 2, 16, len(APDU), 3, 16, 258, 0),
+                   extra=APDU)
+        other, octx = session()  # another reader's client is served during the hang
+        ocard, _p, rv = other.connect(octx, reader=R_SPARE)
+        assert rv == 0
+        for _ in range(10):
+            assert transmit(other, ocard)[0] == 0
+        assert hung.is_alive(), 'the watchdog freed the reader before the check was done'
+        hung.join(60)
+        assert not hung.is_alive() and result['rc'] == 0x80100002  # SCARD_E_CANCELLED
+        for r, card in waiters:
+            r.s.settimeout(30)
+            rep = r.recv(32)
+            assert struct.unpack('<iIIIIIII', rep)[7] == 0
+            assert len(r.recv(struct.unpack('<iIIIIIII', rep)[6])) == 2
+        for r, _ in waiters:
+            r.close()
+        other.close()
+        SCardDisconnect(holder, 0)
+        SCardReleaseContext(ctx)
+    finally:
+        d.close()
 
-# Run by the pcsc-lite >= 2.3 library in a process of its own (LD_LIBRARY_PATH): every call that
-# has a message of its own, the 4:5 reader-events counter (PnP entry) and a cancelled wait.
+
+NEW_PCSCLITE_ROOT = '/var/cache/scrm'  # scripts/install-deps.sh check
+
+# Run by a newer pcsc-lite library in a process of its own: every call that has a message of its
+# own, the reader-events counter (PnP entry, 4:5+) and a wait woken by a change.
 NEW_CLIENT = r'''
 import sys, threading
 from smartcard.scard import *
@@ -552,24 +615,35 @@ print('done')
 '''
 
 
-def test_pcsclite_2_3_client_library(daemon):
-    """pcsc-lite 2.3's libpcsclite.so.1 (protocol 4:5, Debian 13 trixie's package, unpacked by
-    scripts/install-deps.sh check) against scrmd's pcsc-lite listener."""
-    libdirs = glob.glob(os.path.join(NEW_PCSCLITE, 'usr', 'lib', '*', 'libpcsclite_real.so.1'))
-    if not libdirs:
-        pytest.skip(f'no pcsc-lite >= 2.3 client library in {NEW_PCSCLITE}: '
-                    'scripts/install-deps.sh check fetches it from Debian 13 (trixie)\'s archive '
+@pytest.mark.parametrize('suite,least,protocol', [('trixie', (2, 3), '4:5'),
+                                                   ('sid', (2, 5), '4:6')])
+def test_newer_pcsclite_client_library(daemon, suite, least, protocol):
+    """pcsc-lite 2.3's (Debian 13 trixie) and 2.5's (sid) libpcsclite.so.1, protocols 4:5 and
+    4:6, against scrmd's pcsc-lite listener: scripts/install-deps.sh check unpacks them into
+    /var/cache/scrm/libpcsclite-SUITE (sid's with its libc6, whose loader runs Python here since
+    the library needs a newer glibc than Debian 12's)."""
+    root = os.path.join(NEW_PCSCLITE_ROOT, f'libpcsclite-{suite}')
+    libs = glob.glob(os.path.join(root, 'usr', 'lib', '*', 'libpcsclite_real.so.1'))
+    if not libs or not os.path.exists(os.path.join(root, 'VERSION')):
+        pytest.skip(f'no pcsc-lite {least[0]}.{least[1]}+ client library in {root}: '
+                    f'scripts/install-deps.sh check fetches it from Debian {suite}\'s archive '
                     '(needs root and network)')
-    with open(os.path.join(NEW_PCSCLITE, 'VERSION'), encoding='ascii') as f:
+    with open(os.path.join(root, 'VERSION'), encoding='ascii') as f:
         version = f.read().strip()
-    assert tuple(int(x) for x in version.split('-')[0].split('.')[:2]) >= (2, 3), version
-    e = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(libdirs[0]),
-             PCSCLITE_CSOCK_NAME=env.PCSCLITE_SOCK)
+    assert tuple(int(x) for x in version.split('-')[0].split('.')[:2]) >= least, version
+    libdir = os.path.dirname(libs[0])
+    e = dict(os.environ, PCSCLITE_CSOCK_NAME=env.PCSCLITE_SOCK)
     e.pop('LD_PRELOAD', None)
-    out = subprocess.run([sys.executable, '-c', NEW_CLIENT, R_T1], env=e, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0 and out.stdout.strip() == 'done', out.stderr
-    # the library said 4:5 (refused with 4:4-only daemons): a new session was served
+    loader = os.path.join(libdir, 'ld-linux-x86-64.so.2')
+    if os.path.exists(loader):  # the suite's own libc6 (sid)
+        cmd = [loader, '--library-path', libdir, sys.executable]
+    else:
+        cmd = [sys.executable]
+        e['LD_LIBRARY_PATH'] = libdir
+    out = subprocess.run(cmd + ['-c', NEW_CLIENT, R_T1], env=e, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == 'done', \
+        f'pcsc-lite {version} (protocol {protocol}): {out.stderr}'
     assert daemon.alive()
 
 

@@ -9,6 +9,12 @@
  *   apdu clients=N rate=APDU/s p50_us=.. p99_us=..   for 1, 2 and 8 clients (client i on reader
  * i%2) insert p50_ms=.. p99_ms=.. max_ms=..   card connect → SCardGetStatusChange reports PRESENT
  *   remove p50_ms=.. p99_ms=.. max_ms=..   card disconnect → SCardGetStatusChange reports EMPTY
+ * With IFD_COMPARE_PID=PID (the daemon), each apdu line also carries what the daemon and this
+ * process (its clients and the card) spent per APDU between the moment every client was connected
+ * and the moment the last one stopped: voluntary context switches (a thread blocked; summed over the
+ * daemon's threads from /proc/PID/task/<tid>/status, over this process's from getrusage) and CPU
+ * time (the daemon's utime + stime from /proc/PID/stat, this process's from getrusage). Both are
+ * counts, not rates: they do not depend on how loaded the machine is.
  * The same PC/SC calls on both sides: the binary is linked with the system's libpcsclite.so.1 and
  * the script points LD_LIBRARY_PATH at scrm's for the scrm side.
  */
@@ -21,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,6 +145,63 @@ static uint64_t pct(uint64_t *v, size_t n, unsigned p)
     return v[i ? i - 1 : 0];
 }
 
+/* ---- cost counters (IFD_COMPARE_PID) ---- */
+
+struct cost {
+    uint64_t d_csw, d_cpu_us, c_csw, c_cpu_us;
+};
+
+static int g_daemon_pid;
+
+static uint64_t task_csw(int pid, const char *tid)
+{
+    char path[320], line[128];
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/status", pid, tid);
+    FILE *f = fopen(path, "r");
+    uint64_t n = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long v;
+        if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+            n += v; /* a thread that blocked; involuntary ones measure the machine's load */
+    }
+    fclose(f);
+    return n;
+}
+
+static void cost_sample(struct cost *c)
+{
+    memset(c, 0, sizeof(*c));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    c->c_csw = (uint64_t)ru.ru_nvcsw;
+    c->c_cpu_us = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+                  (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    if (!g_daemon_pid)
+        return;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", g_daemon_pid);
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.')
+            c->d_csw += task_csw(g_daemon_pid, e->d_name);
+    if (d)
+        closedir(d);
+    snprintf(path, sizeof(path), "/proc/%d/stat", g_daemon_pid);
+    FILE *f = fopen(path, "r");
+    char buf[1024];
+    if (f && fgets(buf, sizeof(buf), f)) {
+        const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+        unsigned long long ut = 0, st = 0;
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+            c->d_cpu_us = (ut + st) * 1000000u / (uint64_t)sysconf(_SC_CLK_TCK);
+    }
+    if (f)
+        fclose(f);
+}
+
 /* ---- PC/SC ---- */
 
 struct client {
@@ -145,7 +210,7 @@ struct client {
     uint64_t *lat;
     size_t n, cap;
     int failed;
-    pthread_barrier_t *start;
+    pthread_barrier_t *ready, *start, *end;
 };
 
 static void *client_main(void *arg)
@@ -158,11 +223,14 @@ static void *client_main(void *arg)
         SCardConnect(ctx, c->reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &h,
                      &proto) != SCARD_S_SUCCESS) {
         c->failed = 1;
+        pthread_barrier_wait(c->ready);
         pthread_barrier_wait(c->start);
+        pthread_barrier_wait(c->end);
         return NULL;
     }
     const SCARD_IO_REQUEST *pci = proto == SCARD_PROTOCOL_T1 ? SCARD_PCI_T1 : SCARD_PCI_T0;
     static const BYTE apdu[] = {0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00};
+    pthread_barrier_wait(c->ready); /* connected: the daemon's threads for us exist */
     pthread_barrier_wait(c->start);
     uint64_t end = now_ns() + (uint64_t)(c->seconds * 1e9);
     while (now_ns() < end) {
@@ -181,6 +249,7 @@ static void *client_main(void *arg)
         }
         c->lat[c->n++] = t1 - t0;
     }
+    pthread_barrier_wait(c->end); /* still connected: the daemon's threads for us still exist */
     SCardDisconnect(h, SCARD_LEAVE_CARD);
     SCardReleaseContext(ctx);
     return NULL;
@@ -190,14 +259,26 @@ static int apdu_row(const char *r0, const char *r1, int nclients, double seconds
 {
     struct client cl[8] = {0};
     pthread_t th[8];
-    pthread_barrier_t start;
+    pthread_barrier_t ready, start, end;
+    pthread_barrier_init(&ready, NULL, (unsigned)nclients + 1);
     pthread_barrier_init(&start, NULL, (unsigned)nclients + 1);
+    pthread_barrier_init(&end, NULL, (unsigned)nclients + 1);
     for (int i = 0; i < nclients; i++) {
-        cl[i] = (struct client){.reader = i % 2 ? r1 : r0, .seconds = seconds, .start = &start};
+        cl[i] = (struct client){.reader = i % 2 ? r1 : r0,
+                                .seconds = seconds,
+                                .ready = &ready,
+                                .start = &start,
+                                .end = &end};
         pthread_create(&th[i], NULL, client_main, &cl[i]);
     }
+    struct cost c0, c1;
+    pthread_barrier_wait(&ready);
+    cost_sample(&c0);
     pthread_barrier_wait(&start);
     uint64_t t0 = now_ns();
+    pthread_barrier_wait(&end);
+    uint64_t t_end = now_ns();
+    cost_sample(&c1);
     size_t total = 0;
     int failed = 0;
     for (int i = 0; i < nclients; i++) {
@@ -205,7 +286,7 @@ static int apdu_row(const char *r0, const char *r1, int nclients, double seconds
         total += cl[i].n;
         failed |= cl[i].failed;
     }
-    double el = (double)(now_ns() - t0) / 1e9;
+    double el = (double)(t_end - t0) / 1e9;
     uint64_t *all = malloc((total ? total : 1) * sizeof(*all));
     size_t k = 0;
     for (int i = 0; i < nclients; i++) {
@@ -214,12 +295,18 @@ static int apdu_row(const char *r0, const char *r1, int nclients, double seconds
         free(cl[i].lat);
     }
     qsort(all, total, sizeof(*all), cmp_u64);
-    printf("apdu clients=%d rate=%.0f p50_us=%.1f p99_us=%.1f failed=%d\n", nclients,
-           (double)total / el, (double)pct(all, total, 50) / 1e3, (double)pct(all, total, 99) / 1e3,
-           failed);
+    double per = total ? 1.0 / (double)total : 0;
+    printf("apdu clients=%d rate=%.0f p50_us=%.1f p99_us=%.1f failed=%d d_csw=%.2f d_cpu_us=%.1f "
+           "c_csw=%.2f c_cpu_us=%.1f\n",
+           nclients, (double)total / el, (double)pct(all, total, 50) / 1e3,
+           (double)pct(all, total, 99) / 1e3, failed, (double)(c1.d_csw - c0.d_csw) * per,
+           (double)(c1.d_cpu_us - c0.d_cpu_us) * per, (double)(c1.c_csw - c0.c_csw) * per,
+           (double)(c1.c_cpu_us - c0.c_cpu_us) * per);
     fflush(stdout);
     free(all);
+    pthread_barrier_destroy(&ready);
     pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&end);
     return failed;
 }
 
@@ -286,6 +373,8 @@ int main(int argc, char **argv)
     int port = (int)strtol(argv[1], NULL, 10);
     double seconds = strtod(argv[4], NULL);
     int trials = (int)strtol(argv[5], NULL, 10);
+    const char *pid = getenv("IFD_COMPARE_PID");
+    g_daemon_pid = pid ? (int)strtol(pid, NULL, 10) : 0;
     struct card c0;
     if (card_start(&c0, port) < 0) {
         fprintf(stderr, "ifd_compare: cannot reach vpcd on port %d\n", port);

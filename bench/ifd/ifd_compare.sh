@@ -7,7 +7,13 @@
 # a tmpfs covers /run/pcscd), so the machine's pcscd and network are not touched. Root only.
 #
 #   bench/ifd/ifd_compare.sh [BUILDDIR]      (default build/release)
-# Environment: BENCH_SECONDS per APDU row (default 3), BENCH_TRIALS insertions/removals (default 30).
+# Environment: BENCH_SECONDS per APDU row (default 3), BENCH_TRIALS insertions/removals (default 30),
+# IFD_OPTS appended to scrm's ifd: device string (e.g. ",watchdog=0"), IFD_COMPARE_SCRMD another
+# scrmd binary (an older build, for before/after figures).
+# Besides rates and latencies it prints, per APDU, the voluntary context switches (a thread blocked)
+# and CPU time of each daemon
+# (all its threads) and of the client process (clients + card): counts that do not depend on the
+# machine's load, unlike the rates.
 set -eu
 B=$(cd "${1:-build/release}" && pwd)
 if [ "$(id -u)" != 0 ]; then
@@ -45,17 +51,17 @@ socket = $D/scrm.sock
 discover = false
 reader = ifd:vpcd:lib=$VPCD,device=/dev/null:$PORT,name=Virtual%20PCD${IFD_OPTS:-}
 CONF
-"$B/src/daemon/scrmd" -f --config "$D/scrmd.conf" >"$D/scrmd.log" 2>&1 &
+"${IFD_COMPARE_SCRMD:-$B/src/daemon/scrmd}" -f --config "$D/scrmd.conf" >"$D/scrmd.log" 2>&1 &
 S=$!
 wait_socket "$D/scrm.sock" $S
-SCRM_SOCKET=$D/scrm.sock LD_LIBRARY_PATH=$B/src/client "$CLIENT" $PORT "$R0" "$R1" "$SEC" "$TRIALS" >"$D/scrm.txt"
+IFD_COMPARE_PID=$S SCRM_SOCKET=$D/scrm.sock LD_LIBRARY_PATH=$B/src/client "$CLIENT" $PORT "$R0" "$R1" "$SEC" "$TRIALS" >"$D/scrm.txt"
 kill $S; wait $S || true
 
 printf 'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:%d\nLIBPATH %s\n' $PORT "$VPCD" >"$D/conf/vpcd"
 "$PCSCD" -f -c "$D/conf" >"$D/pcscd.log" 2>&1 &
 P=$!
 wait_socket /run/pcscd/pcscd.comm $P
-PCSCLITE_CSOCK_NAME=/run/pcscd/pcscd.comm "$CLIENT" $PORT "$R0" "$R1" "$SEC" "$TRIALS" >"$D/pcscd.txt"
+IFD_COMPARE_PID=$P PCSCLITE_CSOCK_NAME=/run/pcscd/pcscd.comm "$CLIENT" $PORT "$R0" "$R1" "$SEC" "$TRIALS" >"$D/pcscd.txt"
 kill -TERM $P; wait $P || true  # (SIGINT is ignored by a background job of sh)
 
 /usr/bin/python3 - "$D/scrm.txt" "$D/pcscd.txt" <<'PY'
@@ -74,12 +80,17 @@ print('|' + '-' * 36 + '|' + '-' * 12 + '|' + '-' * 12 + '|' + '-' * 12 + '|')
 def row(name, a, b, better_high):
     a, b = float(a), float(b)
     r = (a / b if better_high else b / a) if a and b else 0
-    print(f'| {name:34} | {a:10.1f} | {b:10.1f} | {r:9.2f}x |')
+    print(f'| {name:34} | {a:10.2f} | {b:10.2f} | {r:9.2f}x |')
 for n in ('1', '2', '8'):
     k = ('apdu', n)
     row(f'APDU/s, {n} client(s)', s[k]['rate'], p[k]['rate'], True)
     row(f'APDU p50 us, {n} client(s)', s[k]['p50_us'], p[k]['p50_us'], False)
     row(f'APDU p99 us, {n} client(s)', s[k]['p99_us'], p[k]['p99_us'], False)
+    if 'd_csw' in s[k] and 'd_csw' in p[k]:
+        row(f'  daemon blocking waits/APDU, {n}', s[k]['d_csw'], p[k]['d_csw'], False)
+        row(f'  daemon CPU us/APDU, {n}', s[k]['d_cpu_us'], p[k]['d_cpu_us'], False)
+        row(f'  client blocking waits/APDU, {n}', s[k]['c_csw'], p[k]['c_csw'], False)
+        row(f'  client CPU us/APDU, {n}', s[k]['c_cpu_us'], p[k]['c_cpu_us'], False)
 for ev in ('insert', 'remove'):
     for q in ('p50_ms', 'p99_ms'):
         row(f'{ev} -> GetStatusChange {q}', s[(ev, '')][q], p[(ev, '')][q], False)

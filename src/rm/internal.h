@@ -130,6 +130,7 @@ struct rm_watchdog {
     scrm_cond done;                  /* the entry being handled is done */
     struct rm_wd_entry *head, *tail; /* FIFO = deadline order (one timeout for all) */
     struct rm_wd_entry *handling;
+    uint64_t wake_ns; /* the thread sleeps until then; 0: until signalled; UINT64_MAX: awake */
     pthread_t thread;
     uint32_t ms; /* 0: off */
     bool stop, started, inited;

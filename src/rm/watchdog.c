@@ -8,7 +8,10 @@
  *
  * Every watched IOCTL has the same timeout, so the watched calls form a FIFO in deadline order:
  * adding is an append, removing an unlink (both O(1), whatever the number of readers). One thread
- * waits on a condition variable until the oldest call's deadline; nothing polls. An entry lives in
+ * waits on a condition variable until the oldest call's deadline; nothing polls. A new call wakes
+ * it only when it sleeps towards no deadline or a later one (wake_ns), so under steady traffic it
+ * wakes about once per timeout, not once per IOCTL (a wake-up per APDU cost the calling thread a
+ * futex call and the machine two context switches). An entry lives in
  * the calling thread's frame; a call that returns while the watchdog is handling its entry waits
  * for that handling to end, so the entry and the reader stay valid.
  */
@@ -53,13 +56,17 @@ static void *watchdog_main(void *arg)
     while (!w->stop) {
         struct rm_wd_entry *e = w->head;
         if (!e) {
+            w->wake_ns = 0;
             scrm_cond_wait(&w->cond, &w->lock);
+            w->wake_ns = UINT64_MAX;
             continue;
         }
         if (e->deadline_ns > scrm_now_ns()) {
             struct timespec ts = {.tv_sec = (time_t)(e->deadline_ns / 1000000000u),
                                   .tv_nsec = (long)(e->deadline_ns % 1000000000u)};
+            w->wake_ns = e->deadline_ns;
             scrm_cond_timedwait(&w->cond, &w->lock, &ts);
+            w->wake_ns = UINT64_MAX;
             continue;
         }
         unlink_locked(w, e);
@@ -85,6 +92,7 @@ int rm_watchdog_start(struct rm_watchdog *w, uint32_t ms)
     }
     scrm_mutex_init(&w->lock);
     w->ms = ms;
+    w->wake_ns = UINT64_MAX; /* the thread is not waiting yet: it looks at the list first */
     w->inited = true;
     if (ms == 0)
         return 0; /* switched off: no thread, entries are not linked */
@@ -137,7 +145,7 @@ void rm_watchdog_enter(struct rm_watchdog *w, struct rm_wd_entry *e, struct rm_r
             w->head = e;
         w->tail = e;
         e->linked = true;
-        if (w->head == e)
+        if (w->head == e && (w->wake_ns == 0 || w->wake_ns > e->deadline_ns))
             scrm_cond_signal(&w->cond); /* the thread waits for nothing or a later deadline */
     }
     scrm_mutex_unlock(&w->lock);

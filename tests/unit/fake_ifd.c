@@ -1,14 +1,23 @@
 /*
  * A fake IFD handler (a pcsc-lite reader driver, API v3) for the bridge's unit tests
  * (test_ifd.c): two slots by default, a card per slot that the test inserts and removes, and
- * misbehaviours on demand (garbage lengths, a call that hangs, the device gone). The test drives it
- * through the fake_* functions, found with dlsym on the same library the bridge loaded.
+ * misbehaviours on demand (garbage lengths, a call that hangs in a system call or spins in its
+ * own code, a call that crashes, the device gone). The test drives it through the fake_*
+ * functions, found with dlsym on the same library the bridge loaded. Built three times
+ * (tests/unit/meson.build): fake_ifd; fake_ifd_crash, the same code as a separate library the
+ * crash test may ruin; and fake_ifd_v2 (-DFAKE_V2: API v2, no IFDHCreateChannelByName and the
+ * v2 IFDHControl).
+ * Optional behaviours (fake_mode): a polling function (TAG_IFD_POLLING_THREAD_WITH_TIMEOUT) that
+ * is KILLABLE and blocks in read() until a card event, and TAG_IFD_DEVICE_REMOVED.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "drivers/ifd/ifd_abi.h"
 
@@ -21,7 +30,12 @@ EXPORT void fake_fault(int fault);
 EXPORT void fake_stats(int *creates, int *closes, int *transmits, int *powers, int *max_inflight,
                        uint32_t *last_control, unsigned long *last_lun);
 EXPORT void fake_reset_inflight(void);
+EXPORT void fake_mode(int killable_poll, int device_removed);
+EXPORT void fake_poll_stats(int *polls_started, int *polls_cancelled, unsigned long *last_timeout,
+                            int *removed_sets, int *closes_after_removed);
+#ifndef FAKE_V2
 EXPORT ifd_rc IFDHCreateChannelByName(ifd_dword lun, char *device);
+#endif
 EXPORT ifd_rc IFDHCreateChannel(ifd_dword lun, ifd_dword channel);
 EXPORT ifd_rc IFDHCloseChannel(ifd_dword lun);
 EXPORT ifd_rc IFDHGetCapabilities(ifd_dword lun, ifd_dword tag, ifd_dword *len,
@@ -35,13 +49,37 @@ EXPORT ifd_rc IFDHTransmitToICC(ifd_dword lun, struct ifd_io_header send, unsign
                                 ifd_dword tx_len, unsigned char *rx, ifd_dword *rx_len,
                                 struct ifd_io_header *recv);
 EXPORT ifd_rc IFDHICCPresence(ifd_dword lun);
+#ifdef FAKE_V2
+EXPORT ifd_rc IFDHControl(ifd_dword lun, unsigned char *tx, ifd_dword tx_len, unsigned char *rx,
+                          ifd_dword *rx_len);
+#else
 EXPORT ifd_rc IFDHControl(ifd_dword lun, ifd_dword code, unsigned char *tx, ifd_dword tx_len,
                           unsigned char *rx, ifd_dword rx_len, ifd_dword *returned);
+#endif
 
-enum fake_fault { FAKE_OK, FAKE_GARBAGE_LEN, FAKE_LONG_ATR, FAKE_HANG, FAKE_GONE, FAKE_ERROR };
+enum fake_fault {
+    FAKE_OK,
+    FAKE_GARBAGE_LEN,
+    FAKE_LONG_ATR,
+    FAKE_HANG, /* IFDHTransmitToICC blocks in read() on a pipe nobody writes */
+    FAKE_GONE,
+    FAKE_ERROR,
+    FAKE_SPIN,  /* IFDHTransmitToICC loops in its own code */
+    FAKE_CRASH, /* IFDHTransmitToICC writes through a null pointer */
+};
+
+static struct {
+    int killable_poll, device_removed;
+    int polls_started;
+    atomic_int polls_cancelled; /* written by a cleanup handler during cancellation: atomic, as
+                                   ThreadSanitizer does not see locks taken there */
+    unsigned long last_timeout;
+    int removed_sets, closes_after_removed;
+    int event_pipe[4][2]; /* per slot: a byte per card change, for the polling function */
+    int hang_pipe[2];
+} fm = {.event_pipe = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}}, .hang_pipe = {-1, -1}};
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static struct {
     int slots, thread_safe, slot_thread_safe;
     bool present[4], powered[4];
@@ -68,13 +106,6 @@ static void leave(void)
     atomic_fetch_sub(&f.inflight, 1);
 }
 
-static void unlock_mu(void *arg)
-{
-    (void)arg;
-    atomic_fetch_sub(&f.inflight, 1);
-    pthread_mutex_unlock(&mu);
-}
-
 static int slot_of(ifd_dword lun)
 {
     return (int)(lun & 0xFFFF) % 4;
@@ -97,15 +128,65 @@ EXPORT void fake_card(int slot, bool present)
     f.present[slot] = present;
     if (!present)
         f.powered[slot] = false;
+    int w = fm.killable_poll ? fm.event_pipe[slot][1] : -1;
     pthread_mutex_unlock(&mu);
+    if (w >= 0 && write(w, "e", 1) != 1)
+        return;
+}
+
+EXPORT void fake_mode(int killable_poll, int device_removed)
+{
+    pthread_mutex_lock(&mu);
+    fm.killable_poll = killable_poll;
+    fm.device_removed = device_removed;
+    for (int i = 0; killable_poll && i < 4; i++)
+        if (fm.event_pipe[i][0] < 0 && pipe(fm.event_pipe[i]) != 0)
+            fm.event_pipe[i][0] = fm.event_pipe[i][1] = -1;
+    pthread_mutex_unlock(&mu);
+}
+
+EXPORT void fake_poll_stats(int *polls_started, int *polls_cancelled, unsigned long *last_timeout,
+                            int *removed_sets, int *closes_after_removed)
+{
+    pthread_mutex_lock(&mu);
+    *polls_started = fm.polls_started;
+    *polls_cancelled = atomic_load(&fm.polls_cancelled);
+    *last_timeout = fm.last_timeout;
+    *removed_sets = fm.removed_sets;
+    *closes_after_removed = fm.closes_after_removed;
+    pthread_mutex_unlock(&mu);
+}
+
+static void poll_cancelled(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&fm.polls_cancelled, 1);
+}
+
+/* The polling function: returns when a card event arrives (a byte in the event pipe) or after
+ * the timeout; killable (read() is a cancellation point). */
+static ifd_rc poll_events(ifd_dword lun, int timeout_ms)
+{
+    pthread_mutex_lock(&mu);
+    fm.polls_started++;
+    fm.last_timeout = (unsigned long)timeout_ms;
+    int fd = fm.event_pipe[slot_of(lun)][0];
+    pthread_mutex_unlock(&mu);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    pthread_cleanup_push(poll_cancelled, NULL);
+    if (poll(&p, 1, timeout_ms) == 1) {
+        char c;
+        if (read(fd, &c, 1) != 1)
+            c = 0;
+    }
+    pthread_cleanup_pop(0);
+    return IFD_SUCCESS;
 }
 
 EXPORT void fake_fault(int fault)
 {
     pthread_mutex_lock(&mu);
     f.fault = (enum fake_fault)fault;
-    if (fault != FAKE_HANG)
-        pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
 }
 
@@ -125,6 +206,7 @@ EXPORT void fake_stats(int *creates, int *closes, int *transmits, int *powers, i
 
 EXPORT void fake_reset_inflight(void)
 {
+    atomic_store(&f.inflight, 0); /* a call the bridge interrupted never left */
     atomic_store(&f.max_inflight, 0);
 }
 
@@ -138,6 +220,7 @@ static enum fake_fault fault(void)
 
 /* ---- the handler ---- */
 
+#ifndef FAKE_V2
 EXPORT ifd_rc IFDHCreateChannelByName(ifd_dword lun, char *device)
 {
     (void)device;
@@ -147,11 +230,16 @@ EXPORT ifd_rc IFDHCreateChannelByName(ifd_dword lun, char *device)
     pthread_mutex_unlock(&mu);
     return IFD_SUCCESS;
 }
+#endif
 
 EXPORT ifd_rc IFDHCreateChannel(ifd_dword lun, ifd_dword channel)
 {
     (void)channel;
-    return IFDHCreateChannelByName(lun, NULL);
+    pthread_mutex_lock(&mu);
+    f.creates++;
+    f.last_lun_created = lun;
+    pthread_mutex_unlock(&mu);
+    return IFD_SUCCESS;
 }
 
 EXPORT ifd_rc IFDHCloseChannel(ifd_dword lun)
@@ -159,6 +247,8 @@ EXPORT ifd_rc IFDHCloseChannel(ifd_dword lun)
     (void)lun;
     pthread_mutex_lock(&mu);
     f.closes++;
+    if (fm.removed_sets)
+        fm.closes_after_removed++;
     pthread_mutex_unlock(&mu);
     return IFD_SUCCESS;
 }
@@ -173,6 +263,19 @@ EXPORT ifd_rc IFDHGetCapabilities(ifd_dword lun, ifd_dword tag, ifd_dword *len,
     case IFD_TAG_THREAD_SAFE: one = f.thread_safe; break;
     case IFD_TAG_SLOT_THREAD_SAFE: one = f.slot_thread_safe; break;
     case IFD_TAG_SIMULTANEOUS_ACCESS: one = 4; break;
+    case IFD_TAG_POLLING_THREAD_KILLABLE: one = fm.killable_poll; break;
+    case IFD_TAG_DEVICE_REMOVED: one = fm.device_removed; break;
+    case IFD_TAG_POLLING_THREAD_WITH_TIMEOUT:
+        if (!fm.killable_poll)
+            return IFD_ERROR_TAG;
+        if (*len < sizeof(void *))
+            return IFD_ERROR_INSUFFICIENT_BUFFER;
+        {
+            ifd_poll_fn fn = poll_events;
+            memcpy(value, &fn, sizeof(fn));
+        }
+        *len = sizeof(void *);
+        return IFD_SUCCESS;
     case 0x00010100: /* SCARD_ATTR_VENDOR_NAME */
         if (*len < 10)
             return IFD_ERROR_INSUFFICIENT_BUFFER;
@@ -191,9 +294,14 @@ EXPORT ifd_rc IFDHGetCapabilities(ifd_dword lun, ifd_dword tag, ifd_dword *len,
 EXPORT ifd_rc IFDHSetCapabilities(ifd_dword lun, ifd_dword tag, ifd_dword len, unsigned char *value)
 {
     (void)lun;
-    (void)tag;
-    (void)len;
-    (void)value;
+    if (tag == IFD_TAG_DEVICE_REMOVED && len == 1 && value[0] == 1) {
+        pthread_mutex_lock(&mu);
+        bool ok = fm.device_removed;
+        if (ok)
+            fm.removed_sets++;
+        pthread_mutex_unlock(&mu);
+        return ok ? IFD_SUCCESS : IFD_ERROR_TAG;
+    }
     return IFD_NOT_SUPPORTED;
 }
 
@@ -245,14 +353,24 @@ EXPORT ifd_rc IFDHTransmitToICC(ifd_dword lun, struct ifd_io_header send, unsign
     pthread_mutex_lock(&mu);
     f.transmits++;
     bool present = f.present[s];
-    pthread_cleanup_push(unlock_mu, NULL);
-    while (f.fault == FAKE_HANG) {
-        f.hung = true;
-        pthread_cond_wait(&cv, &mu); /* a cancellation point, as a read() in a real driver */
-    }
-    pthread_cleanup_pop(0);
     enum fake_fault x = f.fault;
+    if (x == FAKE_HANG && fm.hang_pipe[0] < 0 && pipe(fm.hang_pipe) != 0)
+        fm.hang_pipe[0] = fm.hang_pipe[1] = -1;
+    int hang_fd = fm.hang_pipe[0];
+    f.hung |= x == FAKE_HANG;
     pthread_mutex_unlock(&mu);
+    if (x == FAKE_HANG) { /* as a driver waiting for a reader that never answers */
+        char c;
+        while (read(hang_fd, &c, 1) != 1) {
+        }
+    } else if (x == FAKE_SPIN) { /* as a driver looping on a line that is gone */
+        static volatile unsigned long spins;
+        for (;;)
+            spins++;
+    } else if (x == FAKE_CRASH) { /* a real fault (a null store would be caught by UBSan) */
+        volatile char *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        page[0] = 1;
+    }
     ifd_rc rc = IFD_SUCCESS;
     if (x == FAKE_GONE) {
         rc = IFD_NO_SUCH_DEVICE;
@@ -282,6 +400,22 @@ EXPORT ifd_rc IFDHICCPresence(ifd_dword lun)
     return present ? IFD_ICC_PRESENT : IFD_ICC_NOT_PRESENT;
 }
 
+#ifdef FAKE_V2
+/* API v2: no control code (the bridge passes none); the answer echoes what it was sent. */
+EXPORT ifd_rc IFDHControl(ifd_dword lun, unsigned char *tx, ifd_dword tx_len, unsigned char *rx,
+                          ifd_dword *rx_len)
+{
+    (void)lun;
+    pthread_mutex_lock(&mu);
+    f.last_control = 2;
+    pthread_mutex_unlock(&mu);
+    if (*rx_len < tx_len)
+        return IFD_ERROR_INSUFFICIENT_BUFFER;
+    memcpy(rx, tx, tx_len);
+    *rx_len = tx_len;
+    return IFD_SUCCESS;
+}
+#else
 EXPORT ifd_rc IFDHControl(ifd_dword lun, ifd_dword code, unsigned char *tx, ifd_dword tx_len,
                           unsigned char *rx, ifd_dword rx_len, ifd_dword *returned)
 {
@@ -298,3 +432,4 @@ EXPORT ifd_rc IFDHControl(ifd_dword lun, ifd_dword code, unsigned char *tx, ifd_
     *returned = fault() == FAKE_GARBAGE_LEN ? rx_len + 5 : 4;
     return IFD_SUCCESS;
 }
+#endif

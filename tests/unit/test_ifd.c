@@ -2,7 +2,10 @@
  * The IFD-handler bridge (src/drivers/ifd) against a fake handler library (fake_ifd.c, loaded
  * with dlopen as any pcsc-lite driver): slots as readers with pcscd's names and Luns, the IOCTL x
  * state rules of libsmc through the bridge, control codes passed unchanged, garbage lengths
- * refused, a hanging call cancelled by the watchdog with the reader leaving, a device gone, and
+ * refused, a hanging call (blocked in a system call, or looping in the handler's code)
+ * interrupted by the watchdog with the reader leaving, a crashing handler contained (its readers
+ * leave, the daemon's other readers go on), a device gone (TAG_IFD_DEVICE_REMOVED set before the
+ * channel is closed), a KILLABLE polling function stopped by cancellation, an API v2 handler, and
  * the thread-safety tags honoured.
  */
 #include "testutil.h"
@@ -16,7 +19,24 @@
 #include "drivers/registry.h"
 #include "smc/smc.h"
 
-enum { FAKE_OK, FAKE_GARBAGE_LEN, FAKE_LONG_ATR, FAKE_HANG, FAKE_GONE, FAKE_ERROR };
+enum {
+    FAKE_OK,
+    FAKE_GARBAGE_LEN,
+    FAKE_LONG_ATR,
+    FAKE_HANG,
+    FAKE_GONE,
+    FAKE_ERROR,
+    FAKE_SPIN,
+    FAKE_CRASH
+};
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
 
 static struct {
     void *dl;
@@ -25,6 +45,8 @@ static struct {
     void (*fault)(int);
     void (*stats)(int *, int *, int *, int *, int *, uint32_t *, unsigned long *);
     void (*reset_inflight)(void);
+    void (*mode)(int, int);
+    void (*poll_stats)(int *, int *, unsigned long *, int *, int *);
 } fake;
 
 struct fixture {
@@ -95,8 +117,11 @@ static int setup(void **state)
         *(void **)&fake.fault = dlsym(fake.dl, "fake_fault");
         *(void **)&fake.stats = dlsym(fake.dl, "fake_stats");
         *(void **)&fake.reset_inflight = dlsym(fake.dl, "fake_reset_inflight");
+        *(void **)&fake.mode = dlsym(fake.dl, "fake_mode");
+        *(void **)&fake.poll_stats = dlsym(fake.dl, "fake_poll_stats");
     }
     fake.config(2, 1, 1);
+    fake.mode(0, 0);
     fake.fault(FAKE_OK);
     fake.card(0, false);
     fake.card(1, false);
@@ -290,7 +315,9 @@ static void test_control_codes_and_garbage(void **state)
     smc_close(h);
 }
 
-static void test_hung_call_watchdog(void **state)
+/* A call that never returns (`how`): the caller gets an error after the watchdog, the reader
+ * leaves with both slots, a log line names the driver and the call. */
+static void hung_call(void **state, int how)
 {
     struct fixture *f = new_fixture(",watchdog=300");
     *state = f;
@@ -303,17 +330,93 @@ static void test_hung_call_watchdog(void **state)
     uint32_t sel;
     assert_int_equal(smc_power(h, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
     assert_int_equal(smc_set_protocol(h, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
-    fake.fault(FAKE_HANG);
-    /* the call never returns: the caller gets an error after the watchdog, the reader leaves */
+    struct test_log_capture cap;
+    test_log_capture_start(&cap);
+    fake.fault(how);
     assert_int_equal(transmit(h, SCARD_PROTOCOL_T1, &n), STATUS_DEVICE_NOT_CONNECTED);
     assert_true(wait_left(f, 2)); /* both slots */
+    test_log_capture_stop();
+    assert_non_null(strstr(cap.text, "IFDHTransmitToICC on reader 'Fake Reader 00 00' has not "
+                                     "returned after 300 ms"));
+    assert_non_null(strstr(cap.text, lib_path()));
+    fake.fault(FAKE_OK);
     assert_int_equal(transmit(h, SCARD_PROTOCOL_T1, &n), STATUS_DEVICE_NOT_CONNECTED);
     smc_close(h);
-    fake.fault(FAKE_OK);
 }
+
+static void test_hung_call_watchdog(void **state)
+{
+    hung_call(state, FAKE_HANG); /* blocked in read() */
+}
+
+/* Not under ThreadSanitizer: it delivers a signal only when the thread enters its runtime, never
+ * to a loop in plain code; and its runtime does not hand a fault to the bridge (the debug build,
+ * under ASan and UBSan, runs these two tests). */
+#ifndef UNDER_TSAN
+static void test_spinning_call_watchdog(void **state)
+{
+    hung_call(state, FAKE_SPIN); /* looping in the handler's own code */
+}
+
+/* A handler that crashes the call costs its own readers only: the caller gets an error, every
+ * reader of that library leaves (PnP), the log names the driver and the call, the library is
+ * never called or loaded again, and a reader of another library goes on working. */
+static void test_crash_contained(void **state)
+{
+    const char *crash_lib = getenv("SCRM_TEST_FAKE_IFD_CRASH");
+    assert_non_null(crash_lib);
+    void *dl = dlopen(crash_lib, RTLD_NOW);
+    assert_non_null(dl);
+    void (*crash_card)(int, bool), (*crash_fault)(int);
+    *(void **)&crash_card = dlsym(dl, "fake_card");
+    *(void **)&crash_fault = dlsym(dl, "fake_fault");
+    crash_card(0, true);
+    crash_fault(FAKE_OK);
+    fake.card(0, true);
+    struct fixture *f = new_fixture("");
+    *state = f;
+    assert_int_equal(smc_add_device(f->ctx, f->dev), STATUS_SUCCESS);
+    char dev[600];
+    snprintf(dev, sizeof(dev), "ifd:crash:lib=%s,name=Crash,poll=20", crash_lib);
+    assert_int_equal(smc_add_device(f->ctx, dev), STATUS_SUCCESS);
+    snprintf(dev, sizeof(dev), "ifd:crash2:lib=%s,name=Crash,poll=20", crash_lib);
+    assert_int_equal(smc_add_device(f->ctx, dev), STATUS_SUCCESS);
+    struct smc_handle *ha, *hb;
+    assert_int_equal(smc_open(f->ctx, "ifd:crash", &ha), STATUS_SUCCESS);
+    assert_int_equal(smc_open(f->ctx, "ifd:fake", &hb), STATUS_SUCCESS);
+    uint8_t atr[40];
+    size_t n;
+    uint32_t sel;
+    assert_int_equal(smc_power(ha, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
+    assert_int_equal(smc_set_protocol(ha, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
+    assert_int_equal(smc_power(hb, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
+    assert_int_equal(smc_set_protocol(hb, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
+    assert_int_equal(transmit(ha, SCARD_PROTOCOL_T1, &n), STATUS_SUCCESS);
+    struct test_log_capture cap;
+    test_log_capture_start(&cap);
+    crash_fault(FAKE_CRASH);
+    assert_int_equal(transmit(ha, SCARD_PROTOCOL_T1, &n), STATUS_DEVICE_NOT_CONNECTED);
+    assert_true(wait_left(f, 4)); /* both slots of both readers of the crashed library */
+    test_log_capture_stop();
+    assert_non_null(strstr(cap.text, "crashed in IFDHTransmitToICC on reader 'Crash 00 00'"));
+    assert_non_null(strstr(cap.text, "SIGSEGV"));
+    assert_non_null(strstr(cap.text, crash_lib));
+    assert_int_equal(transmit(ha, SCARD_PROTOCOL_T1, &n), STATUS_DEVICE_NOT_CONNECTED);
+    /* the other library's reader lives on */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(transmit(hb, SCARD_PROTOCOL_T1, &n), STATUS_SUCCESS);
+    smc_close(ha);
+    smc_close(hb);
+    /* the crashed library is not loaded again */
+    snprintf(dev, sizeof(dev), "ifd:crash3:lib=%s,name=Crash", crash_lib);
+    assert_int_not_equal(smc_add_device(f->ctx, dev), STATUS_SUCCESS);
+    crash_fault(FAKE_OK);
+}
+#endif
 
 static void test_device_gone(void **state)
 {
+    fake.mode(0, 1); /* the handler supports TAG_IFD_DEVICE_REMOVED */
     struct fixture *f = new_fixture("");
     *state = f;
     assert_int_equal(smc_add_device(f->ctx, f->dev), STATUS_SUCCESS);
@@ -333,7 +436,112 @@ static void test_device_gone(void **state)
     int c1, cl1;
     fake.stats(&c1, &cl1, &t, &p, &m, &code, &lun);
     assert_int_equal(cl1 - cl0, 2); /* both channels closed */
+    /* as pcscd on an unplug: TAG_IFD_DEVICE_REMOVED set on each slot before its channel closes */
+    int ps, pc, removed, closes_after;
+    unsigned long timeout;
+    fake.poll_stats(&ps, &pc, &timeout, &removed, &closes_after);
+    assert_int_equal(removed, 2);
+    assert_int_equal(closes_after, 2);
     fake.fault(FAKE_OK);
+}
+
+/* An ordinary removal (not an unplug) does not set TAG_IFD_DEVICE_REMOVED. */
+static void test_removal_without_device_removed(void **state)
+{
+    fake.mode(0, 1);
+    struct fixture *f = new_fixture("");
+    *state = f;
+    int ps, pc, removed0, removed1, ca;
+    unsigned long timeout;
+    fake.poll_stats(&ps, &pc, &timeout, &removed0, &ca);
+    assert_int_equal(smc_add_device(f->ctx, f->dev), STATUS_SUCCESS);
+    assert_int_equal(smc_remove_device(f->ctx, "ifd:fake"), STATUS_SUCCESS);
+    assert_true(wait_left(f, 2));
+    fake.poll_stats(&ps, &pc, &timeout, &removed1, &ca);
+    assert_int_equal(removed1, removed0);
+}
+
+/* A KILLABLE polling function: card events come from it (no presence polling period: poll=10000
+ * would take seconds), it is given no short timeout, and closing cancels it. */
+static void test_killable_polling_thread(void **state)
+{
+    fake.mode(1, 0);
+    struct fixture *f = calloc(1, sizeof(*f));
+    *state = NULL;
+    free(f);
+    f = new_fixture("");
+    *state = f;
+    snprintf(f->dev, sizeof(f->dev), "ifd:fake:lib=%s,name=Fake%%20Reader,poll=10000", lib_path());
+    assert_int_equal(smc_add_device(f->ctx, f->dev), STATUS_SUCCESS);
+    struct smc_handle *h;
+    assert_int_equal(smc_open(f->ctx, "ifd:fake", &h), STATUS_SUCCESS);
+    uint64_t t0 = scrm_now_ns();
+    fake.card(0, true); /* wakes the polling function */
+    wait_card(h, true);
+    fake.card(0, false);
+    wait_card(h, false);
+    assert_true(scrm_now_ns() - t0 < 5000000000u); /* not the 10 s poll period */
+    int started, cancelled, removed, ca;
+    unsigned long timeout;
+    fake.poll_stats(&started, &cancelled, &timeout, &removed, &ca);
+    assert_true(started >= 2);
+    assert_true(timeout > 1000); /* killable: no short timeout needed to stop it */
+    smc_close(h);
+    assert_int_equal(smc_remove_device(f->ctx, "ifd:fake"), STATUS_SUCCESS);
+    assert_true(wait_left(f, 2));
+    int cancelled1;
+    fake.poll_stats(&started, &cancelled1, &timeout, &removed, &ca);
+    assert_int_equal(cancelled1 - cancelled, 2); /* both slots' polling functions cancelled */
+    fake.mode(0, 0);
+}
+
+/* An API v2 handler (no IFDHCreateChannelByName): IFDHCreateChannel with the CHANNELID, the
+ * v2 IFDHControl, APDUs as for v3. */
+static void test_v2_handler(void **state)
+{
+    const char *v2 = getenv("SCRM_TEST_FAKE_IFD_V2");
+    assert_non_null(v2);
+    void *dl = dlopen(v2, RTLD_NOW);
+    assert_non_null(dl);
+    void (*card)(int, bool),
+        (*stats)(int *, int *, int *, int *, int *, uint32_t *, unsigned long *);
+    *(void **)&card = dlsym(dl, "fake_card");
+    *(void **)&stats = dlsym(dl, "fake_stats");
+    card(0, true);
+    struct fixture *f = new_fixture("");
+    *state = f;
+    char dev[600];
+    snprintf(dev, sizeof(dev), "ifd:old:lib=%s,device=/dev/ttyS9,channel=0x3F8,name=Old", v2);
+    struct test_log_capture cap;
+    test_log_capture_start(&cap);
+    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_info);
+    smc_status st = smc_add_device(f->ctx, dev);
+    test_log_capture_stop();
+    assert_int_equal(st, STATUS_SUCCESS);
+    assert_non_null(strstr(cap.text, "(IFD handler API v2)"));
+    struct smc_handle *h;
+    assert_int_equal(smc_open(f->ctx, "ifd:old", &h), STATUS_SUCCESS);
+    int c, cl, t0, t1, p, m;
+    uint32_t code;
+    unsigned long lun;
+    stats(&c, &cl, &t0, &p, &m, &code, &lun);
+    assert_int_equal(c, 2); /* IFDHCreateChannel for both slots */
+    uint8_t atr[40], out[16];
+    size_t n;
+    uint32_t sel;
+    assert_int_equal(smc_power(h, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
+    assert_int_equal(smc_set_protocol(h, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
+    assert_int_equal(transmit(h, SCARD_PROTOCOL_T1, &n), STATUS_SUCCESS);
+    stats(&c, &cl, &t1, &p, &m, &code, &lun);
+    assert_int_equal(t1 - t0, 1);
+    /* the v2 IFDHControl (no code): the fake echoes the command */
+    static const uint8_t cmd[] = {1, 2, 3};
+    assert_int_equal(smc_ioctl(h, SMC_CTL_CODE(2049), cmd, sizeof(cmd), out, sizeof(out), &n),
+                     STATUS_SUCCESS);
+    assert_bytes_hex(out, n, "01 02 03");
+    stats(&c, &cl, &t1, &p, &m, &code, &lun);
+    assert_int_equal(code, 2); /* the v2 entry point ran */
+    smc_close(h);
 }
 
 struct hammer {
@@ -395,8 +603,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_state_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_codes_and_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hung_call_watchdog, setup, teardown),
+#ifndef UNDER_TSAN
+        cmocka_unit_test_setup_teardown(test_spinning_call_watchdog, setup, teardown),
+#endif
         cmocka_unit_test_setup_teardown(test_device_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_removal_without_device_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killable_polling_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v2_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_thread_safe_serialised, setup, teardown),
+#ifndef UNDER_TSAN
+        cmocka_unit_test_setup_teardown(test_crash_contained, setup, teardown),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

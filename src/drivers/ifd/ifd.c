@@ -12,9 +12,9 @@
  *   events      the handler's polling function when it has one, else IFDHICCPresence every
  *               `poll` ms; IFD_NO_SUCH_DEVICE removes the device (smc_reader_gone)
  *
- * Every handler call runs on the slot's call thread, under the call lock the thread-safety tags
- * require, while the caller waits at most `watchdog` ms (see "calls" below). Lengths a handler
- * returns are checked against the buffers given.
+ * Every handler call runs on the caller's own thread, under the call lock the thread-safety tags
+ * require, guarded against hanging past `watchdog` ms and against crashing (see "calls" below
+ * and ifd_guard.c). Lengths a handler returns are checked against the buffers given.
  */
 #include <stdio.h>
 #include <time.h>
@@ -33,13 +33,14 @@ static const uint8_t guard_byte = 0xA5;
 
 /* ---- calls ----
  *
- * Every handler call runs on the slot's call thread (worker_main) while the caller waits with
- * the watchdog's deadline. The arguments and every buffer the handler gets are slot memory
- * (s->a, s->cap, s->atr, s->rx), so a call that never returns cannot write into a caller that
- * gave up. One caller at a time (s->cm). A call past its deadline is cancelled at its next
- * cancellation point, the slot is out of service (IFD_HUNG) and the reader is removed.
+ * Every handler call runs on the caller's own thread (ifd_guard_call), under the call lock the
+ * thread-safety tags require, with a recovery point around it: the watchdog interrupts a call
+ * older than `watchdog` ms (the slot is then out of service: IFD_HUNG, and the reader is
+ * removed), and a crash in the handler returns to the bridge (the library is then never called
+ * again and all its readers are removed). The arguments and every buffer the handler gets are
+ * slot memory (s->a, s->cap, s->atr, s->rx, s->tx); one caller at a time (s->cm).
  */
-#define IFD_HUNG (-1L) /* internal: the slot's handler call hung */
+#define IFD_HUNG (-1L) /* internal: the slot (or its library) is out of service */
 
 enum ifd_op {
     OP_CREATE,
@@ -65,8 +66,9 @@ static const char *const op_names[] = {
     [OP_CONTROL] = "IFDHControl",
 };
 
-static ifd_rc execute(struct ifd_slot *s)
+static ifd_rc execute(void *arg)
 {
+    struct ifd_slot *s = arg;
     const struct ifd_lib *l = s->unit->lib;
     struct ifd_args *a = &s->a;
     switch (a->op) {
@@ -92,41 +94,6 @@ static ifd_rc execute(struct ifd_slot *s)
     return IFD_ERROR_NOT_SUPPORTED;
 }
 
-static void unlock_mutex(void *m)
-{
-    pthread_mutex_unlock(m);
-}
-
-static void *worker_main(void *arg)
-{
-    struct ifd_slot *s = arg;
-    int old;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-    pthread_mutex_lock(&s->wmu);
-    for (;;) {
-        while (!s->w_pending && !s->w_stop)
-            pthread_cond_wait(&s->wcv, &s->wmu);
-        if (!s->w_pending)
-            break;
-        pthread_mutex_unlock(&s->wmu);
-        pthread_mutex_t *lock = s->call_lock;
-        pthread_mutex_lock(lock);
-        ifd_rc rc;
-        pthread_cleanup_push(unlock_mutex, lock);
-        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
-        rc = execute(s);
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-        pthread_cleanup_pop(1);
-        pthread_mutex_lock(&s->wmu);
-        s->w_rc = rc;
-        s->w_pending = false;
-        s->w_done = true;
-        pthread_cond_broadcast(&s->wcv);
-    }
-    pthread_mutex_unlock(&s->wmu);
-    return NULL;
-}
-
 static void log_rc(const struct ifd_slot *s, const char *fn, ifd_rc rc)
 {
     char t[48];
@@ -134,58 +101,58 @@ static void log_rc(const struct ifd_slot *s, const char *fn, ifd_rc rc)
              ifd_rc_text(rc, t, sizeof(t)));
 }
 
-/* Take the slot's call (s->cm) unless a call hung in it: then nobody touches s->a again (the
- * abandoned call thread may still read it). */
+static bool out_of_service(const struct ifd_slot *s)
+{
+    return atomic_load(&s->hung) || atomic_load(&s->unit->lib->failed);
+}
+
+/* Take the slot's call (s->cm) unless the slot is out of service. */
 static bool begin(struct ifd_slot *s)
 {
     pthread_mutex_lock(&s->cm);
-    pthread_mutex_lock(&s->wmu);
-    bool hung = s->hung;
-    pthread_mutex_unlock(&s->wmu);
-    if (hung)
-        pthread_mutex_unlock(&s->cm);
-    return !hung;
+    if (!out_of_service(s))
+        return true;
+    pthread_mutex_unlock(&s->cm);
+    return false;
 }
 
-/* Run the call described in s->a (s->cm held) on the call thread, within the watchdog. */
+/* A crash in the handler: logged with the driver and the call; the library is never called
+ * again and every reader that uses it leaves. */
+static void crashed(struct ifd_slot *s, const char *what, const struct ifd_fault *fault)
+{
+    log_error(drv,
+              "ifd: driver %s crashed in %s on reader '%s' (Lun 0x%lX): %s at address 0x%lx; "
+              "the library is not called again and its readers are taken out of service",
+              s->unit->lib->path, what, s->name, (unsigned long)s->lun, ifd_signal_name(fault->sig),
+              (unsigned long)fault->addr);
+    ifd_lib_fail(s->unit->lib);
+}
+
+/* Run the call described in s->a (s->cm held) on this thread, under the call lock. */
 static ifd_rc call(struct ifd_slot *s, enum ifd_op op)
 {
+    struct ifd_lib *l = s->unit->lib;
     s->a.op = op;
-    uint32_t limit = s->unit->spec.watchdog_ms;
-    if (!limit) { /* no watchdog: the caller's own thread makes the call */
-        pthread_mutex_lock(s->call_lock);
-        ifd_rc rc = execute(s);
-        pthread_mutex_unlock(s->call_lock);
+    if (out_of_service(s))
+        return IFD_HUNG;
+    ifd_rc rc = IFD_HUNG;
+    struct ifd_fault fault = {0};
+    pthread_mutex_lock(s->call_lock);
+    enum ifd_call_end end = ifd_guard_call(&s->watch, s->unit->spec.watchdog_ms, op_names[op],
+                                           &l->text, execute, s, &rc, &fault);
+    pthread_mutex_unlock(s->call_lock);
+    if (end == IFD_CALL_RETURNED)
         return rc;
-    }
-    pthread_mutex_lock(&s->wmu);
-    if (s->hung) {
-        pthread_mutex_unlock(&s->wmu);
+    if (end == IFD_CALL_CRASHED) {
+        crashed(s, op_names[op], &fault);
         return IFD_HUNG;
     }
-    s->w_done = false;
-    s->w_pending = true;
-    pthread_cond_broadcast(&s->wcv);
-    struct timespec until = scrm_deadline_ms(limit);
-    bool late = false;
-    while (!s->w_done && !late)
-        late = limit ? pthread_cond_timedwait(&s->wcv, &s->wmu, &until) != 0 && !s->w_done
-                     : pthread_cond_wait(&s->wcv, &s->wmu) != 0;
-    if (late) {
-        s->hung = true;
-        pthread_mutex_unlock(&s->wmu);
-        log_error(drv,
-                  "ifd: driver %s: %s on reader '%s' (Lun 0x%lX) has not returned after %u ms; "
-                  "the call is cancelled and the reader is taken out of service",
-                  s->unit->lib->path, op_names[op], s->name, (unsigned long)s->lun, limit);
-        ifd_lib_taint(s->unit->lib);
-        pthread_cancel(s->worker);
-        smc_reader_gone(s->r); /* nothing happens when it is not added yet (open fails) */
-        return IFD_HUNG;
-    }
-    ifd_rc rc = s->w_rc;
-    pthread_mutex_unlock(&s->wmu);
-    return rc;
+    atomic_store(&s->hung, true);
+    ifd_lib_taint(l);
+    log_error(drv, "ifd: reader '%s' (driver %s, Lun 0x%lX): %s interrupted; the reader leaves",
+              s->name, l->path, (unsigned long)s->lun, op_names[op]);
+    smc_reader_gone(s->r); /* nothing happens when it is not added yet (open fails) */
+    return IFD_HUNG;
 }
 
 static ifd_rc get_caps(struct ifd_slot *s, ifd_dword tag, uint8_t *buf, ifd_dword *len)
@@ -258,6 +225,7 @@ static void mark_gone(struct ifd_slot *s, const char *fn)
     bool first = !s->gone;
     s->gone = true;
     pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->unit->gone, true); /* every slot of it is unplugged */
     if (!first)
         return;
     log_info(drv, "ifd: reader '%s': %s reports the device is gone; removing the reader", s->name,
@@ -331,16 +299,34 @@ static int poll_timeout_ms(const struct ifd_slot *s)
     return s->stop_fn || s->killable ? 600000 : 1000;
 }
 
+/* The handler's polling function, on the event thread (cancellable there when killable). */
+static ifd_rc run_poll(void *arg)
+{
+    struct ifd_slot *s = arg;
+    if (s->killable)
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    ifd_rc rc = s->poll_fn(s->lun, poll_timeout_ms(s));
+    if (s->killable)
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    return rc;
+}
+
 static void *event_main(void *arg)
 {
     struct ifd_slot *s = arg;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     for (;;) {
         if (s->poll_fn) {
-            if (s->killable)
-                pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-            ifd_rc rc = s->poll_fn(s->lun, poll_timeout_ms(s));
-            if (s->killable)
-                pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+            ifd_rc rc = IFD_COMMUNICATION_ERROR;
+            struct ifd_fault fault = {0};
+            /* no time bound: it waits for card events by design; a crash is caught */
+            if (out_of_service(s) ||
+                ifd_guard_call(NULL, 0, "the polling function", &s->unit->lib->text, run_poll, s,
+                               &rc, &fault) == IFD_CALL_CRASHED) {
+                if (fault.sig)
+                    crashed(s, "the polling function", &fault);
+                break;
+            }
             if (rc == IFD_NO_SUCH_DEVICE) {
                 mark_gone(s, "the polling function");
                 break;
@@ -362,21 +348,36 @@ static void *event_main(void *arg)
     return NULL;
 }
 
-static void event_stop(struct ifd_slot *s)
+/* Stop the event thread; false if it had to be abandoned (a library that crashed or a call
+ * that hung may keep it in the handler: its slot memory then stays allocated). */
+static bool event_stop(struct ifd_slot *s)
 {
     if (!s->thread_started)
-        return;
+        return true;
     pthread_mutex_lock(&s->mu);
     s->stop = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    if (s->poll_fn && s->stop_fn) {
+    bool broken = out_of_service(s);
+    if (s->poll_fn && s->stop_fn && !broken) {
         (void)s->stop_fn(s->lun);
     } else if (s->poll_fn && s->killable) {
         pthread_cancel(s->thread);
     }
-    pthread_join(s->thread, NULL);
     s->thread_started = false;
+    if (!broken) {
+        pthread_join(s->thread, NULL);
+        return true;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+    if (pthread_timedjoin_np(s->thread, NULL, &until) == 0)
+        return true;
+    log_error(drv, "ifd: reader '%s': its event thread is still in the handler; it is abandoned",
+              s->name);
+    pthread_detach(s->thread);
+    return false;
 }
 
 /* ---- status mapping ---- */
@@ -731,46 +732,17 @@ static void describe(struct ifd_slot *s)
 
 static void slot_free(struct ifd_slot *s)
 {
+    ifd_watch_remove(&s->watch);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->own_lock);
-    pthread_cond_destroy(&s->wcv);
-    pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->cm);
     free(s->rx);
     free(s->tx);
     free(s);
 }
 
-/* Stop the call thread and free the slot. A call thread stuck in the handler past its
- * cancellation is left alone, and so is the slot memory it may still write (a deliberate leak,
- * logged). */
-static void slot_release(struct ifd_slot *s)
-{
-    pthread_mutex_lock(&s->wmu);
-    s->w_stop = true;
-    bool hung = s->hung;
-    pthread_cond_broadcast(&s->wcv);
-    pthread_mutex_unlock(&s->wmu);
-    if (hung) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 2;
-        if (pthread_timedjoin_np(s->worker, NULL, &until) != 0) {
-            log_error(drv,
-                      "ifd: reader '%s': its handler call is still stuck; its thread and "
-                      "buffers are abandoned",
-                      s->name);
-            pthread_detach(s->worker);
-            return;
-        }
-    } else {
-        pthread_join(s->worker, NULL);
-    }
-    slot_free(s);
-}
-
-/* Close the channel of an open slot (not for a hung one: the handler would hang again). */
+/* Close the channel of an open slot (not for one out of service: call() refuses). */
 static void close_channel(struct ifd_slot *s, bool quiet)
 {
     ifd_rc rc = simple_call(s, OP_CLOSE);
@@ -816,16 +788,18 @@ static smc_status slot_open(struct smc_reader *r, struct ifd_unit *u, unsigned i
     pthread_mutex_init(&s->own_lock, NULL);
     pthread_mutex_init(&s->mu, NULL);
     scrm_cond_init_monotonic(&s->cv);
-    pthread_mutex_init(&s->wmu, NULL);
-    scrm_cond_init_monotonic(&s->wcv);
     pthread_mutex_init(&s->cm, NULL);
+    ifd_watch_init(&s->watch, u->lib->path, s->name);
     const struct ifd_lib *l = u->lib;
     /* Create the channel under the library-wide lock: nothing else runs in a library that is
      * not thread safe, and the first unit has not told yet. */
     s->call_lock = &u->lib->lock;
-    if (pthread_create(&s->worker, NULL, worker_main, s) != 0) {
-        log_error(drv, "ifd: reader '%s': cannot start its call thread", s->name);
-        slot_free(s);
+    if (!ifd_watch_add(&s->watch)) {
+        pthread_mutex_destroy(&s->watch.mu);
+        s->watch.prev = s->watch.next = NULL;
+        free(s->rx);
+        free(s->tx);
+        free(s);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
 
@@ -838,7 +812,7 @@ static smc_status slot_open(struct smc_reader *r, struct ifd_unit *u, unsigned i
                   s->a.by_name ? "IFDHCreateChannelByName" : "IFDHCreateChannel",
                   (unsigned long)s->lun, s->a.by_name ? u->spec.device : "channel", s->name,
                   ifd_rc_text(rc, t, sizeof(t)));
-        slot_release(s);
+        slot_free(s);
         return rc == IFD_NO_SUCH_DEVICE ? STATUS_NO_SUCH_DEVICE : STATUS_DEVICE_NOT_CONNECTED;
     }
     smc_reader_set_priv(r, s);
@@ -870,7 +844,7 @@ static smc_status slot_open(struct smc_reader *r, struct ifd_unit *u, unsigned i
                   p < 0 ? "the initial presence check failed" : "cannot start its event thread");
         close_channel(s, true);
         smc_reader_set_priv(r, NULL);
-        slot_release(s);
+        slot_free(s);
         return p < 0 ? STATUS_DEVICE_NOT_CONNECTED : STATUS_INSUFFICIENT_RESOURCES;
     }
     s->thread_started = true;
@@ -971,16 +945,16 @@ static void ifd_close(struct smc_reader *r)
     if (!s)
         return;
     struct ifd_unit *u = s->unit;
-    event_stop(s);
+    bool stopped = event_stop(s);
     ifd_unit_set_slot(u, s->idx, NULL);
     /* Removing slot 0 removes the whole reader, as pcscd does. */
     if (s->idx == 0)
         ifd_unit_each_other_slot(u, 0, smc_reader_gone);
     pthread_mutex_lock(&s->mu);
-    bool gone = s->gone;
+    bool gone = s->gone || atomic_load(&u->gone);
     pthread_mutex_unlock(&s->mu);
     /* as pcscd on an unplug: tell a handler that supports it before closing */
-    if (gone && cap_byte(s, IFD_TAG_DEVICE_REMOVED) == 1 && begin(s)) {
+    if (gone && !out_of_service(s) && cap_byte(s, IFD_TAG_DEVICE_REMOVED) == 1 && begin(s)) {
         s->cap[0] = 1;
         s->a.tag = IFD_TAG_DEVICE_REMOVED;
         s->a.len = 1;
@@ -991,7 +965,8 @@ static void ifd_close(struct smc_reader *r)
     close_channel(s, gone);
     log_info(drv, "ifd: reader '%s' closed", s->name);
     smc_reader_set_priv(r, NULL);
-    slot_release(s);
+    if (stopped)
+        slot_free(s); /* else the abandoned event thread may still use it (a logged leak) */
     ifd_unit_put(u);
 }
 

@@ -56,12 +56,14 @@ __attribute__((visibility("default"), format(printf, 2, 3))) void log_msg(const 
     enum scrm_log_level lv = host_level(priority);
     if (!fmt || !scrm_log_enabled(SCRM_LOG_CAT_drv, lv))
         return;
+    ifd_guard_host_enter();
     char text[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     scrm_log_write(SCRM_LOG_CAT_drv, lv, __FILE__, __LINE__, "ifd handler: %s", text);
+    ifd_guard_host_leave();
 }
 
 __attribute__((visibility("default"))) void log_xxd(const int priority, const char *msg,
@@ -70,11 +72,13 @@ __attribute__((visibility("default"))) void log_xxd(const int priority, const ch
     enum scrm_log_level lv = host_level(priority);
     if (!scrm_log_enabled(SCRM_LOG_CAT_drv, lv))
         return;
+    ifd_guard_host_enter();
     char hex[3 * 256 + 8];
     size_t n = buf && len > 0 ? (size_t)len : 0;
     scrm_hex_encode(buf, n, ' ', hex, sizeof(hex));
     scrm_log_write(SCRM_LOG_CAT_drv, lv, __FILE__, __LINE__, "ifd handler: %s%s", msg ? msg : "",
                    hex);
+    ifd_guard_host_leave();
 }
 
 /* ---- the library registry ---- */
@@ -131,6 +135,14 @@ struct ifd_lib *ifd_lib_get(const char *path)
     struct ifd_lib *l = g_libs;
     while (l && strcmp(l->path, path) != 0)
         l = l->next;
+    if (l && atomic_load(&l->failed)) {
+        log_error(drv,
+                  "ifd: driver %s crashed earlier in this process and is not used again; "
+                  "restart scrmd to use it",
+                  path);
+        pthread_mutex_unlock(&g_lock);
+        return NULL;
+    }
     if (l) {
         l->refs++;
         pthread_mutex_unlock(&g_lock);
@@ -161,6 +173,10 @@ struct ifd_lib *ifd_lib_get(const char *path)
         return NULL;
     }
     pthread_mutex_init(&l->lock, NULL);
+    if (!ifd_guard_init())
+        log_error(drv, "ifd: cannot install the signal handlers: a crash in %s is not contained",
+                  path);
+    l->text = ifd_text_of((const void *)l->f.transmit);
     l->refs = 1;
     l->next = g_libs;
     g_libs = l;
@@ -173,6 +189,12 @@ void ifd_lib_put(struct ifd_lib *l)
 {
     pthread_mutex_lock(&g_lock);
     bool last = --l->refs == 0;
+    if (last && atomic_load(&l->failed)) {
+        /* A crashed library stays registered (and loaded) for the process's life, so that it is
+         * never loaded and called again with whatever state the crash left. */
+        pthread_mutex_unlock(&g_lock);
+        return;
+    }
     if (last) {
         for (struct ifd_lib **pp = &g_libs; *pp; pp = &(*pp)->next) {
             if (*pp == l) {
@@ -206,6 +228,19 @@ void ifd_lib_taint(struct ifd_lib *l)
 {
     pthread_mutex_lock(&g_lock);
     l->tainted = true;
+    pthread_mutex_unlock(&g_lock);
+}
+
+void ifd_lib_fail(struct ifd_lib *l)
+{
+    pthread_mutex_lock(&g_lock);
+    l->tainted = true;
+    bool first = !atomic_exchange(&l->failed, true);
+    /* smc_reader_gone() only queues; it is safe under our lock (no driver call) */
+    for (struct ifd_unit *u = g_units; first && u; u = u->next)
+        for (unsigned i = 0; u->lib == l && u->slots && i < u->nslots; i++)
+            if (u->slots[i] && u->slots[i]->r)
+                smc_reader_gone(u->slots[i]->r);
     pthread_mutex_unlock(&g_lock);
 }
 

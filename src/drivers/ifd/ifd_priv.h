@@ -3,11 +3,13 @@
 #define SCRM_DRIVERS_IFD_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "drivers/ifd/ifd_abi.h"
 #include "drivers/ifd/ifd_devstr.h"
+#include "drivers/ifd/ifd_guard.h"
 #include "smc/driver.h"
 
 /* One loaded handler library, shared by every unit that names the same path. */
@@ -28,8 +30,10 @@ struct ifd_lib {
         ifd_control_fn control;   /* v3 */
         ifd_control2_fn control2; /* v2 */
     } f;
+    struct ifd_text text;   /* its code, for the watchdog (ifd_guard.h) */
     unsigned refs;          /* units using it (g_lock) */
-    bool tainted;           /* a call hung in it: never unloaded (g_lock) */
+    bool tainted;           /* a call hung or crashed in it: never unloaded (g_lock) */
+    atomic_bool failed;     /* a call crashed in it: never called again, stays registered */
     bool thread_safe_known; /* TAG_IFD_THREAD_SAFE asked (of the first unit) */
     bool thread_safe;       /* readers of this library may be called concurrently */
     pthread_mutex_t lock;   /* the library-wide call lock */
@@ -48,6 +52,7 @@ struct ifd_unit {
     unsigned nslots;
     bool slot_thread_safe;
     bool ready;              /* slot 0 is open */
+    atomic_bool gone;        /* the device was unplugged (a slot saw IFD_NO_SUCH_DEVICE) */
     pthread_mutex_t lock;    /* the unit-wide call lock */
     struct ifd_slot **slots; /* nslots entries, NULL while closed (g_lock) */
     unsigned refs;           /* g_lock */
@@ -85,13 +90,10 @@ struct ifd_slot {
     int present; /* -1 unknown, 0 absent, 1 present (as last reported to libsmc) */
     bool gone;
 
-    /* the call thread and the current call (ifd.c, "calls") */
-    pthread_t worker;
-    pthread_mutex_t cm;  /* one caller at a time */
-    pthread_mutex_t wmu; /* guards what follows */
-    pthread_cond_t wcv;
-    bool w_pending, w_done, w_stop, hung;
-    ifd_rc w_rc;
+    /* the current call (ifd.c, "calls") */
+    pthread_mutex_t cm; /* one caller at a time */
+    atomic_bool hung;   /* a call was interrupted by the watchdog: out of service */
+    struct ifd_watch watch;
     struct ifd_args a;
     char device[IFD_VALUE_MAX]; /* DEVICENAME, the handler's own copy */
     uint8_t cap[256 + 16];
@@ -104,6 +106,8 @@ const char *ifd_rc_text(ifd_rc rc, char *buf, size_t cap);
 struct ifd_lib *ifd_lib_get(const char *path);
 void ifd_lib_put(struct ifd_lib *l);
 void ifd_lib_taint(struct ifd_lib *l);
+/* A call crashed in the library: never call it again, remove every reader that uses it. */
+void ifd_lib_fail(struct ifd_lib *l);
 pthread_mutex_t *ifd_lib_slot_lock(struct ifd_lib *l, unsigned slot);
 
 struct ifd_unit *ifd_unit_new(struct ifd_lib *l, const char *id, const struct ifd_devspec *spec);

@@ -187,5 +187,8 @@ void srv_core_close_all(struct session *s)
     if (n > 0)
         log_debug(ipc, "client %llu: context released, %d card handle(s) reset and closed",
                   (unsigned long long)s->id, n);
+    else if (n < 0) /* a reader busy with another request: its handles are reset at teardown */
+        log_debug(ipc, "client %llu: context released, handles on '%s' closed when it leaves",
+                  (unsigned long long)s->id, rm_thread_busy_reader());
     idmap_free(&s->cards);
 }

@@ -65,6 +65,7 @@ struct srv_pool {
     scrm_cond drained; /* a thread finished its job or left */
     struct srv_job *head, *tail;
     unsigned threads, idle, running, queued;
+    unsigned held; /* jobs parked outside the queue that will be submitted (srv_pool_hold) */
     unsigned max;  /* cap on threads, 0 = none */
     unsigned peak; /* most threads at once */
     bool stop;
@@ -80,7 +81,11 @@ int srv_pool_init(struct srv_pool *p, unsigned max_threads);
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
 /* Current and peak number of threads. */
 void srv_pool_stats(struct srv_pool *p, unsigned *threads, unsigned *peak);
-/* Wait until no job is queued or running. */
+/* A job parked outside the pool (a teardown waiting for a busy reader) will be submitted later:
+ * drain and destroy wait for it until srv_pool_release (called after its submit). */
+void srv_pool_hold(struct srv_pool *p);
+void srv_pool_release(struct srv_pool *p);
+/* Wait until no job is queued, running or held. */
 void srv_pool_drain(struct srv_pool *p);
 /* Drain, stop and join every thread. */
 void srv_pool_destroy(struct srv_pool *p);

@@ -10,9 +10,10 @@
  * transaction or a status change are events (IPC_S_TX_BUSY + WAIT_TX and watches for scrm's
  * protocol, a request parked on a watch for pcsc-lite's), never a blocked thread, and a request
  * of either protocol that finds its reader busy with another request is parked in the rm
- * (RM_READER_BUSY, rm_reader_idle_wait) and runs again when the reader is free, so a busy or hung
- * reader holds one worker (the one running its request), not one per waiting client. A job waits
- * only for the driver of the reader it runs a request on.
+ * (RM_READER_BUSY, rm_reader_idle_wait) and runs again when the reader is free, as is the
+ * teardown of a client leaving such a reader (srv_pool_hold keeps drain and destroy waiting for
+ * it), so a busy or hung reader holds one worker (the one running its request), not one per
+ * waiting or leaving client. A job waits only for the driver of the reader it runs a request on.
  *
  * Threads are detached from bookkeeping by themselves: a leaving thread records its id on the
  * `dead` list, which the next submit (or the final destroy) joins outside the lock.
@@ -162,10 +163,25 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
         reap(p);
 }
 
+void srv_pool_hold(struct srv_pool *p)
+{
+    scrm_mutex_lock(&p->lock);
+    p->held++;
+    scrm_mutex_unlock(&p->lock);
+}
+
+void srv_pool_release(struct srv_pool *p)
+{
+    scrm_mutex_lock(&p->lock);
+    p->held--;
+    scrm_cond_broadcast(&p->drained);
+    scrm_mutex_unlock(&p->lock);
+}
+
 void srv_pool_drain(struct srv_pool *p)
 {
     scrm_mutex_lock(&p->lock);
-    while (p->head || p->running)
+    while (p->head || p->running || p->held)
         scrm_cond_wait(&p->drained, &p->lock);
     scrm_mutex_unlock(&p->lock);
 }
@@ -181,7 +197,7 @@ void srv_pool_stats(struct srv_pool *p, unsigned *threads, unsigned *peak)
 void srv_pool_destroy(struct srv_pool *p)
 {
     scrm_mutex_lock(&p->lock);
-    while (p->head || p->running)
+    while (p->head || p->running || p->held)
         scrm_cond_wait(&p->drained, &p->lock);
     p->stop = true;
     scrm_cond_broadcast(&p->work);

@@ -169,19 +169,46 @@ out:
 /* ---- Closing ----------------------------------------------------------------------------------
  */
 
-/* Pool job: tell the rm the owner is gone, then drop the session. */
+/* The rm woke a teardown parked on a busy reader: run it again (the pool's hold passes to the
+ * queued job). */
+static void gone_fired(struct rm_idle_wait *w)
+{
+    struct session *s = (struct session *)((char *)w - offsetof(struct session, park));
+    struct srv_pool *pool = &s->srv->pool; /* the job may end and free s at once */
+    srv_pool_submit(pool, &s->gone);
+    srv_pool_release(pool);
+}
 
+/* Pool job: tell the rm the owner is gone, then drop the session. */
 static void gone_job(struct srv_job *job)
 {
     struct session *s = (struct session *)((char *)job - offsetof(struct session, gone));
+    struct srv_pool *pool = &s->srv->pool;
     int n;
     /* The teardown never waits for another client's transaction either (rm_owner_gone then
-     * leaves the card as it is), so it cannot hold a worker that client's END needs. */
+     * leaves the card as it is), so it cannot hold a worker that client's END needs; nor for a
+     * reader busy with another request: the rest of it is parked on that reader (a client of a
+     * hung reader that leaves holds no worker). */
     rm_thread_nowait(true);
-    rm_thread_nowait_reader(false);
+    rm_thread_nowait_reader(true);
     session_free_wait(s); /* O(the client's entries), off the loop thread */
     pcl_session_end(s);   /* a pcsc-lite request parked for a transaction */
-    n = rm_owner_gone(s->srv->rm, s->id);
+    for (;;) {
+        bool parked;
+        scrm_mutex_lock(&s->park_lock);
+        rm_reader_idle_done(&s->park); /* if woken: the next one's turn */
+        scrm_mutex_unlock(&s->park_lock);
+        n = rm_owner_gone(s->srv->rm, s->id);
+        if (n >= 0)
+            break;
+        srv_pool_hold(pool); /* the server's shutdown waits for this teardown */
+        scrm_mutex_lock(&s->park_lock);
+        parked = rm_reader_idle_wait(s->srv->rm, rm_thread_busy_reader(), &s->park, gone_fired);
+        scrm_mutex_unlock(&s->park_lock);
+        if (parked)
+            return;             /* gone_fired submits this job again */
+        srv_pool_release(pool); /* the reader is free now: again */
+    }
     if (n > 0)
         log_debug(ipc, "client %llu: %d card handle(s) reset and closed", (unsigned long long)s->id,
                   n);
@@ -579,18 +606,23 @@ static bool park_request(struct session *s, bool *drop)
     bool parked, closing;
 
     *drop = false;
+    scrm_mutex_lock(&s->lock);
+    s->parked = true; /* before the rm may wake it: the woken run clears it */
+    scrm_mutex_unlock(&s->lock);
     scrm_mutex_lock(&s->park_lock);
     parked = rm_reader_idle_wait(s->srv->rm, rm_thread_busy_reader(), &s->park, park_fired);
     scrm_mutex_unlock(&s->park_lock);
+    scrm_mutex_lock(&s->lock);
+    if (!parked)
+        s->parked = false;
+    closing = s->closing;
+    scrm_mutex_unlock(&s->lock);
     if (!parked)
         return false;
-    scrm_mutex_lock(&s->lock);
-    closing = s->closing;
-    s->parked = !closing;
-    scrm_mutex_unlock(&s->lock);
     if (!closing)
         return true; /* session_close may take it back from here on */
-    /* Closed meanwhile (session_close saw it not parked yet): take it back ourselves. */
+    /* Closed meanwhile (session_close may have found it not linked yet): take it back
+     * ourselves, unless session_close or a wake-up did. */
     scrm_mutex_lock(&s->park_lock);
     *drop = rm_reader_idle_cancel(&s->park);
     scrm_mutex_unlock(&s->park_lock);

@@ -926,6 +926,7 @@ int rm_owner_gone(struct rm *rm, uint64_t owner)
     size_t n = 0;
     uint64_t *ids = owner_handles(rm, owner, &n);
     int closed = 0;
+    bool busy = false;
     for (size_t i = 0; i < n; i++) {
         struct rm_conn *c = conn_get(rm, ids[i]);
         if (!c)
@@ -938,13 +939,17 @@ int rm_owner_gone(struct rm *rm, uint64_t owner)
         scard_rc rc = rm_disconnect(rm, ids[i], disp);
         if (rc == RM_TX_BUSY) /* another handle took the transaction meanwhile: leave the card */
             rc = rm_disconnect(rm, ids[i], SCARD_LEAVE_CARD);
+        if (rc == RM_READER_BUSY) { /* the rest when that reader is free (nothing done here) */
+            busy = true;
+            break;
+        }
         if (rc != SCARD_E_INVALID_HANDLE)
             closed++;
     }
     free(ids);
     if (closed)
         log_debug(rm, "owner %llu gone: %d handle(s) closed", (unsigned long long)owner, closed);
-    return closed;
+    return busy ? -1 : closed;
 }
 
 /* ---- used by the monitor and by rm_free ---- */

@@ -377,6 +377,10 @@ void rm_cancel_waits(struct rm *rm, uint64_t owner);
  * The owner is gone (client disconnected): wake its blocked calls, end its transactions, and
  * disconnect each of its handles with SCARD_RESET_CARD (LEAVE when another handle holds the
  * reader's transaction, so that transaction is not disturbed). Returns how many handles it closed.
+ * On a thread in rm_thread_nowait_reader mode it stops at a handle whose reader is busy with
+ * another request and returns -1 (that handle and the ones after it untouched,
+ * rm_thread_busy_reader() names the reader): call it again when the reader is free
+ * (rm_reader_idle_wait); the handles closed so far stay closed.
  */
 int rm_owner_gone(struct rm *rm, uint64_t owner);
 

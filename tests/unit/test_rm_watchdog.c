@@ -264,7 +264,10 @@ static void test_departure_wakes_parked(void **state)
     pthread_mutex_lock(&log_lock);
     hanging = false;
     pthread_mutex_unlock(&log_lock);
-    struct rmt *t = setup(0); /* no watchdog: only the departure frees the hung call */
+    /* The departure cancels the hung call too, except when it comes while the slot has not
+     * yet handed its pending request to libsmc (that cancel is lost): the watchdog frees the
+     * call then, long after the departure woke the parked requests. */
+    struct rmt *t = setup(10000);
     uint64_t a = 0, b = 0;
     uint32_t proto = 0;
     assert_int_equal(rm_connect(t->rm, 1, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &a, &proto),
@@ -284,8 +287,8 @@ static void test_departure_wakes_parked(void **state)
     assert_true(rm_reader_idle_wait(t->rm, R1, &p1.w, parked_fired));
     assert_true(rm_reader_idle_wait(t->rm, R1, &p2.w, parked_fired));
     assert_int_equal(rm_remove_reader(t->rm, "sim:1"), SCARD_S_SUCCESS);
-    assert_true(parked_wait(&p1, 1));
-    assert_true(parked_wait(&p2, 1));
+    assert_int_equal(parked_count(&p1), 1); /* woken by the departure itself */
+    assert_int_equal(parked_count(&p2), 1);
     rm_thread_nowait_reader(true);
     uint8_t resp[64];
     size_t n = sizeof(resp);

@@ -101,7 +101,8 @@ static int run(const struct scenario *s, size_t n)
     struct rm *rm = ctx && scrm_drivers_register(ctx) == STATUS_SUCCESS ? rm_new(&cfg, ctx) : NULL;
     struct probe p = {.calls = 0};
     pthread_mutex_init(&p.lock, NULL);
-    scrm_cond_init_monotonic(&p.cond);
+    if (scrm_cond_init_monotonic(&p.cond) != 0)
+        return 1;
     struct smc_handle *h = NULL;
     int rc = -1;
     uint64_t *ins = calloc(n, sizeof(*ins)), *rem = calloc(n, sizeof(*rem));

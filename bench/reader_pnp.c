@@ -98,7 +98,8 @@ int main(int argc, char **argv)
     setenv("SCRM_SOCKET", sock, 1);
     struct waiter w = {.known = 0};
     pthread_mutex_init(&w.lock, NULL);
-    scrm_cond_init_monotonic(&w.cond);
+    if (scrm_cond_init_monotonic(&w.cond) != 0)
+        return 1;
     pthread_t th;
     int status = 1;
     uint64_t *add_reply = calloc(rounds, sizeof(uint64_t)),

@@ -20,6 +20,14 @@
 #define SMC_API
 #endif
 
+/* On functions whose result must not be ignored: every function returning a status or an answer
+ * (docs/architecture.md, Conventions). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SMC_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define SMC_MUST_CHECK
+#endif
+
 /* ---- IOCTL codes: SCARD_CTL_CODE(f) = CTL_CODE(FILE_DEVICE_SMARTCARD 0x31, f, METHOD_BUFFERED, 0)
  */
 #define SMC_CTL_CODE(f)          (0x00310000u | ((uint32_t)(f) << 2))

@@ -144,7 +144,7 @@ struct smc_driver_ops {
 /* Write the names name(0), name(1), ... (until NULL) into io->out, each NUL-terminated, and set
  * io->info; STATUS_BUFFER_TOO_SMALL (io->info = the size needed) if they do not fit. For vendor
  * IOCTLs that list what a driver accepts (simulator profiles). */
-SMC_API smc_status smc_put_names(struct smc_io *io, const char *(*name)(size_t i));
+SMC_API SMC_MUST_CHECK smc_status smc_put_names(struct smc_io *io, const char *(*name)(size_t i));
 
 /* ---- Reader object accessors for drivers ---------------------------------------------------- */
 
@@ -173,7 +173,7 @@ SMC_API void smc_reader_card_caps(struct smc_reader *r, struct smc_card_caps *ou
 /* Called from open only: once this device has been added (and announced), add `device` too, a
  * further slot of the same hardware ("ifd:vpcd/1"). Devices are added in the order asked, right
  * after this one; one that fails to open is logged and skipped. */
-SMC_API smc_status smc_reader_add_sibling(struct smc_reader *r, const char *device);
+SMC_API SMC_MUST_CHECK smc_status smc_reader_add_sibling(struct smc_reader *r, const char *device);
 
 /* The hardware is gone (unplugged, the handler reports no such device): libsmc removes the device
  * from its own thread as smc_remove_device() does (pending requests complete CANCELLED, close is
@@ -197,7 +197,7 @@ SMC_API void smc_card_removed(struct smc_reader *r);
 SMC_API void smc_reader_lost(struct smc_reader *r);
 /* Complete the pending IS_PRESENT / IS_ABSENT with STATUS_SUCCESS, if there is one (smclib's
  * SmartcardCompleteCardTracking). Returns true if a request was completed. */
-SMC_API bool smc_complete_card_tracking(struct smc_reader *r);
+SMC_API SMC_MUST_CHECK bool smc_complete_card_tracking(struct smc_reader *r);
 /* The device can serve again requests it refused (an NFC radio switched back on): tells the PnP
  * listener (SMC_DEVICE_CHANGED), which re-posts what it gave up. Any thread. */
 SMC_API void smc_reader_changed(struct smc_reader *r);
@@ -210,14 +210,14 @@ SMC_API void smc_complete_pending(struct smc_reader *r, smc_status status, size_
 
 /* TRANSMIT through the T=0 / T=1 / raw engine selected by SET_PROTOCOL, over `link`. Checks the
  * SCARD_IO_REQUEST header, writes header + response to io->out, and re-checks for removal. */
-SMC_API smc_status smc_transmit(struct smc_reader *r, struct smc_io *io,
-                                const struct smc_card_io *link);
+SMC_API SMC_MUST_CHECK smc_status smc_transmit(struct smc_reader *r, struct smc_io *io,
+                                               const struct smc_card_io *link);
 /* SET_PROTOCOL: choose the protocol from io->minor (T=1 preferred), run PPS unless DEFAULT or
  * specific mode, start T=1 (S(IFS) unless suppressed), write the chosen protocol to io->out,
  * state → SPECIFIC. A NULL link is a reader that exchanges APDUs with the card itself (a virtual
  * or APDU-level card): the protocol is chosen from the ATR the same way, with no PPS and no
  * S(IFS) exchange. */
-SMC_API smc_status smc_select_protocol(struct smc_reader *r, struct smc_io *io,
-                                       const struct smc_card_io *link);
+SMC_API SMC_MUST_CHECK smc_status smc_select_protocol(struct smc_reader *r, struct smc_io *io,
+                                                      const struct smc_card_io *link);
 
 #endif

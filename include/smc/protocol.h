@@ -82,8 +82,8 @@ struct smc_atr {
  * offered), TCK mismatch. out is filled as far as parsing got: after a TCK mismatch completely
  * (tck_present, !tck_ok). A card offering neither T=0 nor T=1 parses (protocols = 0).
  */
-SMC_API smc_status smc_atr_parse(const uint8_t *atr, size_t len, struct smc_atr *out, char *why,
-                                 size_t why_len);
+SMC_API SMC_MUST_CHECK smc_status smc_atr_parse(const uint8_t *atr, size_t len, struct smc_atr *out,
+                                                char *why, size_t why_len);
 
 /* Convert between inverse and direct convention in place (reverse bit order and complement). */
 SMC_API void smc_invert(uint8_t *buf, size_t len);
@@ -157,8 +157,8 @@ SMC_API void smc_pps_choose(const struct smc_card_caps *caps, const struct smc_l
  * all), STATUS_NO_MEDIA. In specific mode nothing is sent: STATUS_SUCCESS for the specific
  * protocol, STATUS_INVALID_PARAMETER for another.
  */
-SMC_API smc_status smc_pps_exchange(const struct smc_card_io *io, struct smc_card_caps *caps,
-                                    uint8_t t);
+SMC_API SMC_MUST_CHECK smc_status smc_pps_exchange(const struct smc_card_io *io,
+                                                   struct smc_card_caps *caps, uint8_t t);
 
 /* ---- T=0 ------------------------------------------------------------------------------------ */
 
@@ -171,9 +171,10 @@ SMC_API smc_status smc_pps_exchange(const struct smc_card_io *io, struct smc_car
  * STATUS_SUCCESS, STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_PARAMETER (malformed APDU),
  * STATUS_IO_TIMEOUT (WT exceeded), STATUS_NO_MEDIA, STATUS_DEVICE_PROTOCOL_ERROR.
  */
-SMC_API smc_status smc_t0_transceive(const struct smc_card_io *io, const struct smc_card_caps *caps,
-                                     const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,
-                                     size_t *resp_len);
+SMC_API SMC_MUST_CHECK smc_status smc_t0_transceive(const struct smc_card_io *io,
+                                                    const struct smc_card_caps *caps,
+                                                    const uint8_t *apdu, size_t len, uint8_t *resp,
+                                                    size_t cap, size_t *resp_len);
 
 /* ---- T=1 ------------------------------------------------------------------------------------ */
 
@@ -199,8 +200,8 @@ SMC_API void smc_t1_init(struct smc_t1 *t1, const struct smc_card_caps *caps);
  * up to three tries. Sets ifs_done whatever the outcome (the exchange is not repeated per APDU).
  * STATUS_SUCCESS, STATUS_DEVICE_PROTOCOL_ERROR (refused), STATUS_IO_TIMEOUT (silent),
  * STATUS_NO_MEDIA, STATUS_INVALID_PARAMETER. */
-SMC_API smc_status smc_t1_negotiate_ifsd(struct smc_t1 *t1, const struct smc_card_io *io,
-                                         uint8_t ifsd);
+SMC_API SMC_MUST_CHECK smc_status smc_t1_negotiate_ifsd(struct smc_t1 *t1,
+                                                        const struct smc_card_io *io, uint8_t ifsd);
 
 /*
  * Exchange one APDU (up to 65 544 bytes) with chaining both ways, S(WTX), S(IFS) from the card, and
@@ -211,9 +212,9 @@ SMC_API smc_status smc_t1_negotiate_ifsd(struct smc_t1 *t1, const struct smc_car
  * STATUS_DEVICE_PROTOCOL_ERROR (also after S(ABORT) from the card), STATUS_IO_TIMEOUT (the card
  * stayed silent throughout), STATUS_NO_MEDIA.
  */
-SMC_API smc_status smc_t1_transceive(struct smc_t1 *t1, const struct smc_card_io *io,
-                                     const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,
-                                     size_t *resp_len);
+SMC_API SMC_MUST_CHECK smc_status smc_t1_transceive(struct smc_t1 *t1, const struct smc_card_io *io,
+                                                    const uint8_t *apdu, size_t len, uint8_t *resp,
+                                                    size_t cap, size_t *resp_len);
 
 /* EDC helpers: LRC (XOR) and CRC. The CRC is the one reader stacks use for T=1 (OpenCT, CCID):
  * polynomial x^16 + x^12 + x^5 + 1 processed LSB first (0x8408), preset FFFF, no final XOR; the

@@ -40,7 +40,8 @@ SMC_API void smc_ctx_free(struct smc_ctx *ctx);
 
 /* Register another driver (its ops table must outlive the context). STATUS_INVALID_PARAMETER if a
  * driver of that name exists or a mandatory slot is NULL. */
-SMC_API smc_status smc_register_driver(struct smc_ctx *ctx, const struct smc_driver_ops *ops);
+SMC_API SMC_MUST_CHECK smc_status smc_register_driver(struct smc_ctx *ctx,
+                                                      const struct smc_driver_ops *ops);
 
 /* Device arrival and departure, as reported by drivers. */
 enum smc_pnp_event {
@@ -59,20 +60,21 @@ SMC_API void smc_set_pnp_listener(struct smc_ctx *ctx, smc_pnp_fn fn, void *user
  * ':' configure it. Reports SMC_DEVICE_ARRIVED. Errors: STATUS_NO_SUCH_DEVICE (no such driver),
  * STATUS_INVALID_PARAMETER (bad options; the driver logs why), STATUS_DEVICE_BUSY (name exists).
  */
-SMC_API smc_status smc_add_device(struct smc_ctx *ctx, const char *device);
+SMC_API SMC_MUST_CHECK smc_status smc_add_device(struct smc_ctx *ctx, const char *device);
 
 /* The name smc_add_device gives the device string `device` ("driver:address"; a driver whose
  * addresses contain ':' decides where its address ends), NUL-terminated in out. false if the
  * string is malformed, names no registered driver, or the name does not fit `cap` bytes. */
-SMC_API bool smc_device_name(struct smc_ctx *ctx, const char *device, char *out, size_t cap);
+SMC_API SMC_MUST_CHECK bool smc_device_name(struct smc_ctx *ctx, const char *device, char *out,
+                                            size_t cap);
 
 /* Ask every driver to enumerate what it can discover; each found device is added. Returns the
  * number of devices added. */
-SMC_API int smc_discover(struct smc_ctx *ctx);
+SMC_API SMC_MUST_CHECK int smc_discover(struct smc_ctx *ctx);
 
 /* Remove a device (surprise removal): pending requests of every handle complete CANCELLED, further
  * IOCTLs on its handles get STATUS_DEVICE_NOT_CONNECTED. Reports SMC_DEVICE_LEFT. */
-SMC_API smc_status smc_remove_device(struct smc_ctx *ctx, const char *device);
+SMC_API SMC_MUST_CHECK smc_status smc_remove_device(struct smc_ctx *ctx, const char *device);
 
 /* Names of the current devices: calls fn once per device, in arrival order. */
 SMC_API void smc_list_devices(struct smc_ctx *ctx, void (*fn)(void *user, const char *device),
@@ -82,7 +84,8 @@ SMC_API void smc_list_devices(struct smc_ctx *ctx, void (*fn)(void *user, const 
 
 /* Open a handle on a device ("sim:0"). STATUS_NO_SUCH_DEVICE if there is none; STATUS_ACCESS_DENIED
  * if the driver allows one handle only and it is taken. */
-SMC_API smc_status smc_open(struct smc_ctx *ctx, const char *device, struct smc_handle **out);
+SMC_API SMC_MUST_CHECK smc_status smc_open(struct smc_ctx *ctx, const char *device,
+                                           struct smc_handle **out);
 
 /* Cleanup and close: every request pending on the handle completes with STATUS_CANCELLED (its
  * callback runs before this returns), then the handle is freed. */
@@ -93,7 +96,7 @@ SMC_API const char *smc_handle_device(const struct smc_handle *h);
 
 /* Does the driver of this handle's device declare `code` privileged (ioctl_privileged in
  * smc/driver.h)? false when the driver declares nothing. */
-SMC_API bool smc_ioctl_privileged(const struct smc_handle *h, uint32_t code);
+SMC_API SMC_MUST_CHECK bool smc_ioctl_privileged(const struct smc_handle *h, uint32_t code);
 
 /* The name the driver of this handle's device gives a vendor IOCTL or pcsc-lite control code
  * (ioctl_vendor_name in smc/driver.h), or NULL. */
@@ -104,8 +107,9 @@ SMC_API const char *smc_ioctl_vendor_name(const struct smc_handle *h, uint32_t c
  * number of bytes written to out (for STATUS_BUFFER_TOO_SMALL on GET_ATTRIBUTE: the size needed).
  * A request that pends (IS_PRESENT / IS_ABSENT) blocks until it completes or is cancelled.
  */
-SMC_API smc_status smc_ioctl(struct smc_handle *h, uint32_t code, const void *in, size_t in_len,
-                             void *out, size_t out_len, size_t *returned);
+SMC_API SMC_MUST_CHECK smc_status smc_ioctl(struct smc_handle *h, uint32_t code, const void *in,
+                                            size_t in_len, void *out, size_t out_len,
+                                            size_t *returned);
 
 /* Called exactly once when a pending request completes. */
 typedef void (*smc_completion_fn)(void *user, smc_status status, size_t returned);
@@ -115,16 +119,17 @@ typedef void (*smc_completion_fn)(void *user, smc_status status, size_t returned
  * NOT called. If it returns STATUS_PENDING, `done` is called exactly once later, and *req_id (if
  * not NULL) identifies the request for smc_cancel(). `in`/`out` must stay valid until completion.
  */
-SMC_API smc_status smc_ioctl_async(struct smc_handle *h, uint32_t code, const void *in,
-                                   size_t in_len, void *out, size_t out_len, smc_completion_fn done,
-                                   void *user, uint64_t *req_id);
+SMC_API SMC_MUST_CHECK smc_status smc_ioctl_async(struct smc_handle *h, uint32_t code,
+                                                  const void *in, size_t in_len, void *out,
+                                                  size_t out_len, smc_completion_fn done,
+                                                  void *user, uint64_t *req_id);
 
 /* Cancel one pending request: it completes with STATUS_CANCELLED (its callback runs before this
  * returns). Returns true if this call cancelled it, false if it had already completed. */
-SMC_API bool smc_cancel(struct smc_handle *h, uint64_t req_id);
+SMC_API SMC_MUST_CHECK bool smc_cancel(struct smc_handle *h, uint64_t req_id);
 
 /* Cancel everything pending on the handle (CancelIo) without closing it. Returns how many. */
-SMC_API int smc_cancel_all(struct smc_handle *h);
+SMC_API SMC_MUST_CHECK int smc_cancel_all(struct smc_handle *h);
 
 /* Output of IOCTL_SMARTCARD_GET_PERF_CNTR: five little-endian u32 counters, in this order:
  * transmissions, APDU bytes sent, response bytes received, failed transmissions, total
@@ -132,10 +137,12 @@ SMC_API int smc_cancel_all(struct smc_handle *h);
 #define SMC_PERF_SIZE 20u
 
 /* Helpers for the common DWORD-in / DWORD-out requests. */
-SMC_API smc_status smc_get_state(struct smc_handle *h, uint32_t *state);
-SMC_API smc_status smc_get_attr_dword(struct smc_handle *h, uint32_t attr, uint32_t *value);
-SMC_API smc_status smc_power(struct smc_handle *h, uint32_t command, uint8_t *atr, size_t atr_cap,
-                             size_t *atr_len);
-SMC_API smc_status smc_set_protocol(struct smc_handle *h, uint32_t mask, uint32_t *selected);
+SMC_API SMC_MUST_CHECK smc_status smc_get_state(struct smc_handle *h, uint32_t *state);
+SMC_API SMC_MUST_CHECK smc_status smc_get_attr_dword(struct smc_handle *h, uint32_t attr,
+                                                     uint32_t *value);
+SMC_API SMC_MUST_CHECK smc_status smc_power(struct smc_handle *h, uint32_t command, uint8_t *atr,
+                                            size_t atr_cap, size_t *atr_len);
+SMC_API SMC_MUST_CHECK smc_status smc_set_protocol(struct smc_handle *h, uint32_t mask,
+                                                   uint32_t *selected);
 
 #endif

@@ -134,7 +134,7 @@ void scrm_log_init_from_env(void)
         scrm_log_set_level((enum scrm_log_cat)i, DEFAULT_LEVEL_OF(i));
     const char *spec = getenv("SCRM_LOG");
     if (spec)
-        (void)scrm_log_configure(spec);
+        SCRM_IGNORE(scrm_log_configure(spec), "it reports each setting it ignores on stderr");
 }
 
 void scrm_log_set_output(enum scrm_log_output output, const char *ident)

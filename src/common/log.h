@@ -15,6 +15,7 @@
 #ifndef SCRM_COMMON_LOG_H
 #define SCRM_COMMON_LOG_H
 
+#include "common/compiler.h"
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -62,7 +63,8 @@ typedef void (*scrm_log_sink_fn)(void *ctx, enum scrm_log_cat cat, enum scrm_log
 /* Current level of each category; read through scrm_log_enabled(). */
 extern _Atomic int scrm_log_levels[SCRM_LOG_CAT_COUNT];
 
-static inline bool scrm_log_enabled(enum scrm_log_cat cat, enum scrm_log_level level)
+SCRM_MUST_CHECK static inline bool scrm_log_enabled(enum scrm_log_cat cat,
+                                                    enum scrm_log_level level)
 {
     return atomic_load_explicit(&scrm_log_levels[cat], memory_order_relaxed) >= (int)level;
 }
@@ -71,7 +73,7 @@ static inline bool scrm_log_enabled(enum scrm_log_cat cat, enum scrm_log_level l
  * Apply a specification such as "smc:debug,ipc:info". Unknown categories or levels are reported on
  * stderr and skipped; the valid entries still apply. Returns the number of rejected entries.
  */
-int scrm_log_configure(const char *spec);
+SCRM_MUST_CHECK int scrm_log_configure(const char *spec);
 /* Reset every category to its default, then apply $SCRM_LOG if set. */
 void scrm_log_init_from_env(void);
 void scrm_log_set_level(enum scrm_log_cat cat, enum scrm_log_level level);

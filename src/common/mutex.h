@@ -71,7 +71,7 @@ static inline void scrm_mutex_lock(scrm_mutex *mu) SCRM_ACQUIRE(mu) SCRM_NO_THRE
 #endif
 }
 
-static inline bool scrm_mutex_trylock(scrm_mutex *mu)
+SCRM_MUST_CHECK static inline bool scrm_mutex_trylock(scrm_mutex *mu)
     SCRM_TRY_ACQUIRE(true, mu) SCRM_NO_THREAD_SAFETY_ANALYSIS
 {
     if (pthread_mutex_trylock(&mu->m) != 0)

@@ -5,6 +5,7 @@
 #ifndef SCRM_COMMON_OPTS_H
 #define SCRM_COMMON_OPTS_H
 
+#include "common/compiler.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,16 +17,16 @@ struct scrm_opt {
 
 /* Take the next option from *cursor into opt. Returns false at the end, or when an entry is too
  * long (then opt->key is "" and *cursor moves past it so the caller can report and stop). */
-bool scrm_opts_next(const char **cursor, struct scrm_opt *opt);
+SCRM_MUST_CHECK bool scrm_opts_next(const char **cursor, struct scrm_opt *opt);
 
 /* Copy a non-empty option value that fits dst (NUL included); false otherwise, dst unchanged. */
-bool scrm_parse_string(const char *text, char *dst, size_t cap);
+SCRM_MUST_CHECK bool scrm_parse_string(const char *text, char *dst, size_t cap);
 
 /* Parse a decimal (or 0x hex) unsigned number that fills the whole text and is <= max. */
-bool scrm_parse_u32(const char *text, uint32_t max, uint32_t *out);
+SCRM_MUST_CHECK bool scrm_parse_u32(const char *text, uint32_t max, uint32_t *out);
 
 /* The address of a numbered device ("sim:3"): decimal digits only, at most 65535. */
 #define SCRM_UNIT_MAX 65535u
-bool scrm_parse_unit(const char *text, uint32_t *out);
+SCRM_MUST_CHECK bool scrm_parse_unit(const char *text, uint32_t *out);
 
 #endif

@@ -2,6 +2,7 @@
 #ifndef SCRM_COMMON_TIMEUTIL_H
 #define SCRM_COMMON_TIMEUTIL_H
 
+#include "common/compiler.h"
 #include <stdint.h>
 #include <time.h>
 
@@ -13,6 +14,6 @@ uint64_t scrm_now_ns(void);
 struct timespec scrm_deadline_ms(uint32_t ms);
 
 #include <pthread.h>
-int scrm_cond_init_monotonic(pthread_cond_t *cond);
+SCRM_MUST_CHECK int scrm_cond_init_monotonic(pthread_cond_t *cond);
 
 #endif

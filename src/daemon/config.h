@@ -12,6 +12,7 @@
 #ifndef SCRM_DAEMON_CONFIG_H
 #define SCRM_DAEMON_CONFIG_H
 
+#include "common/compiler.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,7 +72,7 @@ struct scrmd_config {
 };
 
 /* Defaults (no file read). Returns 0, or -1 if out of memory. */
-int scrmd_config_defaults(struct scrmd_config *cfg);
+SCRM_MUST_CHECK int scrmd_config_defaults(struct scrmd_config *cfg);
 
 /*
  * Read a configuration file into cfg. Lines: "key = value", '#' comments (a whole line, or after
@@ -82,17 +83,18 @@ int scrmd_config_defaults(struct scrmd_config *cfg);
  * socket_mode (octal), socket_group, admin_group, pcsclite_socket (empty: off). Unknown keys and
  * bad values are errors naming file and line. Returns 0 or -1 (message in err).
  */
-int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err, size_t err_len);
+SCRM_MUST_CHECK int scrmd_config_load(struct scrmd_config *cfg, const char *path, char *err,
+                                      size_t err_len);
 
 /* Set one key from text (shared by the file reader and the command line). 0 or -1. */
-int scrmd_config_set(struct scrmd_config *cfg, const char *key, const char *value, char *err,
-                     size_t err_len);
+SCRM_MUST_CHECK int scrmd_config_set(struct scrmd_config *cfg, const char *key, const char *value,
+                                     char *err, size_t err_len);
 
 /* sd_listen_fds semantics without libsystemd: if LISTEN_PID is our pid, take the LISTEN_FDS (1
  * or 2) sockets from fd 3 on as listen_fd / pcsclite_listen_fd (see above; close-on-exec) and
  * unset the variables. Returns the number of fds taken; more than two, or two of one kind, is
  * refused (-1, logged). */
-int scrmd_config_socket_activation(struct scrmd_config *cfg);
+SCRM_MUST_CHECK int scrmd_config_socket_activation(struct scrmd_config *cfg);
 
 /* Free every string in cfg. */
 void scrmd_config_free(struct scrmd_config *cfg);

@@ -468,7 +468,7 @@ static void set_log_levels(const struct scrmd_config *cfg, struct run_opts *ro)
     if (cfg->log_spec && scrm_log_configure(cfg->log_spec) != 0)
         fprintf(stderr, "scrmd: some log settings in '%s' were ignored\n", cfg->log_spec);
     if (saved) {
-        (void)scrm_log_configure(saved); /* reported at start-up already */
+        SCRM_IGNORE(scrm_log_configure(saved), "its errors were reported at start-up");
         ro->log_env_override = cfg->log_spec != NULL;
         setenv("SCRM_LOG", saved, 1);
         free(saved);

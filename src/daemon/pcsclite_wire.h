@@ -16,6 +16,7 @@
 #ifndef SCRM_DAEMON_PCSCLITE_WIRE_H
 #define SCRM_DAEMON_PCSCLITE_WIRE_H
 
+#include "common/compiler.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -221,7 +222,7 @@ enum pcl_rx_result pcl_rx_advance(struct pcl_rx *rx, size_t n, const uint8_t **m
                                   const char **why);
 void pcl_rx_next(struct pcl_rx *rx);
 uint8_t *pcl_rx_take(struct pcl_rx *rx);
-bool pcl_rx_partial(const struct pcl_rx *rx);
+SCRM_MUST_CHECK bool pcl_rx_partial(const struct pcl_rx *rx);
 
 /* The length of the request at the start of buf (len bytes so far), checked as the receiver
  * does: NULL with *total = the whole request's length (possibly more than len), NULL with

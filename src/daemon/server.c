@@ -84,7 +84,12 @@ static int open_listener(const struct scrmd_config *cfg, const char *path, int i
     *created = false;
     if (inherited >= 0) {
         /* inherited (socket activation): accept must not block the loop */
-        fcntl(inherited, F_SETFL, fcntl(inherited, F_GETFL) | O_NONBLOCK);
+        int fl = fcntl(inherited, F_GETFL);
+        if (fl < 0 || fcntl(inherited, F_SETFL, fl | O_NONBLOCK) < 0) {
+            log_error(ipc, "inherited socket for %s: cannot make it non-blocking: %s", what,
+                      strerror(errno));
+            return -1;
+        }
         log_info(ipc, "serving %s on an inherited socket", what);
         return inherited;
     }

@@ -9,6 +9,7 @@
 #ifndef SCRM_DAEMON_SERVER_H
 #define SCRM_DAEMON_SERVER_H
 
+#include "common/compiler.h"
 #include "daemon/config.h"
 
 struct rm;
@@ -19,6 +20,6 @@ struct rm;
  * socket a live daemon still answers on. Serve until stop_fd is readable. Returns 0 after a clean
  * stop, -1 if the socket cannot be set up (logged). The socket file it created is removed.
  */
-int scrm_server_run(struct rm *rm, const struct scrmd_config *cfg, int stop_fd);
+SCRM_MUST_CHECK int scrm_server_run(struct rm *rm, const struct scrmd_config *cfg, int stop_fd);
 
 #endif

@@ -11,6 +11,7 @@
  * SCARD_E_INVALID_HANDLE before the rm sees it. Only the thread executing the session's current
  * request touches the table (see server_internal.h).
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -48,7 +49,11 @@ uint32_t srv_core_connect(struct session *s, const char *reader, uint32_t share,
             h %= handle_max;
     } while (h == 0 || idmap_get(&s->cards, h, NULL));
     if (idmap_put(&s->cards, h, card) < 0) {
-        rm_disconnect(s->srv->rm, card, SCARD_LEAVE_CARD);
+        scard_rc drop = rm_disconnect(s->srv->rm, card, SCARD_LEAVE_CARD);
+        if (drop != SCARD_S_SUCCESS)
+            log_warn(ipc,
+                     "client %" PRIu64 ": dropping card handle after an allocation failure: %s",
+                     s->id, scard_code_name(drop));
         *protocol = 0;
         return SCARD_E_NO_MEMORY;
     }

@@ -32,6 +32,7 @@
 #ifndef SCRM_DAEMON_SERVER_INTERNAL_H
 #define SCRM_DAEMON_SERVER_INTERNAL_H
 
+#include "common/compiler.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -75,7 +76,7 @@ struct srv_pool {
 };
 
 /* Start the pool with its first thread (which never leaves); -1 if it cannot be created. */
-int srv_pool_init(struct srv_pool *p, unsigned max_threads);
+SCRM_MUST_CHECK int srv_pool_init(struct srv_pool *p, unsigned max_threads);
 /* Queue a job; starts a thread if none is free and the cap allows (if that fails, the job waits
  * for a running thread). */
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
@@ -215,9 +216,9 @@ void srv_peer_record(struct session *s, int fd);
 /* Free what srv_peer_record allocated. */
 void srv_peer_forget(struct session *s);
 /* Is gid the client's primary group or one of its supplementary groups at connect time? */
-bool srv_client_in_group(const struct session *s, gid_t gid);
+SCRM_MUST_CHECK bool srv_client_in_group(const struct session *s, gid_t gid);
 /* Root, the daemon's own user, or a member of admin_group. */
-bool srv_client_privileged(const struct session *s);
+SCRM_MUST_CHECK bool srv_client_privileged(const struct session *s);
 /* SCARD_S_SUCCESS for a privileged client; otherwise log the refusal of `what` and return
  * SRV_E_NOT_PRIVILEGED. */
 uint32_t srv_require_privileged(const struct session *s, const char *what);
@@ -233,7 +234,7 @@ void srv_deadline_expired(struct srv *srv);
 /* ---- APDU spy (server_spy.c) -------------------------------------------------------------------
  */
 /* Is anyone spying? One atomic load. */
-bool srv_spy_active(void);
+SCRM_MUST_CHECK bool srv_spy_active(void);
 void srv_spy_init(struct srv *srv);
 void srv_spy_destroy(struct srv *srv);
 /* The session closes: it stops spying (loop thread). */
@@ -273,14 +274,15 @@ void session_end_wait(struct session *s, uint32_t rc);
 void session_start_tx_wait(struct session *s, const struct ipc_hdr *h, const char *reader);
 /* Start a status-change wait on the decoded entries (which it takes over); it may answer at
  * once. 0, or -1 if out of memory (entries not taken). The worker that has the session. */
-int session_start_wait(struct session *s, const struct ipc_hdr *h, const struct ipc_gsc_req *req,
-                       struct ipc_gsc_entry *entries);
+SCRM_MUST_CHECK int session_start_wait(struct session *s, const struct ipc_hdr *h,
+                                       const struct ipc_gsc_req *req,
+                                       struct ipc_gsc_entry *entries);
 
 /* server_core.c: the commands on the rm for one session, whatever protocol carried them. Card
  * handles are the session's own random wire handles (below handle_max when it is not 0). Every
  * function returns a PC/SC result code; run by the thread executing the session's request. */
 struct rm_card_status;
-bool srv_core_has_card(struct session *s, uint64_t handle);
+SCRM_MUST_CHECK bool srv_core_has_card(struct session *s, uint64_t handle);
 uint32_t srv_core_connect(struct session *s, const char *reader, uint32_t share, uint32_t protocols,
                           uint64_t handle_max, uint64_t *handle, uint32_t *protocol);
 uint32_t srv_core_reconnect(struct session *s, uint64_t handle, uint32_t share, uint32_t protocols,
@@ -318,33 +320,33 @@ void session_free_wait(struct session *s);
 struct rm_watch *session_watch_reader(struct session *s, const char *name);
 /* Watch every reader and the reader list for the session (loop thread): s->wait with no
  * entries; the first change calls the front end's wait_fired. 0, or -1 if out of memory. */
-int session_watch_all(struct session *s);
+SCRM_MUST_CHECK int session_watch_all(struct session *s);
 /* Disconnect every card handle of the session (RELEASE of pcsc-lite's protocol): as when a
  * client goes, each is reset unless another client holds the reader's transaction. */
 void srv_core_close_all(struct session *s);
 
 /* server_pcsclite.c: pcsc-lite's protocol on a session (front SRV_FRONT_PCSCLITE). */
-int pcl_session_init(struct session *s);
+SCRM_MUST_CHECK int pcl_session_init(struct session *s);
 void pcl_session_free(struct session *s);
-bool pcl_session_partial(const struct session *s);
+SCRM_MUST_CHECK bool pcl_session_partial(const struct session *s);
 void pcl_read_input(struct session *s); /* loop thread */
 void pcl_wait_fired(struct session *s); /* loop thread */
 /* Execute the request s->job_msg (msg), or park it (s->job_msg NULL then) when it waits for
  * another handle's transaction: a watch on the reader, no thread held (worker). */
 void pcl_exec(struct session *s, const uint8_t *msg, size_t len);
-bool pcl_take_next(struct session *s); /* worker */
+SCRM_MUST_CHECK bool pcl_take_next(struct session *s); /* worker */
 /* A request is parked: the session reads no input until it is answered (any thread). */
-bool pcl_session_parked(const struct session *s);
+SCRM_MUST_CHECK bool pcl_session_parked(const struct session *s);
 /* Take the parked request back into s->job_msg to run it again; false if none (the thread
  * that has the session). */
-bool pcl_unpark_job(struct session *s);
+SCRM_MUST_CHECK bool pcl_unpark_job(struct session *s);
 /* Teardown: drop a parked request and its watch (no-op for scrm's protocol). */
 void pcl_session_end(struct session *s);
 
 /* server_cmds.c: one handler per command, generated dispatch. */
 enum srv_run { SRV_LOOP, SRV_POOL };
 /* How a command runs, or -1 for a code the protocol does not have. */
-int srv_cmd_run(uint16_t cmd);
+SCRM_MUST_CHECK int srv_cmd_run(uint16_t cmd);
 /* Execute a request (validated by ipc_check_request) on the calling thread. */
 void srv_cmd_exec(struct session *s, const uint8_t *msg, size_t len);
 /* The session's reply buffer, at least n bytes (NULL if out of memory). Used by the thread that

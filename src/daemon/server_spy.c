@@ -182,7 +182,8 @@ void srv_spy_apdu(struct session *s, uint64_t card, const uint8_t *apdu, size_t 
 
     if (!srv_spy_active())
         return;
-    (void)rm_card_reader_name(srv->rm, card, reader, sizeof reader);
+    if (!rm_card_reader_name(srv->rm, card, reader, sizeof reader))
+        snprintf(reader, sizeof reader, "?"); /* the handle went meanwhile: still spy the call */
     stamp(when, sizeof when);
     line = malloc(cap);
     line_red = malloc(cap);

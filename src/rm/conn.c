@@ -385,8 +385,7 @@ scard_rc rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t 
     scard_rc rc = attach(c);
     if (rc) {
         c->dead = true;
-        conn_put(c);
-        return rc;
+        goto out;
     }
     rc = establish(c, pref);
     if (!rc) {
@@ -403,6 +402,7 @@ scard_rc rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t 
             *protocol = rm_proto_from_smc(c->protocol);
     }
     rm_notify_reader(r);
+out:
     conn_put(c);
     return rc;
 }
@@ -436,10 +436,8 @@ scard_rc rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t pre
     rm_monitor_settle_locked(c->r);
     scrm_mutex_unlock(&c->r->lock);
     scard_rc rc = conn_enter(c, false, UINT64_MAX);
-    if (rc) {
-        conn_put(c);
-        return rc;
-    }
+    if (rc)
+        goto out;
     rc = reshare(c, share);
     if (!rc && init != SCARD_LEAVE_CARD)
         rc = rm_seq_disposition(c->r, c, init);
@@ -458,6 +456,7 @@ scard_rc rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t pre
     if (!rc && protocol)
         *protocol = rm_proto_from_smc(sel);
     rm_notify_reader(c->r);
+out:
     conn_put(c);
     return rc;
 }

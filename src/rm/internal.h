@@ -44,6 +44,7 @@
 #ifndef SCRM_RM_INTERNAL_H
 #define SCRM_RM_INTERNAL_H
 
+#include "common/compiler.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -74,9 +75,9 @@ struct rm_pool {
     bool stop;
 };
 
-int rm_pool_start(struct rm_pool *p, unsigned n);
+SCRM_MUST_CHECK int rm_pool_start(struct rm_pool *p, unsigned n);
 /* Queue a job unless it is queued already or the pool is stopped. Returns true if queued. */
-bool rm_pool_submit(struct rm_pool *p, struct rm_job *job);
+SCRM_MUST_CHECK bool rm_pool_submit(struct rm_pool *p, struct rm_job *job);
 /* Run every queued job, then join the threads. Later submits are refused. */
 void rm_pool_stop(struct rm_pool *p);
 
@@ -99,12 +100,12 @@ struct rm_timers {
     struct rm *rm;
 };
 
-int rm_timers_start(struct rm_timers *t, struct rm *rm);
+SCRM_MUST_CHECK int rm_timers_start(struct rm_timers *t, struct rm *rm);
 /* (Re)arm: fire `ms` from now with this id and token. False if the timers are stopped. */
-bool rm_timer_arm(struct rm_timers *t, struct rm_timer *tm, uint32_t ms, uint64_t id,
-                  uint64_t token);
+SCRM_MUST_CHECK bool rm_timer_arm(struct rm_timers *t, struct rm_timer *tm, uint32_t ms,
+                                  uint64_t id, uint64_t token);
 /* Disarm. True if it was armed (and will not fire); false if idle or already firing. */
-bool rm_timer_cancel(struct rm_timers *t, struct rm_timer *tm);
+SCRM_MUST_CHECK bool rm_timer_cancel(struct rm_timers *t, struct rm_timer *tm);
 /* Stop the thread; every timer is disarmed, later arms are refused, cancel still works. */
 void rm_timers_stop(struct rm_timers *t);
 /* Destroy the lock (after the last cancel). */
@@ -137,7 +138,7 @@ struct rm_watchdog {
 };
 
 /* Start the thread (none when ms is 0). -1 if it cannot be created. */
-int rm_watchdog_start(struct rm_watchdog *w, uint32_t ms);
+SCRM_MUST_CHECK int rm_watchdog_start(struct rm_watchdog *w, uint32_t ms);
 void rm_watchdog_stop(struct rm_watchdog *w);
 void rm_watchdog_fini(struct rm_watchdog *w);
 /* Watch an IOCTL about to be sent to r / stop watching it when it returned (waits while the
@@ -213,6 +214,7 @@ struct rm_reader {
     struct rm_timer pd_timer;
     uint64_t pd_token SCRM_GUARDED_BY(lock);
     bool pd_armed SCRM_GUARDED_BY(lock);
+    bool pd_expire_next SCRM_GUARDED_BY(lock); /* manual clock: fire when armed next */
 
     /* monitor */
     scrm_mutex mon_lock;
@@ -285,6 +287,7 @@ struct rm {
     struct rm_config cfg;
     struct smc_ctx *ctx;
     atomic_bool closing;
+    atomic_bool pd_manual; /* tests: the power-down timeout runs on rm_power_down_expire() */
 
     scrm_mutex lock;
     scrm_cond dev_cond; /* a device left RM_DEV_STARTING */
@@ -314,15 +317,17 @@ struct rm {
 /* ---- ioctl.c: the one IOCTL wrapper (trace) ---------------------------------------------------
  */
 
-smc_status rm_ioctl(struct rm_reader *r, uint32_t code, const void *in, size_t in_len, void *out,
-                    size_t out_len, size_t *returned);
+SCRM_MUST_CHECK smc_status rm_ioctl(struct rm_reader *r, uint32_t code, const void *in,
+                                    size_t in_len, void *out, size_t out_len, size_t *returned);
 /* Shorthands. */
-smc_status rm_get_state(struct rm_reader *r, uint32_t *state);
-smc_status rm_get_attr(struct rm_reader *r, uint32_t attr, void *out, size_t cap, size_t *len);
-smc_status rm_power(struct rm_reader *r, uint32_t cmd, uint8_t *atr, size_t cap, size_t *len);
+SCRM_MUST_CHECK smc_status rm_get_state(struct rm_reader *r, uint32_t *state);
+SCRM_MUST_CHECK smc_status rm_get_attr(struct rm_reader *r, uint32_t attr, void *out, size_t cap,
+                                       size_t *len);
+SCRM_MUST_CHECK smc_status rm_power(struct rm_reader *r, uint32_t cmd, uint8_t *atr, size_t cap,
+                                    size_t *len);
 /* Post a tracking request; completions are traced by rm_trace_completion. */
-smc_status rm_ioctl_async(struct rm_reader *r, uint32_t code, smc_completion_fn done, void *user,
-                          uint64_t *req_id);
+SCRM_MUST_CHECK smc_status rm_ioctl_async(struct rm_reader *r, uint32_t code,
+                                          smc_completion_fn done, void *user, uint64_t *req_id);
 void rm_trace_completion(struct rm_reader *r, uint32_t code, smc_status st, uint64_t posted_ns);
 
 /* ---- reader.c: registry, references, snapshot, notifications ----------------------------------
@@ -349,7 +354,7 @@ void rm_watches_free(struct rm *rm);
 /* PnP listener installed on the context. */
 void rm_pnp_listener(void *user, enum smc_pnp_event ev, const char *device);
 /* Register a device (start-up sequence) unless known; returns its result. */
-scard_rc rm_reader_start(struct rm *rm, const char *device);
+SCRM_MUST_CHECK scard_rc rm_reader_start(struct rm *rm, const char *device);
 
 /* ---- monitor.c --------------------------------------------------------------------------------
  */
@@ -368,14 +373,21 @@ void rm_monitor_settle_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock);
 void rm_power_down_arm_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock);
 /* Disarm it (r->lock held). */
 void rm_power_down_cancel_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock);
+/* Tests (tests/unit/rm_harness.c): the power-down timeout is time injected instead of measured.
+ * After rm_power_down_manual() it never runs on the clock; rm_power_down_expire() makes the
+ * reader's timeout elapse now (what the timer thread would do at the deadline), or, if none is
+ * armed yet, as soon as the next one is armed. False if there is no such reader. */
+void rm_power_down_manual(struct rm *rm);
+SCRM_MUST_CHECK bool rm_power_down_expire(struct rm *rm, const char *reader);
 
 /* ---- sequence.c: the IOCTL sequences (reader->seq_lock held) ----------------------------------
  */
 
 /* Connect sequence: GET_STATE loop, then SET_PROTOCOL with `pref` (libsmc bits). */
-scard_rc rm_seq_connect(struct rm_reader *r, uint32_t pref, uint32_t *protocol);
+SCRM_MUST_CHECK scard_rc rm_seq_connect(struct rm_reader *r, uint32_t pref, uint32_t *protocol);
 /* Disposition LEAVE / RESET / UNPOWER / EJECT; `by` gets no "reset" mark. */
-scard_rc rm_seq_disposition(struct rm_reader *r, struct rm_conn *by, uint32_t disposition);
+SCRM_MUST_CHECK scard_rc rm_seq_disposition(struct rm_reader *r, struct rm_conn *by,
+                                            uint32_t disposition);
 /* Power-down sequence: GET_STATE loop, POWER(POWER_DOWN) from POWERED / NEGOTIABLE / SPECIFIC. */
 void rm_seq_power_down(struct rm_reader *r);
 /* Insertion: read the ATR (SWALLOW if needed, cold reset), then GET_STATE. */

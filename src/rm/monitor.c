@@ -379,7 +379,7 @@ void rm_monitor_stop(struct rm_reader *r)
         return;
     }
     /* The pending request completes CANCELLED; the job then sees mon_stopping and ends. */
-    smc_cancel_all(r->h);
+    SCRM_IGNORE(smc_cancel_all(r->h), "none pending: the job sees mon_stopping by itself");
 }
 
 /* ---- power-down timer ---- */
@@ -432,8 +432,36 @@ void rm_power_down_arm_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
     scrm_mutex_assert_held(&r->lock);
     r->pd_token++;
     r->pd_timer.fn = pd_fired;
+    if (atomic_load(&r->rm->pd_manual)) {
+        r->pd_armed = true;
+        if (r->pd_expire_next) {
+            r->pd_expire_next = false;
+            pd_fired(r->rm, r->id, r->pd_token); /* the pool's lock is a leaf */
+        }
+        return;
+    }
     r->pd_armed =
         rm_timer_arm(&r->rm->timers, &r->pd_timer, r->rm->cfg.power_down_ms, r->id, r->pd_token);
+}
+
+void rm_power_down_manual(struct rm *rm)
+{
+    atomic_store(&rm->pd_manual, true);
+}
+
+bool rm_power_down_expire(struct rm *rm, const char *reader)
+{
+    struct rm_reader *r = rm_reader_by_name(rm, reader);
+    if (!r)
+        return false;
+    scrm_mutex_lock(&r->lock);
+    if (r->pd_armed)
+        pd_fired(rm, r->id, r->pd_token);
+    else
+        r->pd_expire_next = true;
+    scrm_mutex_unlock(&r->lock);
+    rm_reader_unref(r);
+    return true;
 }
 
 void rm_power_down_cancel_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
@@ -441,7 +469,8 @@ void rm_power_down_cancel_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
     scrm_mutex_assert_held(&r->lock);
     r->pd_token++;
     if (r->pd_armed) {
-        rm_timer_cancel(&r->rm->timers, &r->pd_timer);
+        SCRM_IGNORE(rm_timer_cancel(&r->rm->timers, &r->pd_timer),
+                    "a timer already firing sees the new pd_token and does nothing");
         r->pd_armed = false;
     }
 }

@@ -30,8 +30,9 @@ void rm_reader_ref_locked(struct rm_reader *r)
 
 void rm_reader_destroy(struct rm_reader *r)
 {
-    rm_timer_cancel(&r->rm->timers, &r->pd_timer);
-    rm_timer_cancel(&r->rm->timers, &r->retry_timer);
+    /* The last reference is gone: a timer that fires now finds no reader by its id. */
+    SCRM_IGNORE(rm_timer_cancel(&r->rm->timers, &r->pd_timer), "idle or firing: both harmless");
+    SCRM_IGNORE(rm_timer_cancel(&r->rm->timers, &r->retry_timer), "idle or firing: both harmless");
     if (r->h)
         smc_close(r->h);
     scrm_cond_destroy(&r->cond);
@@ -382,8 +383,12 @@ struct arrival {
 static void arrival_job(struct rm_job *job)
 {
     struct arrival *a = (struct arrival *)job;
-    if (!atomic_load(&a->rm->closing))
-        (void)rm_reader_start(a->rm, a->device);
+    if (!atomic_load(&a->rm->closing)) {
+        scard_rc rc = rm_reader_start(a->rm, a->device);
+        if (rc != SCARD_S_SUCCESS && rc != SCARD_E_SERVICE_STOPPED)
+            log_warn(rm, "device %s arrived but its reader did not start: %s", a->device,
+                     scard_code_name(rc));
+    }
     free(a);
 }
 
@@ -611,10 +616,8 @@ struct rm_watch *rm_watch(struct rm *rm, const char *name, rm_watch_fn fn, void 
 {
     struct rm_watch *w = calloc(1, sizeof(*w));
     struct rm_watches *ws = &rm->watches;
-    if (!w || !fn || (name && !(w->name = strdup(name)))) {
-        free(w);
-        return NULL;
-    }
+    if (!w || !fn || (name && !(w->name = strdup(name))))
+        goto fail;
     w->fn = fn;
     w->user = user;
     w->hash = name ? watch_hash(name) : 0;
@@ -626,15 +629,19 @@ struct rm_watch *rm_watch(struct rm *rm, const char *name, rm_watch_fn fn, void 
         watches_maybe_grow(ws);
         if (!ws->cur.n) {
             scrm_mutex_unlock(&rm->watch_lock);
-            free(w->name);
-            free(w);
-            return NULL;
+            goto fail;
         }
         chain_insert(&ws->cur.b[w->hash & (ws->cur.n - 1)], w);
         ws->count++;
     }
     scrm_mutex_unlock(&rm->watch_lock);
     return w;
+
+fail:
+    if (w)
+        free(w->name);
+    free(w);
+    return NULL;
 }
 
 void rm_unwatch(struct rm *rm, struct rm_watch *w)

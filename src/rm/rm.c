@@ -74,6 +74,7 @@ struct rm *rm_new(const struct rm_config *cfg, struct smc_ctx *ctx)
         rm->cfg.defect_threshold = 1;
     rm->ctx = ctx;
     atomic_init(&rm->closing, false);
+    atomic_init(&rm->pd_manual, false);
     scrm_mutex_init(&rm->lock);
     if (scrm_cond_init(&rm->dev_cond) != 0) {
         scrm_mutex_destroy(&rm->lock);
@@ -155,8 +156,11 @@ scard_rc rm_add_reader(struct rm *rm, const char *device)
     if (st == STATUS_SUCCESS && !named) {
         char longname[512];
         log_error(rm, "reader %s: device name too long", device);
-        if (smc_device_name(rm->ctx, device, longname, sizeof(longname)))
-            (void)smc_remove_device(rm->ctx, longname);
+        smc_status rs = smc_device_name(rm->ctx, device, longname, sizeof(longname))
+                            ? smc_remove_device(rm->ctx, longname)
+                            : STATUS_BUFFER_TOO_SMALL;
+        if (rs != STATUS_SUCCESS)
+            log_error(rm, "reader %s: the device stays in libsmc: %s", device, smc_status_name(rs));
         return SCARD_E_INVALID_VALUE;
     }
     if (st == STATUS_DEVICE_BUSY)
@@ -183,7 +187,8 @@ scard_rc rm_remove_reader(struct rm *rm, const char *device)
 
 int rm_discover(struct rm *rm)
 {
-    (void)smc_discover(rm->ctx);
+    int added = smc_discover(rm->ctx);
+    log_debug(rm, "discovery: %d new device(s) in libsmc", added);
     return start_known_devices(rm);
 }
 

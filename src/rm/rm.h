@@ -39,6 +39,7 @@
 #ifndef SCRM_RM_RM_H
 #define SCRM_RM_RM_H
 
+#include "common/compiler.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,7 +89,7 @@ void rm_free(struct rm *rm);
  * cannot be named, or the device was refused by its driver); SCARD_E_UNKNOWN_READER (no such
  * driver); SCARD_E_INVALID_VALUE (malformed string or options); SCARD_E_NO_MEMORY.
  */
-scard_rc rm_add_reader(struct rm *rm, const char *device);
+SCRM_MUST_CHECK scard_rc rm_add_reader(struct rm *rm, const char *device);
 
 /*
  * Remove a reader at run time by its device ("sim:7", options ignored): the device leaves libsmc
@@ -97,11 +98,11 @@ scard_rc rm_add_reader(struct rm *rm, const char *device);
  * are disconnected (their calls get SCARD_E_READER_UNAVAILABLE / SCARD_W_REMOVED_CARD).
  * SCARD_E_UNKNOWN_READER if no such device exists; SCARD_E_INVALID_VALUE for a malformed string.
  */
-scard_rc rm_remove_reader(struct rm *rm, const char *device);
+SCRM_MUST_CHECK scard_rc rm_remove_reader(struct rm *rm, const char *device);
 
 /* Ask every driver to enumerate its devices and register each new one (synchronously). Returns the
  * number of readers registered by this call. */
-int rm_discover(struct rm *rm);
+SCRM_MUST_CHECK int rm_discover(struct rm *rm);
 
 /* ---- IOCTL trace ------------------------------------------------------------------------------
  */
@@ -199,9 +200,9 @@ struct rm_reader_info {
  * Snapshot of every registered reader, in registration order. *out is a malloc'd array of *n
  * entries (NULL when n is 0) for the caller to free(). SCARD_S_SUCCESS or SCARD_E_NO_MEMORY.
  */
-scard_rc rm_list_readers(struct rm *rm, struct rm_reader_info **out, size_t *n);
+SCRM_MUST_CHECK scard_rc rm_list_readers(struct rm *rm, struct rm_reader_info **out, size_t *n);
 /* One reader by name. SCARD_E_UNKNOWN_READER if there is none. */
-scard_rc rm_get_reader(struct rm *rm, const char *name, struct rm_reader_info *out);
+SCRM_MUST_CHECK scard_rc rm_get_reader(struct rm *rm, const char *name, struct rm_reader_info *out);
 /* Counter of reader arrivals and departures (the PnP "reader events" counter). Starts at 0. */
 uint32_t rm_reader_events(struct rm *rm);
 
@@ -237,8 +238,9 @@ void rm_unwatch(struct rm *rm, struct rm_watch *w);
  * SCARD_W_UNSUPPORTED_CARD, SCARD_E_PROTO_MISMATCH, SCARD_E_NOT_READY (the reader does not
  * progress), SCARD_E_CANCELLED, SCARD_E_NO_MEMORY, and the mapping of other driver statuses.
  */
-scard_rc rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t share,
-                    uint32_t preferred, uint64_t *card, uint32_t *protocol);
+SCRM_MUST_CHECK scard_rc rm_connect(struct rm *rm, uint64_t owner, const char *reader,
+                                    uint32_t share, uint32_t preferred, uint64_t *card,
+                                    uint32_t *protocol);
 
 /*
  * Re-establish a handle: optionally change the share mode, apply `init` (SCARD_LEAVE_CARD,
@@ -246,8 +248,8 @@ scard_rc rm_connect(struct rm *rm, uint64_t owner, const char *reader, uint32_t 
  * sequence again and clear the handle's "reset" / "removed" marks. SCARD_E_INVALID_VALUE for
  * SCARD_EJECT_CARD or an unknown value.
  */
-scard_rc rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t preferred,
-                      uint32_t init, uint32_t *protocol);
+SCRM_MUST_CHECK scard_rc rm_reconnect(struct rm *rm, uint64_t card, uint32_t share,
+                                      uint32_t preferred, uint32_t init, uint32_t *protocol);
 
 /*
  * Close a handle with a disposition: LEAVE nothing, RESET POWER(WARM_RESET), UNPOWER
@@ -255,14 +257,14 @@ scard_rc rm_reconnect(struct rm *rm, uint64_t card, uint32_t share, uint32_t pre
  * last handle of a reader the power-down timer starts. The handle is gone even when the
  * disposition fails (the failure is returned); on a removed reader or card it succeeds.
  */
-scard_rc rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition);
+SCRM_MUST_CHECK scard_rc rm_disconnect(struct rm *rm, uint64_t card, uint32_t disposition);
 
 /*
  * Take the reader's transaction lock for this handle (nested calls by the same handle count).
  * Waits while another handle holds it, at most timeout_ms (RM_INFINITE: no limit): then
  * SCARD_E_TIMEOUT. SCARD_E_CANCELLED if rm_cancel_waits() / rm_owner_gone() hit the owner.
  */
-scard_rc rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms);
+SCRM_MUST_CHECK scard_rc rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms);
 /*
  * Event-driven transaction waits (scrmd): after rm_thread_nowait(true) the calls of this thread
  * that would wait without limit for another handle's transaction (begin with RM_INFINITE, and
@@ -277,7 +279,7 @@ scard_rc rm_begin_transaction(struct rm *rm, uint64_t card, uint32_t timeout_ms)
 #define RM_TX_BUSY 0x8010FFF1u
 void rm_thread_nowait(bool on);
 const char *rm_thread_busy_reader(void);
-bool rm_reader_tx_free(struct rm *rm, const char *name);
+SCRM_MUST_CHECK bool rm_reader_tx_free(struct rm *rm, const char *name);
 
 /*
  * Event-driven waits for a busy reader (scrmd): after rm_thread_nowait_reader(true) the calls of
@@ -318,7 +320,7 @@ bool rm_reader_idle_cancel(struct rm_idle_wait *w);
  * SCARD_RESET_CARD the handle keeps working (its protocol is set again on the reset card; the other
  * handles get SCARD_W_RESET_CARD); after SCARD_UNPOWER_CARD the card stays unpowered and this
  * handle's transmits get SCARD_W_UNPOWERED_CARD until it reconnects. */
-scard_rc rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition);
+SCRM_MUST_CHECK scard_rc rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition);
 
 struct rm_card_status {
     char reader[RM_READER_NAME_MAX];
@@ -332,7 +334,7 @@ struct rm_card_status {
 };
 /* Status of a handle's reader and card. Fills *st also when it returns SCARD_W_REMOVED_CARD or
  * SCARD_W_RESET_CARD (the handle's marks), or SCARD_E_READER_UNAVAILABLE (reader gone). */
-scard_rc rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st);
+SCRM_MUST_CHECK scard_rc rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st);
 
 /*
  * Exchange an APDU. send_protocol: the protocol of the caller's send header (RM_PROTOCOL_*; 0 =
@@ -340,8 +342,9 @@ scard_rc rm_status(struct rm *rm, uint64_t card, struct rm_card_status *st);
  * length needed with SCARD_E_INSUFFICIENT_BUFFER when the driver can tell it). *recv_protocol (may
  * be NULL) gets the protocol of the answer.
  */
-scard_rc rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol, const uint8_t *apdu,
-                     size_t apdu_len, uint8_t *resp, size_t *resp_len, uint32_t *recv_protocol);
+SCRM_MUST_CHECK scard_rc rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol,
+                                     const uint8_t *apdu, size_t apdu_len, uint8_t *resp,
+                                     size_t *resp_len, uint32_t *recv_protocol);
 
 /*
  * Send a vendor IOCTL (SCardControl). code: a libsmc IOCTL code (SMC_CTL_CODE(n)) or pcsc-lite's
@@ -349,26 +352,27 @@ scard_rc rm_transmit(struct rm *rm, uint64_t card, uint32_t send_protocol, const
  * e.g. the simulated reader's SIM_IOCTL_INSERT) and GET_FEATURE_REQUEST (3400) are passed on;
  * other codes: SCARD_E_UNSUPPORTED_FEATURE. Works in DIRECT mode without a card.
  */
-scard_rc rm_control(struct rm *rm, uint64_t card, uint32_t code, const void *in, size_t in_len,
-                    void *out, size_t out_cap, size_t *out_len);
+SCRM_MUST_CHECK scard_rc rm_control(struct rm *rm, uint64_t card, uint32_t code, const void *in,
+                                    size_t in_len, void *out, size_t out_cap, size_t *out_len);
 
 /* Is `code` (as rm_control takes it) a control that the driver of this handle's reader declares
  * privileged (smc_ioctl_privileged: a simulator's insert / remove / faults, an NFC simulator's tag
  * and radio controls)? The server sends such a code only for privileged clients. false for an
  * unknown handle or a code rm_control would not pass on. */
-bool rm_control_privileged(struct rm *rm, uint64_t card, uint32_t code);
+SCRM_MUST_CHECK bool rm_control_privileged(struct rm *rm, uint64_t card, uint32_t code);
 
 /* GET_ATTRIBUTE / SET_ATTRIBUTE. The rm answers SCARD_ATTR_DEVICE_FRIENDLY_NAME_A / _W and
  * DEVICE_SYSTEM_NAME_A / _W itself (the reader name, NUL-terminated; _W as UTF-16LE). Unsupported
  * attribute: SCARD_E_UNSUPPORTED_FEATURE. Too small a buffer: SCARD_E_INSUFFICIENT_BUFFER with
  * *out_len = the size needed. */
-scard_rc rm_get_attrib(struct rm *rm, uint64_t card, uint32_t attr, void *out, size_t out_cap,
-                       size_t *out_len);
-scard_rc rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *in, size_t len);
+SCRM_MUST_CHECK scard_rc rm_get_attrib(struct rm *rm, uint64_t card, uint32_t attr, void *out,
+                                       size_t out_cap, size_t *out_len);
+SCRM_MUST_CHECK scard_rc rm_set_attrib(struct rm *rm, uint64_t card, uint32_t attr, const void *in,
+                                       size_t len);
 
 /* The name of the reader a handle is on, into name (NUL-terminated); false for an unknown handle.
  * Never waits (for the APDU spy). */
-bool rm_card_reader_name(struct rm *rm, uint64_t card, char *name, size_t cap);
+SCRM_MUST_CHECK bool rm_card_reader_name(struct rm *rm, uint64_t card, char *name, size_t cap);
 
 /* Wake every call of this owner blocked on a transaction wait: they return SCARD_E_CANCELLED. */
 void rm_cancel_waits(struct rm *rm, uint64_t owner);
@@ -382,7 +386,7 @@ void rm_cancel_waits(struct rm *rm, uint64_t owner);
  * rm_thread_busy_reader() names the reader): call it again when the reader is free
  * (rm_reader_idle_wait); the handles closed so far stay closed.
  */
-int rm_owner_gone(struct rm *rm, uint64_t owner);
+SCRM_MUST_CHECK int rm_owner_gone(struct rm *rm, uint64_t owner);
 
 /* ---- Driver status mapping ----------------------------------------------------------------- */
 

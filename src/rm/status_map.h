@@ -5,6 +5,7 @@
 #ifndef SCRM_RM_STATUS_MAP_H
 #define SCRM_RM_STATUS_MAP_H
 
+#include "common/compiler.h"
 #include <stdint.h>
 
 #include "common/scard_codes.h"
@@ -25,6 +26,6 @@ enum rm_op {
     RM_OP_ADD = 1 << 8,       /* smc_add_device for rm_add_reader */
 };
 /* Driver status → SCARD result (docs/resource-manager.md), from one table (status_map.c). */
-scard_rc rm_scard_from_status(smc_status status, unsigned op);
+SCRM_MUST_CHECK scard_rc rm_scard_from_status(smc_status status, unsigned op);
 
 #endif

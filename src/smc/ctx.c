@@ -231,23 +231,22 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
     if (!r)
         return STATUS_INSUFFICIENT_RESOURCES;
 
+    smc_status st = STATUS_DEVICE_BUSY;
     scrm_mutex_lock(&ctx->lock);
     bool exists = find_device_locked(ctx, r->device) != NULL;
     scrm_mutex_unlock(&ctx->lock);
     if (exists) {
         log_error(smc, "device '%s' exists already", r->device);
-        smc__reader_unref(r);
-        return STATUS_DEVICE_BUSY;
+        goto fail;
     }
 
     char *address = strndup(addr, addr_len);
-    smc_status st = address ? ops->open(r, address, options) : STATUS_INSUFFICIENT_RESOURCES;
+    st = address ? ops->open(r, address, options) : STATUS_INSUFFICIENT_RESOURCES;
     free(address);
     if (st != STATUS_SUCCESS) {
         log_error(smc, "device '%s': driver %s refused to open it: %s", device, ops->name,
                   smc_status_name(st));
-        smc__reader_unref(r);
-        return st;
+        goto fail;
     }
 
     /* Another thread may have added the same name while the driver opened this one. */
@@ -265,8 +264,8 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
         scrm_mutex_lock(&r->op_lock);
         ops->close(r);
         scrm_mutex_unlock(&r->op_lock);
-        smc__reader_unref(r);
-        return STATUS_DEVICE_BUSY;
+        st = STATUS_DEVICE_BUSY;
+        goto fail;
     }
     log_info(smc, "device %s arrived (%s %s %u)", r->device, r->vendor.vendor_name,
              r->vendor.ifd_type, r->vendor.unit);
@@ -283,11 +282,15 @@ smc_status smc_add_device(struct smc_ctx *ctx, const char *device)
     }
     free(siblings);
     return STATUS_SUCCESS;
+
+fail: /* the reader was never public: only this function holds it */
+    smc__reader_unref(r);
+    return st;
 }
 
 static void discover_add(struct smc_ctx *ctx, const char *device)
 {
-    (void)smc_add_device(ctx, device);
+    SCRM_IGNORE(smc_add_device(ctx, device), "smc_add_device logs why it refuses a device");
 }
 
 int smc_discover(struct smc_ctx *ctx)
@@ -479,13 +482,12 @@ smc_status smc_open(struct smc_ctx *ctx, const char *device, struct smc_handle *
     if (!r)
         return STATUS_NO_SUCH_DEVICE;
 
+    smc_status st = STATUS_INSUFFICIENT_RESOURCES;
     struct smc_handle *h = calloc(1, sizeof(*h));
-    if (!h) {
-        smc__reader_unref(r);
-        return STATUS_INSUFFICIENT_RESOURCES;
-    }
+    if (!h)
+        goto fail;
     h->r = r;
-    smc_status st = STATUS_SUCCESS;
+    st = STATUS_SUCCESS;
     scrm_mutex_lock(&r->lock);
     if (r->gone)
         st = STATUS_NO_SUCH_DEVICE;
@@ -497,13 +499,15 @@ smc_status smc_open(struct smc_ctx *ctx, const char *device, struct smc_handle *
         r->n_handles++;
     }
     scrm_mutex_unlock(&r->lock);
-    if (st != STATUS_SUCCESS) {
-        free(h);
-        smc__reader_unref(r);
-        return st;
-    }
+    if (st != STATUS_SUCCESS)
+        goto fail;
     *out = h;
     return STATUS_SUCCESS;
+
+fail:
+    free(h);
+    smc__reader_unref(r);
+    return st;
 }
 
 void smc_close(struct smc_handle *h)
@@ -516,7 +520,7 @@ void smc_close(struct smc_handle *h)
     scrm_mutex_lock(&r->lock);
     h->closing = true;
     scrm_mutex_unlock(&r->lock);
-    (void)smc_cancel_all(h);
+    SCRM_IGNORE(smc_cancel_all(h), "how many were pending does not matter to a close");
     if (r->ops->handle_closed) {
         /* Under the op lock, where the device cannot be closed under the driver's feet, and
          * while the handle still counts: an exclusive device cannot be re-opened meanwhile. */

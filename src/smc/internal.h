@@ -14,6 +14,7 @@
 #ifndef SMC_INTERNAL_H
 #define SMC_INTERNAL_H
 
+#include "common/compiler.h"
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -149,29 +150,29 @@ void smc__notify(struct smc_ctx *ctx, enum smc_pnp_event ev, const char *device)
 
 /* dispatch.c */
 /* A slot that returned PENDING is not finished: every request gets DEVICE_BUSY; r->lock held. */
-static inline bool smc__slot_busy(const struct smc_reader *r) SCRM_REQUIRES(r->lock)
+SCRM_MUST_CHECK static inline bool smc__slot_busy(const struct smc_reader *r) SCRM_REQUIRES(r->lock)
 {
     return r->slot == SMC_SLOT_PARKING || r->slot == SMC_SLOT_PARKING_DONE ||
            r->slot == SMC_SLOT_PENDING;
 }
-smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,
-                         void *user, uint64_t *req_id);
+SCRM_MUST_CHECK smc_status smc__dispatch(struct smc_handle *h, struct smc_io *io,
+                                         smc_completion_fn done, void *user, uint64_t *req_id);
 
 /* Run the vendor slot for io (attribute ids the library does not answer) as dispatch does. */
-smc_status smc__run_vendor(struct smc_reader *r, struct smc_io *io);
+SCRM_MUST_CHECK smc_status smc__run_vendor(struct smc_reader *r, struct smc_io *io);
 
 /* tracking.c */
-smc_status smc__card_tracking(struct smc_handle *h, struct smc_io *io, smc_completion_fn done,
-                              void *user, uint64_t *req_id);
+SCRM_MUST_CHECK smc_status smc__card_tracking(struct smc_handle *h, struct smc_io *io,
+                                              smc_completion_fn done, void *user, uint64_t *req_id);
 
 /* attr.c */
-smc_status smc__get_attribute(struct smc_reader *r, struct smc_io *io);
-smc_status smc__set_attribute(struct smc_reader *r, struct smc_io *io);
+SCRM_MUST_CHECK smc_status smc__get_attribute(struct smc_reader *r, struct smc_io *io);
+SCRM_MUST_CHECK smc_status smc__set_attribute(struct smc_reader *r, struct smc_io *io);
 
 /* power.c */
-smc_status smc__power(struct smc_reader *r, struct smc_io *io);
+SCRM_MUST_CHECK smc_status smc__power(struct smc_reader *r, struct smc_io *io);
 /* Power command `cmd` through the driver plus ATR parsing; io->out receives the ATR if given. */
-smc_status smc__do_power(struct smc_reader *r, uint32_t cmd, struct smc_io *io);
+SCRM_MUST_CHECK smc_status smc__do_power(struct smc_reader *r, uint32_t cmd, struct smc_io *io);
 
 /* Little-endian DWORD helpers for IOCTL buffers. */
 #define smc__get_u32 scrm_get_u32le

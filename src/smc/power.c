@@ -42,7 +42,8 @@ static void lenient_atr(struct smc_atr *a)
 {
     static const uint8_t minimal[2] = {0x3B, 0x00}; /* T=0, nothing else: every default */
     struct smc_atr d;
-    (void)smc_atr_parse(minimal, sizeof(minimal), &d, NULL, 0);
+    smc_status parsed = smc_atr_parse(minimal, sizeof(minimal), &d, NULL, 0);
+    scrm_assert(parsed == STATUS_SUCCESS); /* a constant, valid ATR */
     uint8_t t = a->first_protocol <= 1 ? a->first_protocol : 0;
     memcpy(d.raw, a->raw, a->len);
     d.len = a->len;

@@ -283,8 +283,9 @@ static smc_status t1_resynch(struct smc_t1 *t1, const struct smc_card_io *io)
     t1->ifsd = T1_IFSD_DEFAULT;
     t1->wtx = 0;
     log_info(proto, "T=1: resynchronised");
-    if (ifsd != T1_IFSD_DEFAULT)
-        (void)smc_t1_negotiate_ifsd(t1, io, ifsd);
+    if (ifsd != T1_IFSD_DEFAULT && smc_t1_negotiate_ifsd(t1, io, ifsd) != STATUS_SUCCESS)
+        log_info(proto, "T=1: IFSD %u refused after the resynchronisation; blocks stay at %u",
+                 (unsigned)ifsd, (unsigned)T1_IFSD_DEFAULT);
     return STATUS_SUCCESS;
 }
 

@@ -203,7 +203,10 @@ int main(int argc, char **argv)
            power_down);
     struct demo d = {0};
     pthread_mutex_init(&d.lock, NULL);
-    scrm_cond_init_monotonic(&d.cond);
+    if (scrm_cond_init_monotonic(&d.cond) != 0) {
+        fprintf(stderr, "scrm-demo: cannot create a condition variable\n");
+        return 1;
+    }
     struct rm_config cfg;
     rm_config_init(&cfg);
     cfg.power_down_ms = power_down;

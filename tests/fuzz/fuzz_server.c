@@ -75,7 +75,8 @@ static void *server_main(void *arg)
     cfg.admin_gid = (gid_t)-1;
     cfg.listen_fd = -1;
     cfg.pcsclite_listen_fd = -1;
-    scrm_server_run(rm, &cfg, stop_fd); /* runs for the life of the process */
+    if (scrm_server_run(rm, &cfg, stop_fd) != 0) /* runs for the life of the process */
+        abort();                                 /* the harness cannot go on without it */
     return NULL;
 }
 
@@ -88,7 +89,7 @@ static void start_server(void)
     if (stop_fd >= 0)
         return;
     if (getenv("SCRM_FUZZ_LOG")) /* to see what the server did with an input */
-        scrm_log_configure(getenv("SCRM_FUZZ_LOG"));
+        SCRM_IGNORE(scrm_log_configure(getenv("SCRM_FUZZ_LOG")), "reports bad settings itself");
     else
         for (int c = 0; c < SCRM_LOG_CAT_COUNT; c++)
             scrm_log_set_level((enum scrm_log_cat)c, SCRM_LOG_off);

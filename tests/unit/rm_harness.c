@@ -9,6 +9,7 @@
 
 #include "common/timeutil.h"
 #include "drivers/registry.h"
+#include "rm/internal.h"
 #include "testutil.h"
 
 /* ---- tdrv: the test driver ---- */
@@ -260,7 +261,7 @@ struct rmt *rmt_new(const struct rm_config *cfg)
     struct rmt *t = calloc(1, sizeof(*t));
     assert_non_null(t);
     pthread_mutex_init(&t->tr.lock, NULL);
-    scrm_cond_init_monotonic(&t->tr.cond);
+    assert_int_equal(scrm_cond_init_monotonic(&t->tr.cond), 0);
     t->ctx = smc_ctx_new();
     assert_non_null(t->ctx);
     assert_int_equal(scrm_drivers_register(t->ctx), STATUS_SUCCESS);
@@ -269,8 +270,14 @@ struct rmt *rmt_new(const struct rm_config *cfg)
     rmt_config(&def);
     t->rm = rm_new(cfg ? cfg : &def, t->ctx);
     assert_non_null(t->rm);
+    rm_power_down_manual(t->rm); /* before any reader: no timeout runs on the clock */
     rm_set_trace(t->rm, rmt_trace_cb, &t->tr);
     return t;
+}
+
+void rmt_power_down(struct rmt *t, const char *reader)
+{
+    assert_true(rm_power_down_expire(t->rm, reader));
 }
 
 void rmt_free(struct rmt *t)
@@ -333,7 +340,7 @@ uint32_t rmt_fault(struct rmt *t, const char *device, uint32_t fault, uint32_t p
 void rmt_counter_init(struct rmt_counter *c)
 {
     pthread_mutex_init(&c->lock, NULL);
-    scrm_cond_init_monotonic(&c->cond);
+    assert_int_equal(scrm_cond_init_monotonic(&c->cond), 0);
     c->calls = c->last = 0;
 }
 

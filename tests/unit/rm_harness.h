@@ -61,8 +61,12 @@ struct rmt {
 /* New context (tdrv registered) and rm with cfg (NULL: defaults with power_down_ms 50). */
 struct rmt *rmt_new(const struct rm_config *cfg);
 void rmt_free(struct rmt *t);
-/* rm_config with test defaults: power-down 50 ms, retry 10 ms. */
+/* rm_config with test defaults: power-down 50 ms, retry 10 ms. The power-down timeout never runs
+ * on the clock in these tests (rm_power_down_manual): rmt_power_down makes it elapse. */
 void rmt_config(struct rm_config *cfg);
+/* The power-down timeout of `reader` elapses now, or as soon as it is armed (the monitor may not
+ * have armed it yet after an insertion). */
+void rmt_power_down(struct rmt *t, const char *reader);
 
 /* Send a vendor IOCTL to a device through the test's own handle. Returns the smc status. */
 uint32_t rmt_ext(struct rmt *t, const char *device, uint32_t code, const void *in, size_t len);

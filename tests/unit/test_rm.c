@@ -52,7 +52,7 @@ static struct rmt *setup(bool power_on_insert)
     return rmt_new(&cfg);
 }
 
-/* A power-down timeout that cannot fire during the test (a connect follows an insertion). */
+/* A long power-down timeout (the harness makes timeouts elapse only on rmt_power_down anyway). */
 static struct rmt *setup_long(bool power_on_insert)
 {
     struct rm_config cfg;
@@ -121,6 +121,7 @@ static void test_startup_with_card_and_power_down(void **state)
     assert_int_equal(i.event_counter, 1);
     assert_true(i.atr_len > 2);
     assert_int_equal(i.atr[0], 0x3B);
+    rmt_power_down(t, R1); /* the timeout elapses */
     RMT_EXPECT(t, GS(NEGOTIABLE), DOWN, GS(SWALLOWED));
     assert_true(rmt_wait_info(t, R1, is_unpowered));
     i = rmt_info(t, R1);
@@ -314,6 +315,7 @@ static void test_connect_present_swallowing_reader(void **state)
     RMT_EXPECT(t, TRANSMIT_OK);
     /* Disconnect: the power-down timeout fires in SPECIFIC. */
     assert_int_equal(rm_disconnect(t->rm, card, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_power_down(t, R0); /* the timeout elapses */
     RMT_EXPECT(t, GS(SPECIFIC), DOWN, GS(SWALLOWED));
     rmt_free(t);
 }
@@ -337,6 +339,7 @@ static void test_connect_swallowed(void **state)
     assert_int_equal(i.sharing, -1);
     assert_int_equal(i.protocol, RM_PROTOCOL_T0);
     assert_int_equal(rm_disconnect(t->rm, card, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_power_down(t, R1); /* the timeout elapses */
     RMT_EXPECT(t, GS(SPECIFIC), DOWN, GS(SWALLOWED));
     rmt_free(t);
 }
@@ -461,6 +464,7 @@ static void test_power_down_swallowed_present_absent(void **state)
                      SCARD_S_SUCCESS);
     assert_int_equal(proto, RM_PROTOCOL_UNDEFINED);
     assert_int_equal(rm_disconnect(t->rm, card, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_power_down(t, R1); /* the timeout elapses */
     RMT_EXPECT(t, GS(ABSENT));
     assert_true(rmt_wait_info(t, R1, no_power_down));
     /* SWALLOWED */
@@ -469,6 +473,7 @@ static void test_power_down_swallowed_present_absent(void **state)
     assert_int_equal(rm_connect(t->rm, 1, R1, SCARD_SHARE_DIRECT, 0, &card, &proto),
                      SCARD_S_SUCCESS);
     assert_int_equal(rm_disconnect(t->rm, card, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_power_down(t, R1); /* the timeout elapses */
     RMT_EXPECT(t, GS(SWALLOWED));
     /* PRESENT */
     assert_int_equal(rmt_insert(t, "sim:0", "t1"), STATUS_SUCCESS);
@@ -476,6 +481,7 @@ static void test_power_down_swallowed_present_absent(void **state)
     assert_int_equal(rm_connect(t->rm, 1, R0, SCARD_SHARE_DIRECT, 0, &card, &proto),
                      SCARD_S_SUCCESS);
     assert_int_equal(rm_disconnect(t->rm, card, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_power_down(t, R0); /* the timeout elapses */
     RMT_EXPECT(t, GS(PRESENT));
     assert_true(rmt_wait_info(t, R0, no_power_down));
     rmt_free(t);
@@ -499,6 +505,7 @@ static void test_power_down_negotiable(void **state)
     assert_int_equal(proto, RM_PROTOCOL_UNDEFINED);
     RMT_EXPECT(t, WARM, GS(NEGOTIABLE));
     assert_int_equal(rm_disconnect(t->rm, card, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_power_down(t, R1); /* the timeout elapses */
     RMT_EXPECT(t, GS(NEGOTIABLE), DOWN, GS(SWALLOWED));
     rmt_free(t);
 }
@@ -514,6 +521,7 @@ static void test_power_down_powered(void **state)
     RMT_EXPECT(t, PRESENT_DONE, GS(SWALLOWED),
                "IOCTL_SMARTCARD_POWER SCARD_COLD_RESET -> STATUS_UNRECOGNIZED_MEDIA", GS(POWERED),
                ABSENT_PEND);
+    rmt_power_down(t, RT); /* the timeout elapses */
     RMT_EXPECT(t, GS(POWERED), DOWN, GS(SWALLOWED));
     assert_true(rmt_wait_info(t, RT, no_power_down));
     rmt_free(t);
@@ -525,7 +533,7 @@ static void test_reconnect_cancels_power_down(void **state)
     (void)state;
     struct rm_config cfg;
     rmt_config(&cfg);
-    cfg.power_down_ms = 1000; /* room for the second connect before it fires */
+    cfg.power_down_ms = 1000; /* elapses only when the test says so (rmt_power_down) */
     cfg.power_on_insert = false;
     struct rmt *t = rmt_new(&cfg);
     add_empty(t, "sim:1");
@@ -544,6 +552,7 @@ static void test_reconnect_cancels_power_down(void **state)
     RMT_EXPECT(t, GS(SPECIFIC), ATR, CURPROTO, SETP_TX);
     /* The card stays powered while connected; the next disconnect powers it down once. */
     assert_int_equal(rm_disconnect(t->rm, card, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_power_down(t, R1); /* the timeout elapses */
     RMT_EXPECT(t, GS(SPECIFIC), DOWN, GS(SWALLOWED));
     rmt_free(t);
 }

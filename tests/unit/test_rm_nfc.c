@@ -183,6 +183,7 @@ static void test_startup_with_tag_no_reset(void **state)
     assert_int_equal(i.flags & (RM_READER_PRESENT | RM_READER_UNPOWERED), RM_READER_PRESENT);
     assert_int_equal(i.event_counter, 1);
     assert_bytes_hex(i.atr, i.atr_len, ATR_CLASSIC1K);
+    rmt_power_down(t, RN); /* the timeout elapses */
     RMT_EXPECT(t, GS(SPECIFIC), DOWN, GS(SWALLOWED));
     assert_true(rmt_wait_info(t, RN, is_unpowered));
     i = rmt_info(t, RN);
@@ -202,6 +203,7 @@ static void test_startup_with_tag_no_power_on_insert(void **state)
     RMT_EXPECT(t, GS(SPECIFIC), ATR, CURPROTO, SETP_T1);
     assert_bytes_hex(rmt_info(t, RN).atr, rmt_info(t, RN).atr_len, ATR_ISO4A);
     assert_int_equal(rm_disconnect(t->rm, card, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_power_down(t, RN); /* the timeout elapses */
     RMT_EXPECT(t, GS(SPECIFIC), DOWN, GS(SWALLOWED));
     rmt_free(t);
 }
@@ -231,6 +233,7 @@ static void test_arrival_connect_power_down_departure(void **state)
     apdu(t, card, echo3, sizeof(echo3), "0A 0B 0C 90 00");
     /* The last handle goes: the timeout fires in SPECIFIC. */
     assert_int_equal(rm_disconnect(t->rm, card, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_power_down(t, RN); /* the timeout elapses */
     RMT_EXPECT(t, GS(SPECIFIC), DOWN, GS(SWALLOWED));
     assert_true(rmt_wait_info(t, RN, is_unpowered));
 

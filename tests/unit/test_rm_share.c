@@ -424,7 +424,7 @@ static void test_cancel_waits(void **state)
     assert_int_equal(rm_begin_transaction(t->rm, a, RM_INFINITE), SCARD_S_SUCCESS);
     struct waiter w = {.c = {t, b, 0, 0}};
     pthread_mutex_init(&w.lock, NULL);
-    scrm_cond_init_monotonic(&w.cond);
+    assert_int_equal(scrm_cond_init_monotonic(&w.cond), 0);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, waiter_thread, &w), 0);
     uint64_t end = scrm_now_ns() + (uint64_t)RMT_WAIT_MS * 1000000u;
@@ -507,7 +507,7 @@ static void *stress_thread(void *p)
         if (!acceptable(rc) && rc != SCARD_W_UNRESPONSIVE_CARD)
             note_bad(s, 5, rc);
     }
-    rm_owner_gone(s->t->rm, s->owner);
+    SCRM_IGNORE(rm_owner_gone(s->t->rm, s->owner), "how many handles were left varies by run");
     return NULL;
 }
 

@@ -76,7 +76,7 @@ static void test_tracking_stress(void **state)
     assert_int_equal(smc_add_device(ctx, "sim:0"), STATUS_SUCCESS);
     struct shared s = {.completions = 0};
     pthread_mutex_init(&s.m, NULL);
-    scrm_cond_init_monotonic(&s.c);
+    assert_int_equal(scrm_cond_init_monotonic(&s.c), 0);
     assert_int_equal(smc_open(ctx, "sim:0", &s.h), STATUS_SUCCESS);
     struct smc_handle *tracker;
     assert_int_equal(smc_open(ctx, "sim:0", &tracker), STATUS_SUCCESS);
@@ -109,7 +109,7 @@ static void test_tracking_stress(void **state)
         }
         pended++;
         if (rand_r(&seed) % 3 == 0) {
-            (void)smc_cancel(tracker, id); /* may lose the race with the event path: fine */
+            SCRM_IGNORE(smc_cancel(tracker, id), "may lose the race with the event path: fine");
             continue;
         }
         /* wait for the event path (bounded), unless the inserters finish first */
@@ -124,7 +124,7 @@ static void test_tracking_stress(void **state)
         pthread_join(t[i], &rv);
         assert_null(rv);
     }
-    (void)smc_cancel_all(tracker);
+    SCRM_IGNORE(smc_cancel_all(tracker), "how many were still pending does not matter");
     smc_close(tracker);
     smc_close(s.h);
     smc_ctx_free(ctx);

@@ -785,9 +785,17 @@ static smc_status slot_open(struct smc_reader *r, struct ifd_unit *u, unsigned i
     s->present = -1;
     snprintf(s->name, sizeof(s->name), "%s %02X %02X", u->spec.name, u->number & 0xFFu, idx);
     snprintf(s->device, sizeof(s->device), "%s", u->spec.device);
+    int cv_err = scrm_cond_init_monotonic(&s->cv);
+    if (cv_err) {
+        log_error(drv, "ifd: reader '%s': cannot create its condition variable: %s", s->name,
+                  strerror(cv_err));
+        free(s);
+        free(rx);
+        free(tx);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
     pthread_mutex_init(&s->own_lock, NULL);
     pthread_mutex_init(&s->mu, NULL);
-    scrm_cond_init_monotonic(&s->cv);
     pthread_mutex_init(&s->cm, NULL);
     ifd_watch_init(&s->watch, u->lib->path, s->name);
     const struct ifd_lib *l = u->lib;

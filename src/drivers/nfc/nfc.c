@@ -57,7 +57,7 @@ static void host_available(void *ctx)
 
 static void host_unavailable(void *ctx)
 {
-    (void)smc_complete_card_tracking(ctx);
+    SCRM_IGNORE(smc_complete_card_tracking(ctx), "no tracking request pending: nothing to wake");
 }
 
 /* ---- options ---- */

@@ -389,8 +389,8 @@ static void set_defaults(struct sim *s, const char *address)
     struct smc_reader_caps *c = smc_reader_caps(s->r);
     memcpy(va->vendor_name, "SimVendor", sizeof("SimVendor"));
     memcpy(va->ifd_type, "SimReader", sizeof("SimReader"));
-    (void)scrm_parse_unit(address, &va->unit); /* checked by sim_open */
-    va->ifd_version = 0x01000001;              /* 1.0, build 1 */
+    SCRM_IGNORE(scrm_parse_unit(address, &va->unit), "sim_open checked the address");
+    va->ifd_version = 0x01000001; /* 1.0, build 1 */
     c->protocols = SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1;
     c->reader_type = SCARD_READER_TYPE_VENDOR;
     c->channel = va->unit;

@@ -347,13 +347,17 @@ bool ifd_watch_add(struct ifd_watch *w)
     pthread_mutex_lock(&wd_lock);
     bool ok = true;
     if (!wd_started) {
-        scrm_cond_init_monotonic(&wd_cond);
-        pthread_t th;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        ok = pthread_create(&th, &attr, wd_main, NULL) == 0; /* lives as long as the process */
-        pthread_attr_destroy(&attr);
+        ok = scrm_cond_init_monotonic(&wd_cond) == 0;
+        if (ok) {
+            pthread_t th;
+            pthread_attr_t attr;
+            pthread_attr_init(&attr);
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            ok = pthread_create(&th, &attr, wd_main, NULL) == 0; /* lives as long as the process */
+            pthread_attr_destroy(&attr);
+            if (!ok)
+                pthread_cond_destroy(&wd_cond);
+        }
         wd_started = ok;
     }
     if (ok) {

@@ -293,7 +293,7 @@ def test_emulator_vanishing_mid_apdu(rig, ctx):
     h, proto = connect(ctx)
     emu.cmd('vanish')
     # Caught inside its read, libccid spins on the hung-up line without end: the bridge's watchdog
-    # (3 s here) cancels the call, the APDU fails, and the reader leaves (PnP notification) while
+    # (3 s here) interrupts the call, the APDU fails, and the reader leaves (PnP notification) while
     # the daemon lives on. Caught between reads (a matter of timing), libccid answers a
     # communication error at once and the serial reader stays listed, as under pcscd.
     hr, _ = SCardTransmit(h, proto, SELECT_MF)
@@ -303,5 +303,5 @@ def test_emulator_vanishing_mid_apdu(rig, ctx):
     gone = wait_reader_gone(ctx, R)
     assert d.alive()
     if 'has not returned after 3000 ms' in d.log_text():
-        assert gone, 'the watchdog cancelled the call but the reader is still listed'
+        assert gone, 'the watchdog interrupted the call but the reader is still listed'
     assert state_of(ctx, R_NAK)[0] & SCARD_STATE_EMPTY  # the other reader of the library lives

@@ -1,7 +1,7 @@
 # Thin wrapper around Meson. The two commands of the README:
 #   make demo    install what is missing, build, run the daemon with simulated readers and a demo
 #   make check   install what is missing, build, run every test (lint included) and print a summary
-.PHONY: demo check build release bench bench-ifd bench-compare bench-pcsclite bench-pcsclite-instr fuzz soak format clean
+.PHONY: demo check coverage build release bench bench-ifd bench-compare bench-pcsclite bench-pcsclite-instr fuzz soak format clean
 
 demo:
 	@scripts/install-deps.sh demo
@@ -9,6 +9,11 @@ demo:
 
 check:
 	@scripts/check.sh
+
+# Line and branch coverage of the unit and integration tests (COVERAGE_SUITES="unit integration
+# interop" adds the interop suite), per source directory; HTML in build/coverage/coverage.html.
+coverage:
+	@scripts/coverage.sh
 
 build:
 	@scripts/install-deps.sh check

@@ -104,7 +104,7 @@ def scrmd_runs(build, client, tmp, seconds):
         e['SCRM_BENCH_DAEMON_PID'] = str(d.pid)
         own = client_runs(client, e, seconds, 'scrmd/scrm')
         raw = parse_raw(run_client(os.path.join(build, 'bench', 'pcsclite', 'raw_client'),
-                                   dict(os.environ),
+                                   dict(os.environ, SCRM_BENCH_DAEMON_PID=str(d.pid)),
                                    [pcl_sock, scrm_sock, 'SimVendor SimReader 0',
                                     str(seconds * 4)]))
     finally:
@@ -232,14 +232,22 @@ def main():
     print()
     print('The daemon alone: the same scrmd, one connection per protocol on a raw socket, one '
           'request per round trip (bench/pcsclite/raw_client)')
-    print(f'{"calls/s":28} {"pcsc-lite":>10} {"pcsc-lite*":>11} {"scrm":>10} {"ratio":>6}')
+    print(f'{"calls/s; daemon CPU us/call":28} {"pcsc-lite":>16} {"pcsc-lite*":>16} '
+          f'{"scrm":>16} {"ratio":>6} {"cpu ratio":>9}')
     for row, v in raw:
-        b = f'{v[k]:11.0f}' if (k := next((x for x in v if x not in ('pcsclite', 'scrm')),
-                                           None)) else f'{"-":>11}'
+        k = next((x for x in v if not x.startswith('cpu_') and x not in ('pcsclite', 'scrm')),
+                 None)
+
+        def cell(rate, cpu):
+            return f'{rate:8.0f}; {cpu:5.1f}' if cpu is not None else f'{rate:8.0f}; {"-":>5}'
+        b = cell(v[k], v.get(f'cpu_{k}')) if k else f'{"-":>16}'
         ratio = v['pcsclite'] / v['scrm'] if v['scrm'] else 0.0
-        print(f'{row:28} {v["pcsclite"]:10.0f} {b} {v["scrm"]:10.0f} {ratio:6.2f}')
+        cpu_ratio = (v['cpu_scrm'] / v['cpu_pcsclite']
+                     if v.get('cpu_pcsclite') and v.get('cpu_scrm') else 0.0)
+        print(f'{row:28} {cell(v["pcsclite"], v.get("cpu_pcsclite")):>16} {b:>16} '
+              f'{cell(v["scrm"], v.get("cpu_scrm")):>16} {ratio:6.2f} {cpu_ratio:9.2f}')
     print('pcsc-lite*: transmit written in three pieces as libpcsclite 1.9.9 writes it; '
-          'new_connection with ESTABLISH (two round trips)')
+          'new_connection with ESTABLISH (two round trips); cpu ratio: scrm over pcsc-lite')
     return 0
 
 

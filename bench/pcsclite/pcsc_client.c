@@ -16,7 +16,6 @@
  *
  * The APDU is a 5-byte SELECT-like command answered with 90 00 by every card used.
  */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,8 @@
 
 #include <winscard.h>
 
+#include "cpu_time.h"
+
 #define MAX_THREADS 64
 
 static double now(void)
@@ -32,47 +33,6 @@ static double now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* CPU time of this process, in seconds. */
-static double cpu_self(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* CPU time of the daemon whose pid is in SCRM_BENCH_DAEMON_PID (the sum of its threads' run time
- * from /proc/PID/task/TID/schedstat, in seconds), or -1 if not given or not readable. */
-static double cpu_daemon(void)
-{
-    const char *pid = getenv("SCRM_BENCH_DAEMON_PID");
-    char path[128];
-    double sum = 0;
-    struct dirent *e;
-    DIR *d;
-
-    if (!pid)
-        return -1;
-    snprintf(path, sizeof path, "/proc/%s/task", pid);
-    d = opendir(path);
-    if (!d)
-        return -1;
-    while ((e = readdir(d))) {
-        unsigned long long ns = 0;
-        FILE *f;
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "/proc/%s/task/%.32s/schedstat", pid, e->d_name);
-        f = fopen(path, "r");
-        if (f) {
-            if (fscanf(f, "%llu", &ns) == 1)
-                sum += (double)ns / 1e9;
-            fclose(f);
-        }
-    }
-    closedir(d);
-    return sum;
 }
 
 /* " cpu_client_us=X cpu_daemon_us=Y" per call since the marks, into buf. */

@@ -18,7 +18,9 @@
  *   new connection     connect(2) + VERSION + close | the same + ESTABLISH (two round trips, as
  *                      SCardEstablishContext) | connect(2) + HELLO + close
  *
- * Lines: "raw ROW pcsclite=N [pcsclite_split=N] scrm=N". Not a test: figures vary with the load.
+ * Lines: "raw ROW pcsclite=N [VARIANT=N] scrm=N", calls/s, then with SCRM_BENCH_DAEMON_PID the
+ * daemon's CPU microseconds per call of each (cpu_pcsclite=, cpu_scrm=, cpu_VARIANT=). Not a test:
+ * calls/s vary with the load, CPU per call much less.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu_time.h"
 #include "daemon/pcsclite_wire.h"
 #include "ipc/ipc.h"
 
@@ -310,13 +313,16 @@ static const struct row {
     {"new_connection", "pcsclite_establish", op_newconn, op_newconn_est, op_newconn_scrm},
 };
 
-static double rate(void (*op)(void))
+/* Calls/s of op; *cpu: the daemon's CPU microseconds per call (SCRM_BENCH_DAEMON_PID), or -1. */
+static double rate(void (*op)(void), double *cpu)
 {
     unsigned long n = 0;
-    double s0 = now(), end = s0 + seconds;
+    double s0 = now(), end = s0 + seconds, d0 = cpu_daemon(), d1;
     while (now() < end)
         for (int k = 0; k < 16; k++, n++)
             op();
+    d1 = cpu_daemon();
+    *cpu = d0 >= 0 && d1 >= 0 ? (d1 - d0) * 1e6 / (double)n : -1;
     return (double)n / (now() - s0);
 }
 
@@ -352,12 +358,17 @@ int main(int argc, char **argv)
     } else {
         for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
             const struct row *r = &rows[i];
-            double a = rate(r->a), c = rate(r->c);
+            double ca, cb = -1, cc, a = rate(r->a, &ca), c = rate(r->c, &cc);
+            double b = r->b ? rate(r->b, &cb) : 0;
+            printf("raw %s pcsclite=%.0f", r->name, a);
             if (r->b)
-                printf("raw %s pcsclite=%.0f %s=%.0f scrm=%.0f\n", r->name, a, r->label_b,
-                       rate(r->b), c);
-            else
-                printf("raw %s pcsclite=%.0f scrm=%.0f\n", r->name, a, c);
+                printf(" %s=%.0f", r->label_b, b);
+            printf(" scrm=%.0f", c);
+            if (ca >= 0)
+                printf(" cpu_pcsclite=%.1f cpu_scrm=%.1f", ca, cc);
+            if (cb >= 0)
+                printf(" cpu_%s=%.1f", r->label_b, cb);
+            printf("\n");
         }
     }
     pcl_disconnect(pfd, pcard);

@@ -55,6 +55,10 @@ struct pcl_session {
     size_t parked_len;
     struct rm_watch *tx_watch;
     char tx_reader[RM_READER_NAME_MAX]; /* whose transaction it waits for */
+    /* 4:6: WAIT registered and the client has not fetched the table yet (it sends STATE_SIZE
+     * and STATE_ARRAY right after WAIT); an event meanwhile is signalled after the ARRAY answer,
+     * not between the answers the client is reading. Loop thread only. */
+    bool fetching, event_due;
 };
 
 int pcl_session_init(struct session *s)
@@ -157,6 +161,10 @@ void pcl_wait_fired(struct session *s)
     }
     if (!s->wait || s->closing)
         return;
+    if (s->pcl->fetching) { /* signalled after the table (4:6) */
+        s->pcl->event_due = true;
+        return;
+    }
     session_free_wait(s);
     send_wait_reply(s, SCARD_S_SUCCESS);
     scrm_mutex_lock(&s->lock);
@@ -176,6 +184,9 @@ static void start_wait(struct session *s)
                  (unsigned long long)s->id);
     if (s->pcl->minor < 6)
         send_reader_states(s, PCL_FIXED_READERS);
+    else
+        s->pcl->fetching = true;
+    s->pcl->event_due = false;
 }
 
 /* ---- Loop-thread commands ---------------------------------------------------------------------
@@ -297,7 +308,19 @@ static void exec_loop(struct session *s, uint32_t cmd, const uint8_t *body)
     case PCL_CMD_ESTABLISH_CONTEXT: cmd_establish(s, body); break;
     case PCL_CMD_CANCEL: cmd_cancel(s, body); break;
     case PCL_CMD_WAIT_READER_STATE_CHANGE: start_wait(s); break;
+    case PCL_CMD_GET_READERS_STATE_ARRAY:
+        exec_read(s, cmd);
+        if (s->pcl->fetching) { /* 4:6: the table is out; a change meanwhile is signalled now */
+            s->pcl->fetching = false;
+            if (s->pcl->event_due && s->wait) {
+                s->pcl->event_due = false;
+                session_free_wait(s);
+                send_wait_reply(s, SCARD_S_SUCCESS);
+            }
+        }
+        break;
     case PCL_CMD_STOP_WAITING_READER_STATE_CHANGE:
+        s->pcl->fetching = false;
         if (s->wait) { /* a reply only while registered: one 8-byte message per WAIT */
             session_free_wait(s);
             send_wait_reply(s, SCARD_S_SUCCESS);
@@ -659,10 +682,11 @@ bool pcl_take_next(struct session *s)
         left.tv_nsec = left_ns;
         if (ppoll(&pfd, 1, &left, NULL) != 1 || pfd.revents != POLLIN)
             return false;
-        if (first &&
-            (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
-             (pcl_cmd_run(h.command) != PCL_RUN_POOL && pcl_cmd_run(h.command) != PCL_RUN_READ)))
-            return false; /* not a whole header yet, or the loop thread's command */
+        if (first && (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
+                      (pcl_cmd_run(h.command) != PCL_RUN_POOL &&
+                       (pcl_cmd_run(h.command) != PCL_RUN_READ || s->pcl->minor >= 6))))
+            return false; /* not a whole header yet, or the loop thread's command (a 4:6 table
+                           * fetch stays with the loop thread, which orders it with the events) */
         for (;;) {
             pcl_rx_space(&s->pcl->rx, &p, &want);
             n = recv(s->fd, p, want, MSG_DONTWAIT);

@@ -199,6 +199,17 @@ def test_reader_state_array(daemon):
     assert [e[0] for e in r2.states(n)] == names[:4]
     r2.send(STOP)
     assert r2.recv(8) == b'\0' * 8
+    # an event between WAIT and the table fetch is signalled after the table, never inside it
+    r2.send(WAIT)
+    r2.send(STATE_SIZE)
+    assert struct.unpack('<i', r2.recv(4)) == (n,)
+    hr, c = SCardEstablishContext(SCARD_SCOPE_USER)
+    hr, card, _p = SCardConnect(c, R_EMPTY, 3, 0)  # DIRECT: a sharing change, an event
+    assert hr == SCARD_S_SUCCESS
+    r2.send(STATE_ARRAY)
+    assert [e[0] for e in r2.states(n)] == names[:4]
+    assert r2.recv(8) == b'\0' * 8
+    SCardReleaseContext(c)
     r.close()
     r2.close()
 

@@ -177,6 +177,19 @@ static void *hung_transmit(void *arg)
     return NULL;
 }
 
+/* Make sim:1's card hang and start a TRANSMIT on `card` that hangs in the driver; returns once
+ * the driver logged that it is hanging (the reader is then busy). */
+static void start_hung_transmit(struct rmt *t, struct hung_call *hc, uint64_t card, pthread_t *th)
+{
+    assert_int_equal(rmt_fault(t, "sim:1", SIM_FAULT_HANG, 1), STATUS_SUCCESS);
+    *hc = (struct hung_call){.rm = t->rm, .card = card};
+    assert_int_equal(pthread_create(th, NULL, hung_transmit, hc), 0);
+    pthread_mutex_lock(&log_lock);
+    while (!hanging)
+        pthread_cond_wait(&log_cond, &log_lock);
+    pthread_mutex_unlock(&log_lock);
+}
+
 /* A busy reader (one handle's TRANSMIT hangs in the driver until the watchdog cancels it) and
  * threads that must not wait for it (rm_thread_nowait_reader): their calls answer RM_READER_BUSY
  * at once having done nothing (a disconnect keeps its handle), park with rm_reader_idle_wait, and
@@ -199,14 +212,9 @@ static void test_busy_reader_parks(void **state)
                      SCARD_S_SUCCESS);
     assert_int_equal(rm_connect(t->rm, 3, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &c, &proto),
                      SCARD_S_SUCCESS);
-    assert_int_equal(rmt_fault(t, "sim:1", SIM_FAULT_HANG, 1), STATUS_SUCCESS);
-    struct hung_call hc = {.rm = t->rm, .card = a};
+    struct hung_call hc;
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, hung_transmit, &hc), 0);
-    pthread_mutex_lock(&log_lock);
-    while (!hanging)
-        pthread_cond_wait(&log_cond, &log_lock);
-    pthread_mutex_unlock(&log_lock);
+    start_hung_transmit(t, &hc, a, &th);
 
     rm_thread_nowait_reader(true);
     uint8_t resp[64];
@@ -274,14 +282,9 @@ static void test_departure_wakes_parked(void **state)
                      SCARD_S_SUCCESS);
     assert_int_equal(rm_connect(t->rm, 2, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &b, &proto),
                      SCARD_S_SUCCESS);
-    assert_int_equal(rmt_fault(t, "sim:1", SIM_FAULT_HANG, 1), STATUS_SUCCESS);
-    struct hung_call hc = {.rm = t->rm, .card = a};
+    struct hung_call hc;
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, hung_transmit, &hc), 0);
-    pthread_mutex_lock(&log_lock);
-    while (!hanging)
-        pthread_cond_wait(&log_cond, &log_lock);
-    pthread_mutex_unlock(&log_lock);
+    start_hung_transmit(t, &hc, a, &th);
     struct parked p1 = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     struct parked p2 = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     assert_true(rm_reader_idle_wait(t->rm, R1, &p1.w, parked_fired));

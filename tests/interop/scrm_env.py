@@ -75,7 +75,8 @@ class Daemon:
     With the pcsc-lite client all daemons share PCSCLITE_SOCK, so a second daemon (a test's own
     beside the module's) stops the running one until it is closed, then starts it again."""
 
-    def __init__(self, readers=None, extra=''):
+    def __init__(self, readers=None, extra='', log=None):
+        self.log_levels = log  # SCRM_LOG for this daemon (every start), else the environment's
         self.paused = _live[-1] if PCSCLITE_SOCK and _live and _live[-1].alive() else None
         if self.paused:
             self.paused.stop()
@@ -100,6 +101,8 @@ class Daemon:
 
     def start(self):
         env = dict(os.environ)
+        if self.log_levels:
+            env['SCRM_LOG'] = self.log_levels
         env.setdefault('SCRM_LOG', 'ipc:info,rm:info')
         env.pop('LD_PRELOAD', None)  # scrmd is linked with its own sanitizer runtime
         env['ASAN_OPTIONS'] = 'detect_leaks=1'

@@ -467,15 +467,7 @@ def test_library_begins_past_the_thread_cap():
     """The same through the system's libpcsclite.so.1 (each thread its own context, as pcsc-lite
     wants): with max_threads = 2, six threads block in SCardBeginTransaction; the holder ends its
     transaction and every thread gets it in turn."""
-    saved = os.environ.get('SCRM_LOG')
-    os.environ['SCRM_LOG'] = 'ipc:debug,rm:info'  # to see the waits start
-    try:
-        d = env.Daemon(extra='max_threads = 2\n')
-    finally:
-        if saved is None:
-            os.environ.pop('SCRM_LOG')
-        else:
-            os.environ['SCRM_LOG'] = saved
+    d = env.Daemon(extra='max_threads = 2\n', log='ipc:debug,rm:info')  # to see the waits start
     try:
         hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
         hr, card, proto = SCardConnect(ctx, R_T1, 2, 3)
@@ -528,15 +520,9 @@ def test_busy_reader_holds_no_worker():
     handle's TRANSMIT (SIM_FAULT_HANG, freed by the IOCTL watchdog), more of them than max_threads:
     their requests wait in the daemon without a worker each (parked on the reader), another
     reader's client is served meanwhile, and every waiter is answered once the reader is free."""
-    saved = os.environ.get('SCRM_LOG')
-    os.environ['SCRM_LOG'] = 'ipc:info,rm:info,drv:info'  # the simulator says when it hangs
-    try:
-        d = env.Daemon(extra='max_threads = 2\nioctl_watchdog_ms = 8000\n')
-    finally:
-        if saved is None:
-            os.environ.pop('SCRM_LOG', None)
-        else:
-            os.environ['SCRM_LOG'] = saved
+    # the simulator says when it hangs (drv:info)
+    d = env.Daemon(extra='max_threads = 2\nioctl_watchdog_ms = 8000\n',
+                   log='ipc:info,rm:info,drv:info')
     try:
         waiters = []
         for _ in range(8):

@@ -3,7 +3,6 @@ two handles of one context used from two threads, ending another handle's transa
 pcsc-lite: SCARD_E_SHARING_VIOLATION, card untouched), and hundreds of clients waiting for one
 reader's transaction while the daemon's thread count stays bounded and other readers are served.
 """
-import os
 import struct
 import threading
 
@@ -201,15 +200,9 @@ def test_busy_reader_holds_no_thread():
     daemon with a thread each, so clients of another reader are served during the hang; when
     the watchdog cancels the hung call, every waiter is answered (the leavers' resets may come
     first: SCARD_W_RESET_CARD)."""
-    saved = os.environ.get('SCRM_LOG')
-    os.environ['SCRM_LOG'] = 'ipc:info,rm:info,drv:info'  # the simulator says when it hangs
-    try:
-        d = env.Daemon(extra='max_threads = 2\nioctl_watchdog_ms = 8000\n')
-    finally:
-        if saved is None:
-            os.environ.pop('SCRM_LOG', None)
-        else:
-            os.environ['SCRM_LOG'] = saved
+    # the simulator says when it hangs (drv:info)
+    d = env.Daemon(extra='max_threads = 2\nioctl_watchdog_ms = 8000\n',
+                   log='ipc:info,rm:info,drv:info')
     try:
         name = R_T1.encode()
         socks, cards = [], []

@@ -39,15 +39,9 @@ LOST = (SCARD_W_REMOVED_CARD, SCARD_E_NO_SMARTCARD)
 
 @pytest.fixture(scope='module')
 def daemon():
-    saved = os.environ.get('SCRM_LOG')
-    os.environ['SCRM_LOG'] = 'ipc:info,rm:info,drv:info'
-    d = env.Daemon(readers=READERS)
+    d = env.Daemon(readers=READERS, log='ipc:info,rm:info,drv:info')
     yield d
     d.close()
-    if saved is None:
-        os.environ.pop('SCRM_LOG', None)
-    else:
-        os.environ['SCRM_LOG'] = saved
 
 
 @pytest.fixture

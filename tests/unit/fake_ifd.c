@@ -64,8 +64,9 @@ enum fake_fault {
     FAKE_HANG, /* IFDHTransmitToICC blocks in read() on a pipe nobody writes */
     FAKE_GONE,
     FAKE_ERROR,
-    FAKE_SPIN,  /* IFDHTransmitToICC loops in its own code */
-    FAKE_CRASH, /* IFDHTransmitToICC writes through a null pointer */
+    FAKE_SPIN,    /* IFDHTransmitToICC loops in its own code */
+    FAKE_CRASH,   /* IFDHTransmitToICC writes through a null pointer */
+    FAKE_IO_SPIN, /* IFDHTransmitToICC loops on read() of a line that hung up */
 };
 
 static struct {
@@ -367,6 +368,13 @@ EXPORT ifd_rc IFDHTransmitToICC(ifd_dword lun, struct ifd_io_header send, unsign
         static volatile unsigned long spins;
         for (;;)
             spins++;
+    } else if (x == FAKE_IO_SPIN) { /* as libccid on a serial port whose other end is gone */
+        int dead[2] = {-1, -1};
+        if (pipe(dead) == 0)
+            close(dead[1]); /* read() returns 0 at once, for ever */
+        char c;
+        while (read(dead[0], &c, 1) <= 0) { /* nearly all of it in the C library or the kernel */
+        }
     } else if (x == FAKE_CRASH) { /* a real fault (a null store would be caught by UBSan) */
         volatile char *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         page[0] = 1;

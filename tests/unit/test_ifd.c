@@ -11,11 +11,13 @@
 #include "testutil.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/timeutil.h"
+#include "drivers/ifd/ifd_guard.h"
 #include "drivers/registry.h"
 #include "smc/smc.h"
 
@@ -27,7 +29,8 @@ enum {
     FAKE_GONE,
     FAKE_ERROR,
     FAKE_SPIN,
-    FAKE_CRASH
+    FAKE_CRASH,
+    FAKE_IO_SPIN
 };
 
 #if defined(__SANITIZE_THREAD__)
@@ -319,7 +322,9 @@ static void test_control_codes_and_garbage(void **state)
 
 /* A call that never returns (`how`): the caller gets an error after the watchdog, the reader
  * leaves with both slots, a log line names the driver and the call. */
-static void hung_call(void **state, int how)
+/* A call that does not return (how): the watchdog takes it out after 300 ms; `never`, when not
+ * NULL, must not appear in the log meanwhile. */
+static void hung_call(void **state, int how, const char *never)
 {
     struct fixture *f = new_fixture(",watchdog=300");
     *state = f;
@@ -341,6 +346,8 @@ static void hung_call(void **state, int how)
     assert_non_null(strstr(cap.text, "IFDHTransmitToICC on reader 'Fake Reader 00 00' has not "
                                      "returned after 300 ms"));
     assert_non_null(strstr(cap.text, lib_path()));
+    if (never)
+        assert_null(strstr(cap.text, never));
     fake.fault(FAKE_OK);
     assert_int_equal(transmit(h, SCARD_PROTOCOL_T1, &n), STATUS_DEVICE_NOT_CONNECTED);
     smc_close(h);
@@ -348,7 +355,7 @@ static void hung_call(void **state, int how)
 
 static void test_hung_call_watchdog(void **state)
 {
-    hung_call(state, FAKE_HANG); /* blocked in read() */
+    hung_call(state, FAKE_HANG, NULL); /* blocked in read() */
 }
 
 /* Not under ThreadSanitizer: it delivers a signal only when the thread enters its runtime, never
@@ -357,7 +364,49 @@ static void test_hung_call_watchdog(void **state)
 #ifndef UNDER_TSAN
 static void test_spinning_call_watchdog(void **state)
 {
-    hung_call(state, FAKE_SPIN); /* looping in the handler's own code */
+    hung_call(state, FAKE_SPIN, NULL); /* looping in the handler's own code */
+}
+
+#if defined(__x86_64__)
+/* The address just after the first system call instruction of the C library's function `name`,
+ * or NULL. */
+static const uint8_t *after_syscall_in(const char *name)
+{
+    void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    assert_non_null(libc);
+    const uint8_t *f = dlsym(libc, name);
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    const uint8_t *at = NULL;
+    if (f && dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) && sym)
+        for (size_t i = 0; i + 1 < sym->st_size && !at; i++)
+            if (f[i] == 0x0F && f[i + 1] == 0x05)
+                at = f + i + 2;
+    dlclose(libc);
+    return at;
+}
+
+/* The watchdog's rule for a thread just back from a system call: inside the C library's I/O
+ * wrappers it may leave (they hold no lock), after any other system call it may not. */
+static void test_io_wrapper_rule(void **state)
+{
+    (void)state;
+    assert_true(ifd_guard_init());
+    const uint8_t *rd = after_syscall_in("read"), *gp = after_syscall_in("getpid");
+    assert_true(rd != NULL && gp != NULL);
+    assert_true(ifd_guard_after_io_syscall(rd));
+    assert_false(ifd_guard_after_io_syscall(rd - 1)); /* not after the instruction */
+    assert_false(ifd_guard_after_io_syscall(gp));     /* not an I/O wrapper */
+}
+#endif
+
+/* A handler looping on read() of a line that hung up (libccid's serial loop when
+ * the reader's other end vanishes) is nearly always in the C library or the kernel, never where
+ * the first rule (its own code) catches it: the watchdog takes it out just back from the system
+ * call of the I/O wrapper, at the first tries, so it never has to say it cannot. */
+static void test_io_spinning_call_watchdog(void **state)
+{
+    hung_call(state, FAKE_IO_SPIN, "cannot be interrupted");
 }
 
 /* A handler that crashes the call costs its own readers only: the caller gets an error, every
@@ -607,6 +656,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hung_call_watchdog, setup, teardown),
 #ifndef UNDER_TSAN
         cmocka_unit_test_setup_teardown(test_spinning_call_watchdog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_spinning_call_watchdog, setup, teardown),
+#if defined(__x86_64__)
+        cmocka_unit_test(test_io_wrapper_rule),
+#endif
 #endif
         cmocka_unit_test_setup_teardown(test_device_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removal_without_device_removed, setup, teardown),

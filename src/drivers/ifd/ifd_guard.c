@@ -12,9 +12,10 @@
  *
  * A late call: the watchdog sends SIG_WD to the calling thread; the handler jumps back to the
  * recovery point if the thread is still in that call (a per-thread call number tells a stale
- * signal from a current one) and it is interruptible: in the handler library's own code, or in a
- * blocking system call. A thread caught elsewhere (inside the C library, e.g. malloc holding its
- * lock, or in scrm's log_msg) is left to run and signalled again 100 ms later. A crash: SIGSEGV,
+ * signal from a current one) and it is interruptible: in the handler library's own code, in a
+ * blocking system call, or just back from the system call of one of the C library's I/O wrappers
+ * (read, select, poll...; a handler spinning on a dead line lives there). A thread caught elsewhere (inside the C library, e.g. malloc holding its
+ * lock, or in scrm's log_msg) is left to run and signalled again 10 ms later (RETRY_NS). A crash: SIGSEGV,
  * SIGBUS, SIGILL or SIGFPE on a thread that is inside a handler call jumps back at once (on an
  * alternate signal stack, so that a stack overflow is caught too); anywhere else it goes to the
  * handler that was installed before (a sanitizer's) or the default action.
@@ -42,10 +43,14 @@
 #endif
 #endif
 
-#define SIG_WD         (SIGRTMIN + 7)
-#define ALTSTACK_SIZE  (64u * 1024u)
-#define RETRY_NS       (100u * 1000000u)
-#define RETRIES_LOGGED 20u
+#define SIG_WD        (SIGRTMIN + 7)
+#define ALTSTACK_SIZE (64u * 1024u)
+/* A thread not interruptible when signalled is signalled again: every RETRY_NS for the first
+ * RETRIES_FAST tries, then ten times less often. A handler spinning on a dead device spends most
+ * of its time in system calls that return at once, and is caught only when a signal lands in its
+ * own code: many tries early find that moment within a second where 100 ms took up to a minute. */
+#define RETRY_NS      (10u * 1000000u)
+#define RETRIES_FAST  200u
 
 struct ifd_tls {
     sigjmp_buf env;
@@ -81,6 +86,46 @@ const char *ifd_signal_name(int sig)
 
 /* ---- the signal handlers ---- */
 
+/* The C library's plain system-call wrappers for device I/O, which hold no lock of the library
+ * around their system call: a thread that has just returned from the system call inside one of
+ * them may leave it. A handler spinning on a dead line (libccid on a serial port that hung up)
+ * lives in these calls, which return at once, and only rarely in its own code. Found once, before
+ * any signal (install). */
+static const char *const io_wrappers[] = {"read",  "write",   "select",    "pselect",
+                                          "poll",  "ppoll",   "recv",      "send",
+                                          "ioctl", "tcdrain", "nanosleep", "clock_nanosleep"};
+#define N_WRAPPERS (sizeof(io_wrappers) / sizeof(io_wrappers[0]))
+static struct ifd_text wrapper_text[N_WRAPPERS];
+
+static void find_wrappers(void)
+{
+    void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    if (!libc)
+        return;
+    for (size_t i = 0; i < N_WRAPPERS; i++) {
+        void *f = dlsym(libc, io_wrappers[i]); /* the C library's own, not an interceptor */
+        Dl_info info;
+        const ElfW(Sym) *sym = NULL;
+        if (f && dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size)
+            wrapper_text[i] = (struct ifd_text){(uintptr_t)f, (uintptr_t)f + sym->st_size};
+    }
+    dlclose(libc);
+}
+
+bool ifd_guard_after_io_syscall(const void *at)
+{
+#if defined(__x86_64__)
+    const uint8_t *p = at;
+    uintptr_t pc = (uintptr_t)at;
+    for (size_t i = 0; i < N_WRAPPERS; i++)
+        if (pc >= wrapper_text[i].lo + 2 && pc < wrapper_text[i].hi)
+            return p[-2] == 0x0F && p[-1] == 0x05;
+#else
+    (void)at;
+#endif
+    return false;
+}
+
 /* May the thread that got SIG_WD be taken out of its call at this point? */
 static bool interruptible(const struct ifd_tls *t, const void *ucv)
 {
@@ -95,8 +140,8 @@ static bool interruptible(const struct ifd_tls *t, const void *ucv)
     if (p[0] == 0x0F && p[1] == 0x05)
         return true; /* a blocking system call the signal interrupted (to be restarted) */
     if (p[-2] == 0x0F && p[-1] == 0x05 && ax == -4 /* -EINTR */)
-        return true; /* a blocking system call the signal ended */
-    return false;
+        return true;                      /* a blocking system call the signal ended */
+    return ifd_guard_after_io_syscall(p); /* just back from an I/O wrapper's system call */
 #else
     /* Elsewhere (and under ThreadSanitizer, which delivers signals from its own code): at any
      * point of the call. */
@@ -200,6 +245,7 @@ static void install(void)
 {
     if (pthread_key_create(&altstack_key, free_altstack) != 0)
         return;
+    find_wrappers();
     if (!install_fault_handlers())
         return;
     struct sigaction sa;
@@ -283,15 +329,17 @@ static uint64_t scan_locked(uint64_t now)
                           w->lib, w->what, w->name, w->limit_ms);
             } else {
                 tries = (unsigned)((now - w->deadline_ns) / RETRY_NS);
-                if (tries == RETRIES_LOGGED)
+                if (tries >= RETRIES_FAST && !w->told) {
+                    w->told = true;
                     log_error(drv,
                               "ifd: driver %s: %s on reader '%s' cannot be interrupted (not in "
                               "the handler's code nor in a blocking system call); still trying",
                               w->lib, w->what, w->name);
+                }
             }
             atomic_store(&w->tls->kill_seq, w->seq);
             pthread_kill(w->thread, SIG_WD);
-            w->retry_ns = now + (tries < RETRIES_LOGGED ? RETRY_NS : 10u * RETRY_NS);
+            w->retry_ns = now + (tries < RETRIES_FAST ? RETRY_NS : 10u * RETRY_NS);
         }
         if (w->active && w->retry_ns < next)
             next = w->retry_ns;
@@ -408,6 +456,7 @@ enum ifd_call_end ifd_guard_call(struct ifd_watch *w, uint32_t limit_ms, const c
         pthread_mutex_lock(&w->mu);
         w->active = true;
         w->fired = false;
+        w->told = false;
         w->deadline_ns = w->retry_ns = deadline;
         w->thread = pthread_self();
         w->tls = t;

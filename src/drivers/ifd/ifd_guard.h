@@ -24,6 +24,7 @@ struct ifd_watch {
     pthread_mutex_t mu; /* guards what follows */
     bool active;        /* a call is running */
     bool fired;         /* the current call passed its deadline */
+    bool told;          /* "cannot be interrupted" logged for the current call */
     uint64_t deadline_ns, retry_ns;
     pthread_t thread; /* the calling thread */
     struct ifd_tls *tls;
@@ -70,5 +71,10 @@ void ifd_guard_host_leave(void);
 struct ifd_text ifd_text_of(const void *sym);
 
 const char *ifd_signal_name(int sig);
+
+/* Is pc just after the system call instruction of one of the C library's I/O wrappers (read,
+ * select, poll...), where the watchdog may take a thread out of a handler call? (After
+ * ifd_guard_init; exposed for the tests.) */
+bool ifd_guard_after_io_syscall(const void *pc);
 
 #endif

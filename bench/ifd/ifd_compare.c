@@ -394,8 +394,10 @@ int main(int argc, char **argv)
     SCardReleaseContext(ctx);
     int failed = 0;
     static const int clients[] = {1, 2, 8};
+    const char *only = getenv("IFD_COMPARE_CLIENTS"); /* e.g. "2": that row alone */
     for (size_t i = 0; i < 3; i++)
-        failed |= apdu_row(argv[2], argv[3], clients[i], seconds);
+        if (!only || (int)strtol(only, NULL, 10) == clients[i])
+            failed |= apdu_row(argv[2], argv[3], clients[i], seconds);
     card_stop(&c1);
     event_rows(port, argv[3], trials);
     card_stop(&c0);

@@ -9,7 +9,8 @@
 #   bench/ifd/ifd_compare.sh [BUILDDIR]      (default build/release)
 # Environment: BENCH_SECONDS per APDU row (default 3), BENCH_TRIALS insertions/removals (default 30),
 # IFD_OPTS appended to scrm's ifd: device string (e.g. ",watchdog=0"), IFD_COMPARE_SCRMD another
-# scrmd binary (an older build, for before/after figures).
+# scrmd binary (an older build, for before/after figures), IFD_COMPARE_CLIENTS=N only the APDU row
+# of N clients (1, 2 or 8).
 # Besides rates and latencies it prints, per APDU, the voluntary context switches (a thread blocked)
 # and CPU time of each daemon
 # (all its threads) and of the client process (clients + card): counts that do not depend on the
@@ -83,6 +84,8 @@ def row(name, a, b, better_high):
     print(f'| {name:34} | {a:10.2f} | {b:10.2f} | {r:9.2f}x |')
 for n in ('1', '2', '8'):
     k = ('apdu', n)
+    if k not in s or k not in p:
+        continue  # IFD_COMPARE_CLIENTS chose another row
     row(f'APDU/s, {n} client(s)', s[k]['rate'], p[k]['rate'], True)
     row(f'APDU p50 us, {n} client(s)', s[k]['p50_us'], p[k]['p50_us'], False)
     row(f'APDU p99 us, {n} client(s)', s[k]['p99_us'], p[k]['p99_us'], False)

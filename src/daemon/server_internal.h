@@ -48,7 +48,10 @@
 struct rm;
 
 #define SRV_LISTEN_BACKLOG SOMAXCONN
-#define SRV_LINGER_US      200u /* a worker waits this long for the same client's next request */
+/* A worker waits this long for the same client's next request (cut short when jobs queue with no
+ * thread free for them: srv_pool_starve_fd). Long enough for a client that shares the CPU with
+ * others to get its turn: 200 us lost most lingers with 2 clients on 2 cores (docs/ifd.md). */
+#define SRV_LINGER_US      2000u
 #define SRV_READ_BUDGET    (64u * 1024u) /* bytes the loop reads from one client per wake-up */
 
 /* ---- Worker pool (server_pool.c) --------------------------------------------------------------
@@ -60,17 +63,20 @@ struct srv_job {
 
 #define SRV_POOL_IDLE_MS 30000u /* an idle worker leaves after this (the last one stays) */
 
+struct srv_worker;
 struct srv_pool {
     scrm_mutex lock;
-    scrm_cond work;    /* a job was queued, or stop (monotonic clock) */
-    scrm_cond drained; /* a thread finished its job or left */
-    struct srv_job *head, *tail;
+    scrm_cond drained;             /* a thread finished its job or left */
+    struct srv_job *head, *tail;   /* jobs that found no idle thread */
+    struct srv_worker *idle_first; /* idle threads, the most recently idle first */
     unsigned threads, idle, running, queued;
     unsigned held; /* jobs parked outside the queue that will be submitted (srv_pool_hold) */
     unsigned max;  /* cap on threads, 0 = none */
     unsigned peak; /* most threads at once */
     bool stop;
     bool create_failed; /* the last pthread_create failed (logged once) */
+    bool starved;       /* starve_fd is signalled */
+    int starve_fd;      /* eventfd, readable while a job waits with no thread free for it */
     pthread_t *dead;    /* threads that left, to join */
     unsigned n_dead, dead_cap;
 };
@@ -80,6 +86,10 @@ SCRM_MUST_CHECK int srv_pool_init(struct srv_pool *p, unsigned max_threads);
 /* Queue a job; starts a thread if none is free and the cap allows (if that fails, the job waits
  * for a running thread). */
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
+/* A descriptor that is readable while a queued job finds no thread free for it (cap reached or
+ * no thread could be started): a worker lingering for a client's next request polls it too and
+ * lets go at once. */
+int srv_pool_starve_fd(struct srv_pool *p);
 /* Current and peak number of threads. */
 void srv_pool_stats(struct srv_pool *p, unsigned *threads, unsigned *peak);
 /* A job parked outside the pool (a teardown waiting for a busy reader) will be submitted later:

@@ -664,7 +664,8 @@ bool pcl_take_next(struct session *s)
         return false;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (bool first = true;; first = false) {
-        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+        struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN},
+                                {.fd = srv_pool_starve_fd(&s->srv->pool), .events = POLLIN}};
         struct timespec left = {0, 0};
         const uint8_t *msg;
         const char *why = NULL;
@@ -680,8 +681,8 @@ bool pcl_take_next(struct session *s)
         if (left_ns <= 0)
             return false;
         left.tv_nsec = left_ns;
-        if (ppoll(&pfd, 1, &left, NULL) != 1 || pfd.revents != POLLIN)
-            return false;
+        if (ppoll(pfd, 2, &left, NULL) != 1 || pfd[0].revents != POLLIN)
+            return false; /* nothing, a hang-up, or another job needs this thread */
         if (first && (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
                       (pcl_cmd_run(h.command) != PCL_RUN_POOL &&
                        (pcl_cmd_run(h.command) != PCL_RUN_READ || s->pcl->minor >= 6))))

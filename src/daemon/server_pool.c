@@ -1,7 +1,8 @@
 /*
  * The server's worker pool: a FIFO of jobs served by threads started on demand, at most
- * `max_threads` (scrmd.conf; 0 = no cap). A job that finds no idle thread free for it starts one
- * while under the cap; otherwise it waits in the FIFO for the next free thread. A thread idle for
+ * `max_threads` (scrmd.conf; 0 = no cap). A job goes straight to the most recently idle thread;
+ * one that finds none starts a thread while under the cap, otherwise it waits in the FIFO for the
+ * next free thread. A thread idle for
  * SRV_POOL_IDLE_MS leaves, except the last one, so the pool shrinks back after a burst and a job
  * always has a thread to run it even when no new thread can be created (failure to create one
  * is logged and only means less parallelism).
@@ -15,17 +16,79 @@
  * it), so a busy or hung reader holds one worker (the one running its request), not one per
  * waiting or leaving client. A job waits only for the driver of the reader it runs a request on.
  *
+ * A worker that has finished a job may linger a little for its client's next request (server
+ * sessions); while a job waits with no thread free for it, `starve_fd` is readable and lingering
+ * workers give up at once, so a linger never delays another client beyond the thread it holds.
+ *
  * Threads are detached from bookkeeping by themselves: a leaving thread records its id on the
  * `dead` list, which the next submit (or the final destroy) joins outside the lock.
  */
 #include <errno.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "daemon/server_internal.h"
+
+/* One thread. An idle one waits on its own semaphore, not on the pool lock: srv_pool_submit hands
+ * it the job directly (and counts it running), so a wake-up costs one futex wake and one wait, and
+ * the woken thread runs the job without taking the pool lock first. */
+struct srv_worker {
+    struct srv_pool *pool;
+    sem_t wake;
+    _Atomic(struct srv_job *) job;  /* handed by srv_pool_submit (release; the semaphore may
+                                      * not be an acquire for every checker: TSan) */
+    struct srv_worker *next, *prev; /* the idle list */
+    bool listed;                    /* on the idle list */
+};
+
+/* Signal or clear starve_fd to match the queue; p->lock held. */
+static void update_starved(struct srv_pool *p) SCRM_REQUIRES(p->lock)
+{
+    scrm_mutex_assert_held(&p->lock);
+    /* More jobs queued than threads not running one (idle, or just started). */
+    bool starved = p->queued > p->threads - p->running;
+    uint64_t v = 1;
+    if (starved == p->starved || p->starve_fd < 0)
+        return;
+    p->starved = starved;
+    if (starved)
+        SCRM_IGNORE(write(p->starve_fd, &v, sizeof v), "an eventfd write cannot fail here");
+    else
+        SCRM_IGNORE(read(p->starve_fd, &v, sizeof v), "non-blocking; empties the counter");
+}
+
+static void idle_push(struct srv_pool *p, struct srv_worker *w) SCRM_REQUIRES(p->lock)
+{
+    scrm_mutex_assert_held(&p->lock);
+    w->prev = NULL;
+    w->next = p->idle_first;
+    if (w->next)
+        w->next->prev = w;
+    p->idle_first = w;
+    w->listed = true;
+    p->idle++;
+}
+
+static void idle_unlink(struct srv_pool *p, struct srv_worker *w) SCRM_REQUIRES(p->lock)
+{
+    scrm_mutex_assert_held(&p->lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        p->idle_first = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+    w->listed = false;
+    p->idle--;
+}
 
 /* Record the calling thread as gone; p->lock held. */
 static void thread_leaving(struct srv_pool *p) SCRM_REQUIRES(p->lock)
@@ -47,33 +110,74 @@ static void thread_leaving(struct srv_pool *p) SCRM_REQUIRES(p->lock)
     scrm_cond_broadcast(&p->drained);
 }
 
+/* Wait idle for a handed job, up to SRV_POOL_IDLE_MS; p->lock held on entry and on return. The
+ * job (counted running by the submitter), or NULL: woken by stop, or idle long enough. */
+static struct srv_job *wait_idle(struct srv_pool *p, struct srv_worker *w, bool *expired)
+    SCRM_REQUIRES(p->lock)
+{
+    scrm_mutex_assert_held(&p->lock);
+    struct timespec dl;
+    struct srv_job *job;
+    int rc;
+
+    idle_push(p, w);
+    scrm_mutex_unlock(&p->lock);
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += SRV_POOL_IDLE_MS / 1000u;
+    dl.tv_nsec += (long)(SRV_POOL_IDLE_MS % 1000u) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    do
+        rc = sem_clockwait(&w->wake, CLOCK_MONOTONIC, &dl);
+    while (rc != 0 && errno == EINTR);
+    *expired = rc != 0;
+    job = rc == 0 ? atomic_exchange_explicit(&w->job, NULL, memory_order_acquire) : NULL;
+    if (job) { /* the common case: handed a job, no pool lock needed to take it */
+        scrm_mutex_lock(&p->lock);
+        return job;
+    }
+    scrm_mutex_lock(&p->lock);
+    if (w->listed) { /* nobody handed anything: timed out */
+        idle_unlink(p, w);
+        return NULL;
+    }
+    if (rc != 0) /* handed something just as the wait ended: take the post that goes with it */
+        while (sem_wait(&w->wake) != 0 && errno == EINTR) {
+        }
+    *expired = false;
+    return atomic_exchange_explicit(&w->job, NULL, memory_order_acquire); /* NULL: destroy */
+}
+
 static void *worker_main(void *arg)
 {
-    struct srv_pool *p = arg;
+    struct srv_worker *w = arg;
+    struct srv_pool *p = w->pool;
+    struct srv_job *job = NULL;
 
     scrm_mutex_lock(&p->lock);
     for (;;) {
-        struct srv_job *job;
-        while (!p->head && !p->stop) {
-            struct timespec dl = scrm_deadline_ms(SRV_POOL_IDLE_MS);
-            int rc;
-            p->idle++;
-            rc = scrm_cond_timedwait(&p->work, &p->lock, &dl);
-            p->idle--;
-            if (rc == ETIMEDOUT && !p->head && p->threads > 1) {
-                thread_leaving(p); /* idle long enough, and not the last one */
-                scrm_mutex_unlock(&p->lock);
-                return NULL;
+        bool expired = false;
+        if (p->head) {
+            job = p->head;
+            p->queued--;
+            p->head = job->next;
+            if (!p->head)
+                p->tail = NULL;
+            p->running++;
+            if (p->starved)
+                update_starved(p);
+        } else if (p->stop) {
+            break;
+        } else {
+            job = wait_idle(p, w, &expired);
+            if (!job) {
+                if (expired && !p->head && p->threads > 1)
+                    break; /* idle long enough, and not the last one */
+                continue;
             }
         }
-        if (!p->head) /* stop, and nothing left */
-            break;
-        job = p->head;
-        p->queued--;
-        p->head = job->next;
-        if (!p->head)
-            p->tail = NULL;
-        p->running++;
         scrm_mutex_unlock(&p->lock);
         job->fn(job);
         scrm_mutex_lock(&p->lock);
@@ -82,6 +186,8 @@ static void *worker_main(void *arg)
     }
     thread_leaving(p);
     scrm_mutex_unlock(&p->lock);
+    sem_destroy(&w->wake);
+    free(w);
     return NULL;
 }
 
@@ -90,8 +196,16 @@ static bool start_thread(struct srv_pool *p) SCRM_REQUIRES(p->lock)
 {
     scrm_mutex_assert_held(&p->lock);
     pthread_t t;
-    int rc = pthread_create(&t, NULL, worker_main, p);
+    struct srv_worker *w = calloc(1, sizeof *w);
+    int rc = ENOMEM;
+    if (w && sem_init(&w->wake, 0, 0) == 0) {
+        w->pool = p;
+        rc = pthread_create(&t, NULL, worker_main, w);
+        if (rc != 0)
+            sem_destroy(&w->wake);
+    }
     if (rc != 0) {
+        free(w);
         if (!p->create_failed) /* once per episode, not once per job */
             log_warn(ipc,
                      "cannot start another worker thread (%u running): %s; jobs wait for "
@@ -112,11 +226,12 @@ int srv_pool_init(struct srv_pool *p, unsigned max_threads)
     int rc;
     memset(p, 0, sizeof *p);
     p->max = max_threads;
-    scrm_mutex_init(&p->lock);
-    if (scrm_cond_init(&p->work) != 0)
+    p->starve_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->starve_fd < 0)
         return -1;
+    scrm_mutex_init(&p->lock);
     if (scrm_cond_init(&p->drained) != 0) {
-        scrm_cond_destroy(&p->work);
+        close(p->starve_fd);
         return -1;
     }
     scrm_mutex_lock(&p->lock);
@@ -144,21 +259,33 @@ static void reap(struct srv_pool *p)
 
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
 {
+    struct srv_worker *w;
     bool dead;
 
     job->next = NULL;
     scrm_mutex_lock(&p->lock);
-    if (p->tail)
-        p->tail->next = job;
-    else
-        p->head = job;
-    p->tail = job;
-    /* Idle threads already signalled for earlier jobs are not free: count queued jobs. */
-    if (++p->queued > p->idle && (!p->max || p->threads < p->max))
-        (void)start_thread(p); /* on failure the job waits for a running thread */
-    scrm_cond_signal(&p->work);
+    w = p->idle_first;
+    if (w) { /* the most recently idle thread (warm): hand it the job */
+        idle_unlink(p, w);
+        atomic_store_explicit(&w->job, job, memory_order_release);
+        p->running++;
+    } else {
+        if (p->tail)
+            p->tail->next = job;
+        else
+            p->head = job;
+        p->tail = job;
+        p->queued++;
+        if (!p->max || p->threads < p->max)
+            (void)start_thread(p); /* on failure the job waits for a running thread */
+        /* No thread free for it even now (cap, or none could start): lingering workers let
+         * go. A spurious signal only ends a linger early. */
+        update_starved(p);
+    }
     dead = p->n_dead > 0;
     scrm_mutex_unlock(&p->lock);
+    if (w) /* w cannot leave before it has taken the job: counted running, not listed */
+        sem_post(&w->wake);
     if (dead)
         reap(p);
 }
@@ -186,6 +313,11 @@ void srv_pool_drain(struct srv_pool *p)
     scrm_mutex_unlock(&p->lock);
 }
 
+int srv_pool_starve_fd(struct srv_pool *p)
+{
+    return p->starve_fd;
+}
+
 void srv_pool_stats(struct srv_pool *p, unsigned *threads, unsigned *peak)
 {
     scrm_mutex_lock(&p->lock);
@@ -200,12 +332,17 @@ void srv_pool_destroy(struct srv_pool *p)
     while (p->head || p->running || p->held)
         scrm_cond_wait(&p->drained, &p->lock);
     p->stop = true;
-    scrm_cond_broadcast(&p->work);
+    while (p->idle_first) { /* wake every idle thread with no job: they leave */
+        struct srv_worker *w = p->idle_first;
+        idle_unlink(p, w);
+        sem_post(&w->wake);
+    }
     while (p->threads > 0)
         scrm_cond_wait(&p->drained, &p->lock);
     scrm_mutex_unlock(&p->lock);
     reap(p);
-    scrm_cond_destroy(&p->work);
     scrm_cond_destroy(&p->drained);
     scrm_mutex_destroy(&p->lock);
+    close(p->starve_fd);
+    p->starve_fd = -1;
 }

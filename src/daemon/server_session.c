@@ -191,8 +191,9 @@ static void gone_job(struct srv_job *job)
      * hung reader that leaves holds no worker). */
     rm_thread_nowait(true);
     rm_thread_nowait_reader(true);
-    session_free_wait(s); /* O(the client's entries), off the loop thread */
-    pcl_session_end(s);   /* a pcsc-lite request parked for a transaction */
+    rm_thread_park_turn(NULL); /* a leaving client takes a free reader at once */
+    session_free_wait(s);      /* O(the client's entries), off the loop thread */
+    pcl_session_end(s);        /* a pcsc-lite request parked for a transaction */
     for (;;) {
         bool parked;
         scrm_mutex_lock(&s->park_lock);
@@ -508,7 +509,8 @@ static const char *conversation_error(struct session *s, uint16_t cmd)
 
 /*
  * A client in a request loop (APDU after APDU) sends its next request as soon as it has the reply.
- * Wait for it a short, bounded while (SRV_LINGER_US) and, when it is a complete, valid request for
+ * Wait for it a short, bounded while (SRV_LINGER_US, less when the pool has a job waiting for a
+ * thread) and, when it is a complete, valid request for
  * the pool, take it on this worker: that saves the loop thread's wake-up, two epoll_ctl calls and
  * the hand-off to a worker per request. Anything else (a loop command, a message not complete yet,
  * a bad one, a hang-up) stays in the socket for the loop thread, which sees it once the session is
@@ -516,7 +518,8 @@ static const char *conversation_error(struct session *s, uint16_t cmd)
  */
 static bool take_next_request(struct session *s)
 {
-    struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+    struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN},
+                            {.fd = srv_pool_starve_fd(&s->srv->pool), .events = POLLIN}};
     struct timespec linger = {.tv_sec = 0, .tv_nsec = SRV_LINGER_US * 1000L};
     struct ipc_hdr h;
     uint8_t *msg;
@@ -525,8 +528,8 @@ static bool take_next_request(struct session *s)
     scrm_mutex_lock(&s->lock);
     ok = !s->closing && s->out_len == s->out_off;
     scrm_mutex_unlock(&s->lock);
-    if (!ok || ppoll(&pfd, 1, &linger, NULL) != 1 || pfd.revents != POLLIN)
-        return false;
+    if (!ok || ppoll(pfd, 2, &linger, NULL) != 1 || pfd[0].revents != POLLIN)
+        return false; /* nothing, a hang-up, or another job needs this thread */
     if (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
         h.size < sizeof h || h.size > IPC_MSG_MAX || srv_cmd_run(h.cmd) != SRV_POOL)
         return false;
@@ -643,6 +646,7 @@ static void request_job(struct srv_job *job)
      * reader. */
     rm_thread_nowait(s->nowait);
     rm_thread_nowait_reader(true);
+    rm_thread_park_turn(&s->park); /* first come, first served on a busy reader */
     scrm_mutex_lock(&s->lock);
     s->parked = false; /* woken, if it was */
     closing = s->closing;
@@ -657,8 +661,10 @@ static void request_job(struct srv_job *job)
         }
         if (s->park_req && !closing) {
             bool drop;
-            if (park_request(s, &drop))
+            if (park_request(s, &drop)) {
+                rm_thread_park_turn(NULL);
                 return; /* the session stays busy; park_fired brings the request back */
+            }
             if (!drop)
                 continue; /* the reader is free now: again */
             closing = true;
@@ -671,6 +677,7 @@ static void request_job(struct srv_job *job)
         if (closing || !(s->front == SRV_FRONT_PCSCLITE ? pcl_take_next(s) : take_next_request(s)))
             break;
     }
+    rm_thread_park_turn(NULL); /* s may be gone once job_done has let it go */
     job_done(s);
 }
 

@@ -245,7 +245,7 @@ static scard_rc conn_enter(struct rm_conn *c, bool marks, uint64_t deadline_ns)
         if (rm_thread_nowait_reader_on()) {
             /* Another request runs on the reader: the caller parks this one instead of its
              * thread (rm_reader_idle_wait). */
-            if (!rm_seq_trylock(r)) {
+            if (!rm_seq_try_turn(r)) {
                 snprintf(tl_busy_reader, sizeof(tl_busy_reader), "%s", r->name);
                 return RM_READER_BUSY;
             }
@@ -607,7 +607,7 @@ scard_rc rm_end_transaction(struct rm *rm, uint64_t card, uint32_t disposition)
     scrm_mutex_unlock(&r->lock);
     if (!rc && disposition != SCARD_LEAVE_CARD) {
         if (rm_thread_nowait_reader_on()) {
-            if (!rm_seq_trylock(r)) { /* the reader is busy: nothing done, the caller parks */
+            if (!rm_seq_try_turn(r)) { /* the reader is busy: nothing done, the caller parks */
                 snprintf(tl_busy_reader, sizeof(tl_busy_reader), "%s", r->name);
                 conn_put(c);
                 return RM_READER_BUSY;

@@ -409,6 +409,9 @@ void rm_conns_free_all(struct rm *rm);
  * threads that must not wait (rm_thread_nowait_reader). */
 void rm_seq_lock(struct rm_reader *r) SCRM_ACQUIRE(r->seq_lock);
 bool rm_seq_trylock(struct rm_reader *r) SCRM_TRY_ACQUIRE(true, r->seq_lock);
+/* rm_seq_trylock for a nowait thread, first come first served (rm_thread_park_turn): false also
+ * when the lock is free but requests parked or woken before this one are waiting for it. */
+bool rm_seq_try_turn(struct rm_reader *r) SCRM_TRY_ACQUIRE(true, r->seq_lock);
 void rm_seq_unlock(struct rm_reader *r) SCRM_RELEASE(r->seq_lock);
 /* The reader left: wake every parked request (they retry and find it gone). */
 void rm_park_wake_all(struct rm_reader *r);

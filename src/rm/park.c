@@ -23,10 +23,16 @@
 #include "rm/internal.h"
 
 static _Thread_local bool tl_nowait_reader;
+static _Thread_local struct rm_idle_wait *tl_turn;
 
 void rm_thread_nowait_reader(bool on)
 {
     tl_nowait_reader = on;
+}
+
+void rm_thread_park_turn(struct rm_idle_wait *w)
+{
+    tl_turn = w;
 }
 
 bool rm_thread_nowait_reader_on(void)
@@ -42,6 +48,23 @@ void rm_seq_lock(struct rm_reader *r) SCRM_NO_THREAD_SAFETY_ANALYSIS
 bool rm_seq_trylock(struct rm_reader *r) SCRM_NO_THREAD_SAFETY_ANALYSIS
 {
     return scrm_mutex_trylock(&r->seq_lock);
+}
+
+bool rm_seq_try_turn(struct rm_reader *r) SCRM_NO_THREAD_SAFETY_ANALYSIS
+{
+    struct rm_idle_wait *t = tl_turn;
+    if (!scrm_mutex_trylock(&r->seq_lock))
+        return false;
+    if (!t)
+        return true;
+    scrm_mutex_lock(&r->lock); /* after seq_lock, as every holder of both */
+    bool queue = atomic_load(&r->n_parked) > 0 || r->park_inflight > 0;
+    bool mine = t->r == r && !t->linked; /* woken here: its turn */
+    scrm_mutex_unlock(&r->lock);
+    if (!queue || mine)
+        return true;
+    rm_seq_unlock(r); /* wakes the first parked one if nobody holds the turn */
+    return false;
 }
 
 /* Is the sequence lock free? A trylock and release under r->lock (a trylock never waits, so the
@@ -111,6 +134,7 @@ bool rm_reader_idle_wait(struct rm *rm, const char *name, struct rm_idle_wait *w
     w->fn = fn;
     scrm_mutex_lock(&r->lock);
     bool parked = false;
+    struct rm_idle_wait *woken = NULL;
     if (!r->gone) {
         if (again) {
             r->park_inflight--;
@@ -134,17 +158,26 @@ bool rm_reader_idle_wait(struct rm *rm, const char *name, struct rm_idle_wait *w
         atomic_fetch_add(&r->n_parked, 1);
         atomic_thread_fence(memory_order_seq_cst);
         parked = !seq_free_locked(r);
-        if (!parked) {
+        if (!parked && again) {
             unlink_locked(r, w);
-            if (again)
-                r->park_inflight++; /* still this request's turn: it retries at once */
+            r->park_inflight++; /* still this request's turn: it retries at once */
+        } else if (!parked) {
+            /* Free, but others may be first: the head gets the turn (this request if it is the
+             * head), unless a woken one holds it already and will pass it on. */
+            woken = next_turn_locked(r);
+            parked = woken != w;
+            if (!parked)
+                woken = NULL; /* this request's turn: it retries at once, in flight */
+            again = !parked;
         }
     }
-    /* Parked, or still in flight after a wake-up: w keeps its reference. */
+    /* Parked, or in flight (woken, or given the turn here): w keeps its reference. */
     w->r = parked || again ? r : NULL;
     scrm_mutex_unlock(&r->lock);
     if (!parked && !again)
         rm_reader_unref(r);
+    if (woken)
+        woken->fn(woken);
     return parked;
 }
 

@@ -289,7 +289,8 @@ SCRM_MUST_CHECK bool rm_reader_tx_free(struct rm *rm, const char *name);
  * request instead of a thread:
  *
  *   rm_reader_idle_wait(rm, name, w, fn): false if the reader is free now (or unknown, or gone):
- *     retry at once. true: parked; fn(w) is called once, on the thread that frees the reader
+ *     retry at once (the turn is w's if others are parked: end the retry with
+ *     rm_reader_idle_done as for a wake-up). true: parked; fn(w) is called once, on the thread that frees the reader
  *     (with no rm lock held: it must only queue the retry), or when the reader leaves.
  *   rm_reader_idle_done(w): the retry of a request woken by fn has ended (whatever its result,
  *     unless it parked again with rm_reader_idle_wait on the same w). Required: woken requests
@@ -310,6 +311,12 @@ struct rm_idle_wait {
     bool linked;
 };
 void rm_thread_nowait_reader(bool on);
+/* First come, first served (scrmd's request jobs): the requests of this thread are the ones w
+ * parks. A reader with requests parked, or woken and not yet through, is busy for them unless w
+ * itself holds the turn, so a client whose next request comes at once cannot overtake the
+ * requests waiting for the reader. NULL (the default) for requests that may take a free reader
+ * whatever is parked on it (a client's teardown). */
+void rm_thread_park_turn(struct rm_idle_wait *w);
 bool rm_reader_idle_wait(struct rm *rm, const char *name, struct rm_idle_wait *w,
                          void (*fn)(struct rm_idle_wait *w));
 void rm_reader_idle_done(struct rm_idle_wait *w);

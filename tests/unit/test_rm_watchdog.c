@@ -243,16 +243,35 @@ static void test_busy_reader_parks(void **state)
     assert_int_equal(hc.rc, SCARD_E_CANCELLED);
     assert_true(parked_wait(&pb, 1));
     assert_int_equal(parked_count(&pc), 0); /* one at a time */
+    /* first come, first served: the reader is free, but a newcomer finds it busy while the
+     * woken request has the turn, and parks behind the one still parked */
+    struct parked pz = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    rm_thread_park_turn(&pz.w);
+    n = sizeof(resp);
+    assert_int_equal(rm_transmit(t->rm, a, 0, select_mf, sizeof(select_mf), resp, &n, NULL),
+                     RM_READER_BUSY);
+    assert_true(rm_reader_idle_wait(t->rm, R1, &pz.w, parked_fired));
+    rm_thread_park_turn(&pb.w);
     n = sizeof(resp);
     assert_int_equal(rm_transmit(t->rm, b, 0, select_mf, sizeof(select_mf), resp, &n, NULL),
                      SCARD_S_SUCCESS);
     rm_reader_idle_done(&pb.w);
     assert_true(parked_wait(&pc, 1)); /* its turn now */
+    assert_int_equal(parked_count(&pz), 0);
+    rm_thread_park_turn(&pc.w);
     assert_int_equal(rm_disconnect(t->rm, c, SCARD_RESET_CARD), SCARD_S_SUCCESS);
     rm_reader_idle_done(&pc.w);
     assert_false(rm_card_reader_name(t->rm, c, rname, sizeof(rname)));
-    /* a free reader parks nobody */
+    assert_true(parked_wait(&pz, 1)); /* the newcomer last */
+    rm_thread_park_turn(&pz.w);
+    n = sizeof(resp);
+    assert_int_equal(rm_transmit(t->rm, a, 0, select_mf, sizeof(select_mf), resp, &n, NULL),
+                     SCARD_W_RESET_CARD); /* it ran: c's disconnect reset the card */
+    rm_reader_idle_done(&pz.w);
+    /* a free reader parks nobody: the request goes at once (and says when it is through) */
     assert_false(rm_reader_idle_wait(t->rm, R1, &px.w, parked_fired));
+    rm_reader_idle_done(&px.w);
+    rm_thread_park_turn(NULL);
     rm_thread_nowait_reader(false);
     assert_int_equal(parked_count(&pb), 1);
     assert_int_equal(parked_count(&px), 0);

@@ -238,7 +238,6 @@ void srv_spy_init(struct srv *srv)
     scrm_mutex_lock(&hub.lock);
     hub.srv = srv;
     scrm_mutex_unlock(&hub.lock);
-    rm_set_trace(srv->rm, spy_ioctl, &hub);
 }
 
 void srv_spy_destroy(struct srv *srv)
@@ -267,6 +266,8 @@ void srv_spy_forget(struct session *s)
         drop = s;
         hub.v[i] = hub.v[--hub.n];
         atomic_fetch_sub(&hub.live, 1);
+        if (!hub.n && hub.srv) /* the last spy: IOCTLs go untraced again (no cost) */
+            rm_set_trace(hub.srv->rm, NULL, NULL);
         break;
     }
     scrm_mutex_unlock(&hub.lock);
@@ -301,6 +302,8 @@ void cmd_SPY(struct session *s, const struct ipc_hdr *h, const uint8_t *fixed, c
         session_ref(s);
         grown[hub.n++] = (struct spy){.s = s, .pins = req.flags & IPC_SPY_PINS};
         atomic_fetch_add(&hub.live, 1);
+        if (hub.n == 1) /* the first spy: the rm reports every IOCTL from now on */
+            rm_set_trace(s->srv->rm, spy_ioctl, &hub);
     }
     scrm_mutex_unlock(&hub.lock);
     if (!grown) {

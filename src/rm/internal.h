@@ -308,6 +308,7 @@ struct rm {
     scrm_mutex trace_lock;
     rm_trace_fn trace_fn SCRM_GUARDED_BY(trace_lock);
     void *trace_user SCRM_GUARDED_BY(trace_lock);
+    atomic_bool tracing; /* trace_fn is set: read without the lock on every IOCTL */
 
     struct rm_pool pool;
     struct rm_timers timers;

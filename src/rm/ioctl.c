@@ -128,6 +128,14 @@ static void report(struct rm_reader *r, struct rm_trace_entry *e)
     e->line = NULL; /* it pointed into this frame */
 }
 
+/* Is anyone looking at IOCTLs (a trace callback, or the ioctl log at info)? Most of the time
+ * nobody: then an IOCTL formats nothing and takes no lock for its report. */
+static bool watched(const struct rm_reader *r)
+{
+    return atomic_load_explicit(&r->rm->tracing, memory_order_relaxed) ||
+           scrm_log_enabled(SCRM_LOG_CAT_ioctl, SCRM_LOG_info);
+}
+
 static void fill_names(struct rm_trace_entry *e, uint32_t code, smc_status st)
 {
     e->code = code;
@@ -154,6 +162,8 @@ smc_status rm_ioctl(struct rm_reader *r, uint32_t code, const void *in, size_t i
     rm_watchdog_leave(&r->rm->watchdog, &wd);
     if (returned)
         *returned = ret;
+    if (!watched(r))
+        return st;
 
     struct rm_trace_entry e = {0};
     char abuf[96];
@@ -170,6 +180,8 @@ smc_status rm_ioctl_async(struct rm_reader *r, uint32_t code, smc_completion_fn 
 {
     uint64_t t0 = scrm_now_ns();
     smc_status st = smc_ioctl_async(r->h, code, NULL, 0, NULL, 0, done, user, req_id);
+    if (!watched(r))
+        return st;
     struct rm_trace_entry e = {0};
     fill_names(&e, code, st);
     e.usec = (scrm_now_ns() - t0) / 1000u;
@@ -179,6 +191,8 @@ smc_status rm_ioctl_async(struct rm_reader *r, uint32_t code, smc_completion_fn 
 
 void rm_trace_completion(struct rm_reader *r, uint32_t code, smc_status st, uint64_t posted_ns)
 {
+    if (!watched(r))
+        return;
     struct rm_trace_entry e = {0};
     fill_names(&e, code, st);
     e.usec = (scrm_now_ns() - posted_ns) / 1000u;

@@ -197,5 +197,6 @@ void rm_set_trace(struct rm *rm, rm_trace_fn fn, void *user)
     scrm_mutex_lock(&rm->trace_lock);
     rm->trace_fn = fn;
     rm->trace_user = user;
+    atomic_store(&rm->tracing, fn != NULL);
     scrm_mutex_unlock(&rm->trace_lock);
 }

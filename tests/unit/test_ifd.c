@@ -274,6 +274,16 @@ static void test_state_rules(void **state)
     smc_close(h);
 }
 
+/* Cold reset and T=1 on a fake reader's card, both of which must succeed. */
+static void power_t1(struct smc_handle *h)
+{
+    uint8_t atr[40];
+    size_t n;
+    uint32_t sel;
+    assert_int_equal(smc_power(h, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
+    assert_int_equal(smc_set_protocol(h, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
+}
+
 static void test_control_codes_and_garbage(void **state)
 {
     struct fixture *f = new_fixture("");
@@ -304,9 +314,7 @@ static void test_control_codes_and_garbage(void **state)
     assert_int_equal(code, 0x42000000u + 2049);
     /* garbage lengths are refused, and the reader goes on working */
     uint8_t atr[40];
-    uint32_t sel;
-    assert_int_equal(smc_power(h, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
-    assert_int_equal(smc_set_protocol(h, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
+    power_t1(h);
     fake.fault(FAKE_GARBAGE_LEN);
     assert_int_equal(transmit(h, SCARD_PROTOCOL_T1, &n), STATUS_IO_DEVICE_ERROR);
     assert_int_equal(smc_ioctl(h, 0x42330012u, NULL, 0, out, sizeof(out), &n),
@@ -314,8 +322,7 @@ static void test_control_codes_and_garbage(void **state)
     fake.fault(FAKE_LONG_ATR);
     assert_int_equal(smc_power(h, SCARD_WARM_RESET, atr, sizeof(atr), &n), STATUS_IO_DEVICE_ERROR);
     fake.fault(FAKE_OK);
-    assert_int_equal(smc_power(h, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
-    assert_int_equal(smc_set_protocol(h, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
+    power_t1(h);
     assert_int_equal(transmit(h, SCARD_PROTOCOL_T1, &n), STATUS_SUCCESS);
     smc_close(h);
 }
@@ -332,11 +339,8 @@ static void hung_call(void **state, int how, const char *never)
     assert_int_equal(smc_add_device(f->ctx, f->dev), STATUS_SUCCESS);
     struct smc_handle *h;
     assert_int_equal(smc_open(f->ctx, "ifd:fake", &h), STATUS_SUCCESS);
-    uint8_t atr[40];
     size_t n;
-    uint32_t sel;
-    assert_int_equal(smc_power(h, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
-    assert_int_equal(smc_set_protocol(h, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
+    power_t1(h);
     struct test_log_capture cap;
     test_log_capture_start(&cap);
     fake.fault(how);
@@ -435,13 +439,9 @@ static void test_crash_contained(void **state)
     struct smc_handle *ha, *hb;
     assert_int_equal(smc_open(f->ctx, "ifd:crash", &ha), STATUS_SUCCESS);
     assert_int_equal(smc_open(f->ctx, "ifd:fake", &hb), STATUS_SUCCESS);
-    uint8_t atr[40];
     size_t n;
-    uint32_t sel;
-    assert_int_equal(smc_power(ha, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
-    assert_int_equal(smc_set_protocol(ha, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
-    assert_int_equal(smc_power(hb, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
-    assert_int_equal(smc_set_protocol(hb, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
+    power_t1(ha);
+    power_t1(hb);
     assert_int_equal(transmit(ha, SCARD_PROTOCOL_T1, &n), STATUS_SUCCESS);
     struct test_log_capture cap;
     test_log_capture_start(&cap);
@@ -577,11 +577,9 @@ static void test_v2_handler(void **state)
     unsigned long lun;
     stats(&c, &cl, &t0, &p, &m, &code, &lun);
     assert_int_equal(c, 2); /* IFDHCreateChannel for both slots */
-    uint8_t atr[40], out[16];
+    uint8_t out[16];
     size_t n;
-    uint32_t sel;
-    assert_int_equal(smc_power(h, SCARD_COLD_RESET, atr, sizeof(atr), &n), STATUS_SUCCESS);
-    assert_int_equal(smc_set_protocol(h, SCARD_PROTOCOL_T1, &sel), STATUS_SUCCESS);
+    power_t1(h);
     assert_int_equal(transmit(h, SCARD_PROTOCOL_T1, &n), STATUS_SUCCESS);
     stats(&c, &cl, &t1, &p, &m, &code, &lun);
     assert_int_equal(t1 - t0, 1);

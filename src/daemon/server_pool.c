@@ -122,13 +122,7 @@ static struct srv_job *wait_idle(struct srv_pool *p, struct srv_worker *w, bool 
 
     idle_push(p, w);
     scrm_mutex_unlock(&p->lock);
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += SRV_POOL_IDLE_MS / 1000u;
-    dl.tv_nsec += (long)(SRV_POOL_IDLE_MS % 1000u) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    dl = scrm_deadline_ms(SRV_POOL_IDLE_MS); /* CLOCK_MONOTONIC, as sem_clockwait is told */
     do
         rc = sem_clockwait(&w->wake, CLOCK_MONOTONIC, &dl);
     while (rc != 0 && errno == EINTR);

@@ -155,14 +155,15 @@ smc_status rm_ioctl(struct rm_reader *r, uint32_t code, const void *in, size_t i
 {
     size_t ret = 0;
     struct rm_wd_entry wd;
+    bool report_it = watched(r); /* decided before: the time is taken only for a report */
     rm_watchdog_enter(&r->rm->watchdog, &wd, r, code);
-    uint64_t t0 = scrm_now_ns();
+    uint64_t t0 = report_it ? scrm_now_ns() : 0;
     smc_status st = smc_ioctl(r->h, code, in, in_len, out, out_len, &ret);
-    uint64_t t1 = scrm_now_ns();
+    uint64_t t1 = report_it ? scrm_now_ns() : 0;
     rm_watchdog_leave(&r->rm->watchdog, &wd);
     if (returned)
         *returned = ret;
-    if (!watched(r))
+    if (!report_it)
         return st;
 
     struct rm_trace_entry e = {0};
@@ -178,9 +179,10 @@ smc_status rm_ioctl(struct rm_reader *r, uint32_t code, const void *in, size_t i
 smc_status rm_ioctl_async(struct rm_reader *r, uint32_t code, smc_completion_fn done, void *user,
                           uint64_t *req_id)
 {
-    uint64_t t0 = scrm_now_ns();
+    bool report_it = watched(r);
+    uint64_t t0 = report_it ? scrm_now_ns() : 0;
     smc_status st = smc_ioctl_async(r->h, code, NULL, 0, NULL, 0, done, user, req_id);
-    if (!watched(r))
+    if (!report_it)
         return st;
     struct rm_trace_entry e = {0};
     fill_names(&e, code, st);

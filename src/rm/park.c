@@ -133,7 +133,7 @@ bool rm_reader_idle_wait(struct rm *rm, const char *name, struct rm_idle_wait *w
         rm_reader_unref(r); /* w holds its reference already */
     w->fn = fn;
     scrm_mutex_lock(&r->lock);
-    bool parked = false;
+    bool parked = false, in_flight = again; /* in flight: its retry must end with idle_done */
     struct rm_idle_wait *woken = NULL;
     if (!r->gone) {
         if (again) {
@@ -168,13 +168,13 @@ bool rm_reader_idle_wait(struct rm *rm, const char *name, struct rm_idle_wait *w
             parked = woken != w;
             if (!parked)
                 woken = NULL; /* this request's turn: it retries at once, in flight */
-            again = !parked;
+            in_flight = !parked;
         }
     }
     /* Parked, or in flight (woken, or given the turn here): w keeps its reference. */
-    w->r = parked || again ? r : NULL;
+    w->r = parked || in_flight ? r : NULL;
     scrm_mutex_unlock(&r->lock);
-    if (!parked && !again)
+    if (!parked && !in_flight)
         rm_reader_unref(r);
     if (woken)
         woken->fn(woken);

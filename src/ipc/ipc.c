@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -346,12 +347,25 @@ int ipc_send_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/*
+ * The wait for data is a poll for POLLIN, not a blocking recv: a thread asleep in recv() on a
+ * Unix stream socket is also woken each time the peer consumes what this side sent (the kernel's
+ * write-space wake-up, which recv's wait does not filter), so a client waiting for its reply
+ * would wake once for nothing when the daemon reads its request: a context switch per request.
+ * poll()'s wait only wakes for the events asked for.
+ */
 int ipc_recv_all(int fd, void *buf, size_t len)
 {
     uint8_t *p = buf;
     while (len > 0) {
-        ssize_t n = recv(fd, p, len, 0);
+        ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
         if (n < 0) {
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                    return -1;
+                continue;
+            }
             if (errno == EINTR)
                 continue;
             return -1;

@@ -2,10 +2,18 @@
  * Unit tests of scrm's socket protocol (src/ipc): the command table generated from the X-macro,
  * header and request checks (sizes, length fields, bounds), the incremental receiver fed byte by
  * byte and with hostile headers, the message builder, status-change entry decoding, and the id
- * map used for handles on both sides.
+ * map used for handles on both sides, and ipc_recv_all's wait for the rest of a message.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ipc/idmap.h"
 #include "ipc/ipc.h"
@@ -367,6 +375,60 @@ static void test_idmap(void **state)
     free(ids);
 }
 
+/* Writer for test_recv_all_waits: the first half, then (once the reader has taken it: nothing
+ * left unread in the socket) the second half. */
+struct halves {
+    int fd;
+    const uint8_t *data;
+    size_t len;
+    bool ok;
+};
+
+static void *write_halves(void *arg)
+{
+    struct halves *h = arg;
+    int unread = -1;
+    h->ok = ipc_send_all(h->fd, h->data, h->len / 2) == 0;
+    for (int i = 0; i < 10000 && unread != 0; i++) { /* bounded: 10 s */
+        struct timespec ms = {0, 1000000};
+        if (ioctl(h->fd, SIOCOUTQ, &unread) < 0)
+            break;
+        if (unread)
+            nanosleep(&ms, NULL);
+    }
+    h->ok =
+        h->ok && unread == 0 && ipc_send_all(h->fd, h->data + h->len / 2, h->len - h->len / 2) == 0;
+    return NULL;
+}
+
+/* ipc_recv_all waits for data with poll() (not in a blocking recv, which the peer's reading of
+ * what we sent wakes for nothing): a message that arrives in two parts is read whole, also from a
+ * non-blocking socket, and a peer that closes mid-message is ECONNRESET. */
+static void test_recv_all_waits(void **state)
+{
+    (void)state;
+    int sv[2];
+    uint8_t msg[64], got[sizeof msg];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i * 7 + 1);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK), 0);
+    struct halves h = {.fd = sv[1], .data = msg, .len = sizeof msg};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, write_halves, &h), 0);
+    memset(got, 0, sizeof got);
+    assert_int_equal(ipc_recv_all(sv[0], got, sizeof got), 0);
+    pthread_join(th, NULL);
+    assert_true(h.ok);
+    assert_memory_equal(got, msg, sizeof msg);
+
+    assert_int_equal(ipc_send_all(sv[1], msg, 10), 0);
+    close(sv[1]);
+    assert_int_equal(ipc_recv_all(sv[0], got, 20), -1);
+    assert_int_equal(errno, ECONNRESET);
+    close(sv[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,7 +437,7 @@ int main(void)
         cmocka_unit_test(test_rx_bytewise),    cmocka_unit_test(test_rx_hostile_headers),
         cmocka_unit_test(test_rx_take),        cmocka_unit_test(test_gsc_decode),
         cmocka_unit_test(test_idmap),          cmocka_unit_test(test_rx_memory_follows_bytes),
-        cmocka_unit_test(test_rx_stage_limit),
+        cmocka_unit_test(test_rx_stage_limit), cmocka_unit_test(test_recv_all_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

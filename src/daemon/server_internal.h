@@ -86,6 +86,13 @@ SCRM_MUST_CHECK int srv_pool_init(struct srv_pool *p, unsigned max_threads);
 /* Queue a job; starts a thread if none is free and the cap allows (if that fails, the job waits
  * for a running thread). */
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
+/* srv_pool_submit, except on a worker of p between jobs' code: the job runs on this thread as
+ * soon as its current job returns (one deferred job per thread; a second one is submitted). For
+ * the request a worker wakes by freeing its reader: it runs next on the thread that freed the
+ * reader (warm, and the sole candidate anyway) instead of costing another thread's wake-up. */
+void srv_pool_defer(struct srv_pool *p, struct srv_job *job);
+/* True if the calling worker has a deferred job to run: its current job must not linger. */
+bool srv_pool_deferred(void);
 /* A descriptor that is readable while a queued job finds no thread free for it (cap reached or
  * no thread could be started): a worker lingering for a client's next request polls it too and
  * lets go at once. */
@@ -345,6 +352,9 @@ void pcl_wait_fired(struct session *s); /* loop thread */
  * another handle's transaction: a watch on the reader, no thread held (worker). */
 void pcl_exec(struct session *s, const uint8_t *msg, size_t len);
 SCRM_MUST_CHECK bool pcl_take_next(struct session *s); /* worker */
+/* The session handle of the card a request is for, if it is one that may wait for its reader
+ * before it runs (TRANSMIT); false for any other request. */
+SCRM_MUST_CHECK bool pcl_request_card(const uint8_t *msg, size_t len, uint64_t *handle);
 /* A request is parked: the session reads no input until it is answered (any thread). */
 SCRM_MUST_CHECK bool pcl_session_parked(const struct session *s);
 /* Take the parked request back into s->job_msg to run it again; false if none (the thread

@@ -351,6 +351,20 @@ static uint64_t card_handle(int32_t card)
     return (uint64_t)(uint32_t)card;
 }
 
+bool pcl_request_card(const uint8_t *msg, size_t len, uint64_t *handle)
+{
+    struct pcl_hdr h;
+    struct pcl_transmit t;
+    if (len < sizeof h + sizeof t)
+        return false;
+    memcpy(&h, msg, sizeof h);
+    if (h.command != PCL_CMD_TRANSMIT)
+        return false;
+    memcpy(&t, msg + sizeof h, sizeof t);
+    *handle = card_handle(t.card);
+    return true;
+}
+
 static void send_struct(struct session *s, const void *p, size_t n)
 {
     session_send(s, p, n);

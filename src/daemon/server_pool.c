@@ -144,6 +144,10 @@ static struct srv_job *wait_idle(struct srv_pool *p, struct srv_worker *w, bool 
     return atomic_exchange_explicit(&w->job, NULL, memory_order_acquire); /* NULL: destroy */
 }
 
+/* The pool whose worker the calling thread is, and the job it runs next (srv_pool_defer). */
+static _Thread_local struct srv_pool *tl_pool;
+static _Thread_local struct srv_job *tl_next;
+
 static void *worker_main(void *arg)
 {
     struct srv_worker *w = arg;
@@ -173,7 +177,12 @@ static void *worker_main(void *arg)
             }
         }
         scrm_mutex_unlock(&p->lock);
-        job->fn(job);
+        tl_pool = p;
+        for (; job; job = tl_next) { /* then what the job deferred to this thread, if any */
+            tl_next = NULL;
+            job->fn(job);
+        }
+        tl_pool = NULL;
         scrm_mutex_lock(&p->lock);
         p->running--;
         scrm_cond_broadcast(&p->drained);
@@ -282,6 +291,21 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
         sem_post(&w->wake);
     if (dead)
         reap(p);
+}
+
+void srv_pool_defer(struct srv_pool *p, struct srv_job *job)
+{
+    if (tl_pool != p || tl_next) {
+        srv_pool_submit(p, job);
+        return;
+    }
+    job->next = NULL;
+    tl_next = job;
+}
+
+bool srv_pool_deferred(void)
+{
+    return tl_next != NULL;
 }
 
 void srv_pool_hold(struct srv_pool *p)

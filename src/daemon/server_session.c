@@ -593,11 +593,39 @@ static void job_done(struct session *s)
     }
 }
 
+/* The session handle of the card a request is for, if it is one that may wait for its reader
+ * before it runs (TRANSMIT, the request that comes in streams). */
+static bool request_card(const struct session *s, uint64_t *handle)
+{
+    struct ipc_hdr h;
+    struct ipc_transmit_req t;
+
+    if (s->front == SRV_FRONT_PCSCLITE)
+        return pcl_request_card(s->job_msg, s->job_len, handle);
+    if (s->job_len < sizeof h + sizeof t)
+        return false;
+    memcpy(&h, s->job_msg, sizeof h);
+    if (h.cmd != IPC_CMD_TRANSMIT)
+        return false;
+    memcpy(&t, s->job_msg + sizeof h, sizeof t);
+    *handle = t.card;
+    return true;
+}
+
+/* This worker runs a request that touches one reader and then only replies (a TRANSMIT): a
+ * request it wakes by freeing that reader may run next on this thread (srv_pool_defer). Not for
+ * a request that may go on to wait for another reader (a RELEASE closing several cards), which
+ * would keep the woken one waiting for nothing. */
+static _Thread_local bool tl_single_reader;
+
 /* The rm woke a parked request (on the thread that freed its reader): run it again. */
 static void park_fired(struct rm_idle_wait *w)
 {
     struct session *s = (struct session *)((char *)w - offsetof(struct session, park));
-    srv_pool_submit(&s->srv->pool, &s->job);
+    if (tl_single_reader)
+        srv_pool_defer(&s->srv->pool, &s->job);
+    else
+        srv_pool_submit(&s->srv->pool, &s->job);
 }
 
 /* The request just executed needs a reader busy with another request: park it there. True if
@@ -652,12 +680,15 @@ static void request_job(struct srv_job *job)
     closing = s->closing;
     scrm_mutex_unlock(&s->lock);
     for (;;) {
+        uint64_t handle;
         s->park_req = false;
         if (!closing) {
+            tl_single_reader = request_card(s, &handle);
             if (s->front == SRV_FRONT_PCSCLITE)
                 pcl_exec(s, s->job_msg, s->job_len);
             else
                 srv_cmd_exec(s, s->job_msg, s->job_len);
+            tl_single_reader = false;
         }
         if (s->park_req && !closing) {
             bool drop;
@@ -674,7 +705,8 @@ static void request_job(struct srv_job *job)
         scrm_mutex_unlock(&s->park_lock);
         free(s->job_msg);
         s->job_msg = NULL;
-        if (closing || !(s->front == SRV_FRONT_PCSCLITE ? pcl_take_next(s) : take_next_request(s)))
+        if (closing || srv_pool_deferred() ||
+            !(s->front == SRV_FRONT_PCSCLITE ? pcl_take_next(s) : take_next_request(s)))
             break;
     }
     rm_thread_park_turn(NULL); /* s may be gone once job_done has let it go */
@@ -747,6 +779,31 @@ static bool dispatch(struct session *s, const uint8_t *msg, size_t len)
     return false;
 }
 
+/* A TRANSMIT for a reader busy with other requests (clients sharing a reader) is parked on it
+ * here, on the loop thread, instead of waking a worker only to find the reader busy and park it:
+ * it runs when its turn comes, on the worker that frees the reader (park_fired). The session's
+ * card table is the loop's to read here: no worker has the session before this submit. */
+static bool park_early(struct session *s)
+{
+    uint64_t handle, card;
+    bool parked;
+
+    if (!request_card(s, &handle) || !idmap_get(&s->cards, handle, &card))
+        return false;
+    scrm_mutex_lock(&s->lock);
+    s->parked = true; /* before the rm may wake it: the woken run clears it */
+    scrm_mutex_unlock(&s->lock);
+    scrm_mutex_lock(&s->park_lock);
+    parked = rm_card_park_if_busy(s->srv->rm, card, &s->park, park_fired);
+    scrm_mutex_unlock(&s->park_lock);
+    if (!parked) {
+        scrm_mutex_lock(&s->lock);
+        s->parked = false;
+        scrm_mutex_unlock(&s->lock);
+    }
+    return parked;
+}
+
 void session_submit(struct session *s, uint8_t *msg, size_t len)
 {
     s->job_msg = msg;
@@ -756,7 +813,8 @@ void session_submit(struct session *s, uint8_t *msg, size_t len)
     session_rearm(s);
     scrm_mutex_unlock(&s->lock);
     s->job.fn = request_job;
-    srv_pool_submit(&s->srv->pool, &s->job);
+    if (!park_early(s))
+        srv_pool_submit(&s->srv->pool, &s->job);
 }
 
 /* Read what the socket has, message by message (loop thread): at most one complete message, and

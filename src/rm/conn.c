@@ -764,6 +764,26 @@ static uint32_t control_code(uint32_t code)
     return 0;
 }
 
+bool rm_card_park_if_busy(struct rm *rm, uint64_t card, struct rm_idle_wait *w,
+                          void (*fn)(struct rm_idle_wait *w))
+{
+    struct rm_reader *r = NULL;
+    scrm_mutex_lock(&rm->lock);
+    struct rm_conn *c = table_find_locked(rm, card);
+    if (c) {
+        r = c->r;
+        rm_reader_ref_locked(r);
+    }
+    scrm_mutex_unlock(&rm->lock);
+    if (!r)
+        return false;
+    if (!rm_reader_queue_busy(r)) {
+        rm_reader_unref(r);
+        return false;
+    }
+    return rm_reader_park(r, w, fn);
+}
+
 bool rm_card_reader_name(struct rm *rm, uint64_t card, char *name, size_t cap)
 {
     struct rm_conn *c = conn_get(rm, card);

@@ -414,6 +414,14 @@ bool rm_seq_trylock(struct rm_reader *r) SCRM_TRY_ACQUIRE(true, r->seq_lock);
  * when the lock is free but requests parked or woken before this one are waiting for it. */
 bool rm_seq_try_turn(struct rm_reader *r) SCRM_TRY_ACQUIRE(true, r->seq_lock);
 void rm_seq_unlock(struct rm_reader *r) SCRM_RELEASE(r->seq_lock);
+/* rm_reader_idle_wait on a reader already found (r referenced or NULL; the reference is the
+ * call's: kept by w while parked or in flight, dropped otherwise). */
+bool rm_reader_park(struct rm_reader *r, struct rm_idle_wait *w,
+                    void (*fn)(struct rm_idle_wait *w));
+/* Would a request arriving now wait for its turn (one runs, or others are parked or woken)? A
+ * hint: the answer may change as soon as it is given. */
+bool rm_reader_queue_busy(struct rm_reader *r);
+
 /* The reader left: wake every parked request (they retry and find it gone). */
 void rm_park_wake_all(struct rm_reader *r);
 /* rm_thread_nowait_reader() of the calling thread. */

@@ -123,7 +123,11 @@ void rm_seq_unlock(struct rm_reader *r) SCRM_NO_THREAD_SAFETY_ANALYSIS
 bool rm_reader_idle_wait(struct rm *rm, const char *name, struct rm_idle_wait *w,
                          void (*fn)(struct rm_idle_wait *w))
 {
-    struct rm_reader *r = rm_reader_by_name(rm, name);
+    return rm_reader_park(rm_reader_by_name(rm, name), w, fn);
+}
+
+bool rm_reader_park(struct rm_reader *r, struct rm_idle_wait *w, void (*fn)(struct rm_idle_wait *w))
+{
     if (w->r && w->r != r)
         rm_reader_idle_done(w); /* woken by another reader: that turn is over */
     bool again = w->r != NULL;  /* woken here, and the reader was taken first: back to the head */
@@ -179,6 +183,14 @@ bool rm_reader_idle_wait(struct rm *rm, const char *name, struct rm_idle_wait *w
     if (woken)
         woken->fn(woken);
     return parked;
+}
+
+bool rm_reader_queue_busy(struct rm_reader *r)
+{
+    scrm_mutex_lock(&r->lock);
+    bool busy = !r->gone && (r->park_head || r->park_inflight > 0 || !seq_free_locked(r));
+    scrm_mutex_unlock(&r->lock);
+    return busy;
 }
 
 void rm_reader_idle_done(struct rm_idle_wait *w)

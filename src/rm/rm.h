@@ -321,6 +321,13 @@ bool rm_reader_idle_wait(struct rm *rm, const char *name, struct rm_idle_wait *w
                          void (*fn)(struct rm_idle_wait *w));
 void rm_reader_idle_done(struct rm_idle_wait *w);
 bool rm_reader_idle_cancel(struct rm_idle_wait *w);
+/* Park a request for card handle `card` before running it, when it would only find the reader
+ * busy (a request runs there, or others wait for it): true as rm_reader_idle_wait's true. False
+ * (the handle is unknown, or the reader looked free): run the request; if w was given the turn
+ * meanwhile, the run ends with rm_reader_idle_done as after a wake-up. For the thread that reads
+ * requests, so that a request queued behind others costs no worker only to park. */
+bool rm_card_park_if_busy(struct rm *rm, uint64_t card, struct rm_idle_wait *w,
+                          void (*fn)(struct rm_idle_wait *w));
 
 /* Release one level of the lock and apply the disposition. SCARD_E_NOT_TRANSACTED if no handle
  * holds it; SCARD_E_SHARING_VIOLATION (card untouched) if another handle does, as pcsc-lite. After

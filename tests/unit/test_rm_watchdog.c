@@ -282,6 +282,62 @@ static void test_busy_reader_parks(void **state)
     scrm_log_set_sink(NULL, NULL);
 }
 
+/* rm_card_park_if_busy (scrmd's loop thread parks a TRANSMIT before any worker runs it): a free
+ * reader or an unknown handle parks nothing and leaves w unused; a busy reader parks the request
+ * in arrival order with the others, and it is woken when its turn comes like any parked one. */
+static void test_card_park_if_busy(void **state)
+{
+    (void)state;
+    scrm_log_set_sink(sink, NULL);
+    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_info);
+    pthread_mutex_lock(&log_lock);
+    hanging = false;
+    pthread_mutex_unlock(&log_lock);
+    struct rmt *t = setup(2000);
+    uint64_t a = 0, b = 0;
+    uint32_t proto = 0;
+    assert_int_equal(rm_connect(t->rm, 1, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &a, &proto),
+                     SCARD_S_SUCCESS);
+    assert_int_equal(rm_connect(t->rm, 2, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &b, &proto),
+                     SCARD_S_SUCCESS);
+    struct parked p1 = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    struct parked p2 = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    assert_false(rm_card_park_if_busy(t->rm, b, &p1.w, parked_fired)); /* free: run it */
+    assert_null(p1.w.r);                                               /* nothing held */
+    assert_false(rm_card_park_if_busy(t->rm, b + a + 1000, &p1.w, parked_fired));
+    assert_null(p1.w.r);
+
+    struct hung_call hc;
+    pthread_t th;
+    start_hung_transmit(t, &hc, a, &th);
+    assert_true(rm_card_park_if_busy(t->rm, b, &p1.w, parked_fired));
+    assert_true(rm_reader_idle_wait(t->rm, R1, &p2.w, parked_fired)); /* behind it */
+    pthread_join(th, NULL); /* the watchdog cancels the hung call: the reader is free */
+    assert_int_equal(hc.rc, SCARD_E_CANCELLED);
+    assert_true(parked_wait(&p1, 1));
+    assert_int_equal(parked_count(&p2), 0); /* one at a time, in arrival order */
+
+    rm_thread_nowait_reader(true);
+    rm_thread_park_turn(&p1.w);
+    uint8_t resp[64];
+    size_t n = sizeof(resp);
+    assert_int_equal(rm_transmit(t->rm, b, 0, select_mf, sizeof(select_mf), resp, &n, NULL),
+                     SCARD_S_SUCCESS);
+    rm_reader_idle_done(&p1.w);
+    assert_true(parked_wait(&p2, 1));
+    rm_reader_idle_done(&p2.w);
+    rm_thread_park_turn(NULL);
+    rm_thread_nowait_reader(false);
+    assert_false(rm_card_park_if_busy(t->rm, b, &p1.w, parked_fired)); /* free again */
+    assert_null(p1.w.r);
+    assert_int_equal(parked_count(&p1), 1);
+    assert_int_equal(rm_disconnect(t->rm, a, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    assert_int_equal(rm_disconnect(t->rm, b, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+    rmt_free(t);
+    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_warn);
+    scrm_log_set_sink(NULL, NULL);
+}
+
 /* A reader that leaves wakes every request parked on it; their retries find it gone. */
 static void test_departure_wakes_parked(void **state)
 {
@@ -331,9 +387,8 @@ static void test_departure_wakes_parked(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hung_transmit_is_cancelled),
-        cmocka_unit_test(test_config),
-        cmocka_unit_test(test_busy_reader_parks),
+        cmocka_unit_test(test_hung_transmit_is_cancelled), cmocka_unit_test(test_config),
+        cmocka_unit_test(test_busy_reader_parks),          cmocka_unit_test(test_card_park_if_busy),
         cmocka_unit_test(test_departure_wakes_parked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,9 @@
  *
  * A context connects with a close-on-exec Unix stream socket to $SCRM_SOCKET (default
  * IPC_DEFAULT_SOCKET) and sends HELLO. Requests are written with one sendmsg() (header, fixed
- * part, payload) and the reply is read into the context's buffer and checked: reply flag, same
+ * part, payload) and the reply is read into the context's buffer (waiting in poll(), not in a
+ * blocking recv, which the daemon's reading of the request would wake for nothing: ipc_recv_all)
+ * and checked: reply flag, same
  * command and sequence number, size within the protocol bound and at least the command's fixed
  * reply part. Any mismatch or I/O failure drops the connection; the next context-level call
  * reconnects, so a context survives a daemon restart (its card handles do not).

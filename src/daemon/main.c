@@ -335,11 +335,17 @@ static void log_startup(struct smc_ctx *ctx, struct rm *rm, const struct scrmd_c
     if (ro->log_env_override)
         log_info(core, "log levels: $SCRM_LOG applied over 'log = %s' of %s", cfg->log_spec,
                  cfg->config_file ? cfg->config_file : "the configuration");
-    log_info(core, "scrmd %s starting: socket %s, configuration %s, drivers %s", SCRM_VERSION,
+    /* Which fd is which: systemd documents an order only among the sockets of one unit. */
+    char sock[64], pcl[96] = "";
+    if (cfg->listen_fd >= 0)
+        snprintf(sock, sizeof sock, "fd %d from systemd", cfg->listen_fd);
+    if (cfg->pcsclite_listen_fd >= 0)
+        snprintf(pcl, sizeof pcl, ", pcsc-lite socket fd %d from systemd", cfg->pcsclite_listen_fd);
+    log_info(core, "scrmd %s starting: socket %s%s, configuration %s, drivers %s", SCRM_VERSION,
              ro->no_socket         ? "none (--no-socket)"
-             : cfg->listen_fd >= 0 ? "fd 3 from systemd"
+             : cfg->listen_fd >= 0 ? sock
                                    : cfg->socket_path,
-             cfg->config_file ? cfg->config_file : "none (built-in defaults)",
+             pcl, cfg->config_file ? cfg->config_file : "none (built-in defaults)",
              scrm_drivers_names(drivers, sizeof drivers, ", "));
     if (rm_list_readers(rm, &list, &n) != SCARD_S_SUCCESS)
         n = 0;

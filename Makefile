@@ -1,7 +1,7 @@
 # Thin wrapper around Meson. The two commands of the README:
 #   make demo    install what is missing, build, run the daemon with simulated readers and a demo
 #   make check   install what is missing, build, run every test (lint included) and print a summary
-.PHONY: demo check coverage build release bench bench-ifd bench-compare bench-pcsclite bench-pcsclite-instr fuzz soak format clean
+.PHONY: demo check systemd-test coverage build release bench bench-ifd bench-compare bench-pcsclite bench-pcsclite-instr fuzz soak format clean
 
 demo:
 	@scripts/install-deps.sh demo
@@ -9,6 +9,12 @@ demo:
 
 check:
 	@scripts/check.sh
+
+# The systemd units and the README's "Replacing pcscd" steps under systemd as PID 1: a Debian 12
+# root filesystem (debootstrap, cached in /var/cache/scrm-systemd) booted with systemd-nspawn.
+# Root; downloads packages, so not part of `make check`. Prints "skipped: ..." where it cannot run.
+systemd-test:
+	@scripts/systemd-test.sh
 
 # Line and branch coverage of the unit and integration tests (COVERAGE_SUITES="unit integration
 # interop" adds the interop suite), per source directory; HTML in build/coverage/coverage.html.

@@ -622,10 +622,13 @@ static _Thread_local bool tl_single_reader;
 static void park_fired(struct rm_idle_wait *w)
 {
     struct session *s = (struct session *)((char *)w - offsetof(struct session, park));
-    if (tl_single_reader)
+    if (tl_single_reader) {
+        log_trace(ipc, "client %llu: its parked request runs next on this worker",
+                  (unsigned long long)s->id);
         srv_pool_defer(&s->srv->pool, &s->job);
-    else
+    } else {
         srv_pool_submit(&s->srv->pool, &s->job);
+    }
 }
 
 /* The request just executed needs a reader busy with another request: park it there. True if
@@ -682,17 +685,19 @@ static void request_job(struct srv_job *job)
     for (;;) {
         uint64_t handle;
         s->park_req = false;
+        /* Through the request, its parking and its rm_reader_idle_done: a request woken from the
+         * park passes the reader on there, not when it unlocks it. */
+        tl_single_reader = !closing && request_card(s, &handle);
         if (!closing) {
-            tl_single_reader = request_card(s, &handle);
             if (s->front == SRV_FRONT_PCSCLITE)
                 pcl_exec(s, s->job_msg, s->job_len);
             else
                 srv_cmd_exec(s, s->job_msg, s->job_len);
-            tl_single_reader = false;
         }
         if (s->park_req && !closing) {
             bool drop;
             if (park_request(s, &drop)) {
+                tl_single_reader = false;
                 rm_thread_park_turn(NULL);
                 return; /* the session stays busy; park_fired brings the request back */
             }
@@ -703,6 +708,7 @@ static void request_job(struct srv_job *job)
         scrm_mutex_lock(&s->park_lock);
         rm_reader_idle_done(&s->park); /* if this request was woken: the next one's turn */
         scrm_mutex_unlock(&s->park_lock);
+        tl_single_reader = false;
         free(s->job_msg);
         s->job_msg = NULL;
         if (closing || srv_pool_deferred() ||
@@ -800,6 +806,9 @@ static bool park_early(struct session *s)
         scrm_mutex_lock(&s->lock);
         s->parked = false;
         scrm_mutex_unlock(&s->lock);
+    } else {
+        log_trace(ipc, "client %llu: TRANSMIT parked on arrival, its reader is busy",
+                  (unsigned long long)s->id);
     }
     return parked;
 }

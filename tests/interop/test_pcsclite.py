@@ -519,10 +519,12 @@ def test_busy_reader_holds_no_worker():
     """pcsc-lite clients (raw) send an APDU to one reader while its card hangs in another
     handle's TRANSMIT (SIM_FAULT_HANG, freed by the IOCTL watchdog), more of them than max_threads:
     their requests wait in the daemon without a worker each (parked on the reader), another
-    reader's client is served meanwhile, and every waiter is answered once the reader is free."""
-    # the simulator says when it hangs (drv:info)
+    reader's client is served meanwhile, and every waiter is answered once the reader is free.
+    Each waiter's TRANSMIT is parked as the loop thread reads it (no worker sees it), and each
+    runs on the worker that frees the reader, one after the other."""
+    # the simulator says when it hangs (drv:info); ipc:trace shows the parks and hand-overs
     d = env.Daemon(extra='max_threads = 2\nioctl_watchdog_ms = 8000\n',
-                   log='ipc:info,rm:info,drv:info')
+                   log='ipc:trace,rm:info,drv:info')
     try:
         waiters = []
         for _ in range(8):
@@ -555,6 +557,9 @@ def test_busy_reader_holds_no_worker():
             rep = r.recv(32)
             assert struct.unpack('<iIIIIIII', rep)[7] == 0
             assert len(r.recv(struct.unpack('<iIIIIIII', rep)[6])) == 2
+        log = d.log_text()
+        assert log.count('TRANSMIT parked on arrival, its reader is busy') == len(waiters), log
+        assert log.count('its parked request runs next on this worker') == len(waiters), log
         for r, _ in waiters:
             r.close()
         other.close()

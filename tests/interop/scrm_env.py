@@ -110,6 +110,7 @@ class Daemon:
         self.proc = subprocess.Popen([DAEMON, '-f', '--config', self.conf], stdout=logf,
                                      stderr=subprocess.STDOUT, env=env)
         logf.close()
+        self.probes = 0  # connections ready() made: each is a client the daemon sees come and go
         wait_for(self.ready, 10, 'scrmd to listen')
 
     def ready(self):
@@ -119,6 +120,7 @@ class Daemon:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 s.connect(path)
+                self.probes += 1
             except OSError:
                 return False
             finally:

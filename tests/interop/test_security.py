@@ -320,7 +320,9 @@ def test_quotas():
     saved = os.environ.get('SCRM_SOCKET')
     d = env.Daemon(extra='max_clients = 2\nmax_cards_per_client = 1\n')
     try:
-        log_has(d, ': disconnected')  # the start-up readiness probe is gone: no client now
+        # the start-up readiness probes (one per socket, perhaps retried) are gone: no client now
+        env.wait_for(lambda: d.log_text().count(': disconnected') >= d.probes, 5,
+                     'the readiness probes to leave')
         a, b = env.wire_connect(d.sock), env.wire_connect(d.sock)
         hello(a)
         hello(b)

@@ -75,6 +75,8 @@ class Daemon:
     With the pcsc-lite client all daemons share PCSCLITE_SOCK, so a second daemon (a test's own
     beside the module's) stops the running one until it is closed, then starts it again."""
 
+    probes = 0  # connections ready() made: each is a client the daemon sees come and go
+
     def __init__(self, readers=None, extra='', log=None):
         self.log_levels = log  # SCRM_LOG for this daemon (every start), else the environment's
         self.paused = _live[-1] if PCSCLITE_SOCK and _live and _live[-1].alive() else None
@@ -110,7 +112,7 @@ class Daemon:
         self.proc = subprocess.Popen([DAEMON, '-f', '--config', self.conf], stdout=logf,
                                      stderr=subprocess.STDOUT, env=env)
         logf.close()
-        self.probes = 0  # connections ready() made: each is a client the daemon sees come and go
+        self.probes = 0
         wait_for(self.ready, 10, 'scrmd to listen')
 
     def ready(self):

@@ -190,6 +190,31 @@ static void start_hung_transmit(struct rmt *t, struct hung_call *hc, uint64_t ca
     pthread_mutex_unlock(&log_lock);
 }
 
+/* The parking tests: the driver's log captured (to see the slot hang), sim:1 with a card and the
+ * given watchdog, and two shared T=1 handles on it (owners 1 and 2). */
+static struct rmt *park_setup(uint32_t watchdog_ms, uint64_t *a, uint64_t *b)
+{
+    uint32_t proto = 0;
+    scrm_log_set_sink(sink, NULL);
+    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_info);
+    pthread_mutex_lock(&log_lock);
+    hanging = false;
+    pthread_mutex_unlock(&log_lock);
+    struct rmt *t = setup(watchdog_ms);
+    assert_int_equal(rm_connect(t->rm, 1, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, a, &proto),
+                     SCARD_S_SUCCESS);
+    assert_int_equal(rm_connect(t->rm, 2, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, b, &proto),
+                     SCARD_S_SUCCESS);
+    return t;
+}
+
+static void park_teardown(struct rmt *t)
+{
+    rmt_free(t);
+    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_warn);
+    scrm_log_set_sink(NULL, NULL);
+}
+
 /* A busy reader (one handle's TRANSMIT hangs in the driver until the watchdog cancels it) and
  * threads that must not wait for it (rm_thread_nowait_reader): their calls answer RM_READER_BUSY
  * at once having done nothing (a disconnect keeps its handle), park with rm_reader_idle_wait, and
@@ -198,18 +223,9 @@ static void start_hung_transmit(struct rmt *t, struct hung_call *hc, uint64_t ca
 static void test_busy_reader_parks(void **state)
 {
     (void)state;
-    scrm_log_set_sink(sink, NULL);
-    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_info);
-    pthread_mutex_lock(&log_lock);
-    hanging = false;
-    pthread_mutex_unlock(&log_lock);
-    struct rmt *t = setup(2000);
     uint64_t a = 0, b = 0, c = 0;
     uint32_t proto = 0;
-    assert_int_equal(rm_connect(t->rm, 1, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &a, &proto),
-                     SCARD_S_SUCCESS);
-    assert_int_equal(rm_connect(t->rm, 2, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &b, &proto),
-                     SCARD_S_SUCCESS);
+    struct rmt *t = park_setup(2000, &a, &b);
     assert_int_equal(rm_connect(t->rm, 3, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &c, &proto),
                      SCARD_S_SUCCESS);
     struct hung_call hc;
@@ -277,9 +293,7 @@ static void test_busy_reader_parks(void **state)
     assert_int_equal(parked_count(&px), 0);
     assert_int_equal(rm_disconnect(t->rm, a, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
     assert_int_equal(rm_disconnect(t->rm, b, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
-    rmt_free(t);
-    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_warn);
-    scrm_log_set_sink(NULL, NULL);
+    park_teardown(t);
 }
 
 /* rm_card_park_if_busy (scrmd's loop thread parks a TRANSMIT before any worker runs it): a free
@@ -288,18 +302,8 @@ static void test_busy_reader_parks(void **state)
 static void test_card_park_if_busy(void **state)
 {
     (void)state;
-    scrm_log_set_sink(sink, NULL);
-    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_info);
-    pthread_mutex_lock(&log_lock);
-    hanging = false;
-    pthread_mutex_unlock(&log_lock);
-    struct rmt *t = setup(2000);
     uint64_t a = 0, b = 0;
-    uint32_t proto = 0;
-    assert_int_equal(rm_connect(t->rm, 1, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &a, &proto),
-                     SCARD_S_SUCCESS);
-    assert_int_equal(rm_connect(t->rm, 2, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &b, &proto),
-                     SCARD_S_SUCCESS);
+    struct rmt *t = park_setup(2000, &a, &b);
     struct parked p1 = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     struct parked p2 = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     assert_false(rm_card_park_if_busy(t->rm, b, &p1.w, parked_fired)); /* free: run it */
@@ -333,30 +337,18 @@ static void test_card_park_if_busy(void **state)
     assert_int_equal(parked_count(&p1), 1);
     assert_int_equal(rm_disconnect(t->rm, a, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
     assert_int_equal(rm_disconnect(t->rm, b, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
-    rmt_free(t);
-    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_warn);
-    scrm_log_set_sink(NULL, NULL);
+    park_teardown(t);
 }
 
 /* A reader that leaves wakes every request parked on it; their retries find it gone. */
 static void test_departure_wakes_parked(void **state)
 {
     (void)state;
-    scrm_log_set_sink(sink, NULL);
-    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_info);
-    pthread_mutex_lock(&log_lock);
-    hanging = false;
-    pthread_mutex_unlock(&log_lock);
     /* The departure cancels the hung call too, except when it comes while the slot has not
      * yet handed its pending request to libsmc (that cancel is lost): the watchdog frees the
      * call then, long after the departure woke the parked requests. */
-    struct rmt *t = setup(10000);
     uint64_t a = 0, b = 0;
-    uint32_t proto = 0;
-    assert_int_equal(rm_connect(t->rm, 1, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &a, &proto),
-                     SCARD_S_SUCCESS);
-    assert_int_equal(rm_connect(t->rm, 2, R1, SCARD_SHARE_SHARED, RM_PROTOCOL_T1, &b, &proto),
-                     SCARD_S_SUCCESS);
+    struct rmt *t = park_setup(10000, &a, &b);
     struct hung_call hc;
     pthread_t th;
     start_hung_transmit(t, &hc, a, &th);
@@ -379,9 +371,7 @@ static void test_departure_wakes_parked(void **state)
     assert_int_not_equal(hc.rc, SCARD_S_SUCCESS);
     assert_int_equal(rm_disconnect(t->rm, a, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
     assert_int_equal(rm_disconnect(t->rm, b, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
-    rmt_free(t);
-    scrm_log_set_level(SCRM_LOG_CAT_drv, SCRM_LOG_warn);
-    scrm_log_set_sink(NULL, NULL);
+    park_teardown(t);
 }
 
 int main(void)

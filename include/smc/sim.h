@@ -42,8 +42,9 @@ enum sim_fault {
     SIM_FAULT_READER_BACK = 4,     /* the reader answers again: state re-detected */
     SIM_FAULT_CARD = 5,            /* card-level fault: param = enum simcard_fault | count << 8 */
     SIM_FAULT_REMOVE_ON_RESET = 6, /* the card is pulled during the next reset */
-    SIM_FAULT_HANG = 7,            /* the next POWER or TRANSMIT never returns (its slot pends)
-                                      until the request is cancelled; then the reader works */
+    SIM_FAULT_HANG = 7,            /* the next `param` POWER or TRANSMIT requests never return
+                                      (their slot pends) until cancelled, one after the other;
+                                      then the reader works */
 };
 
 #endif

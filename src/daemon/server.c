@@ -29,7 +29,7 @@
 #include "rm/rm.h"
 
 /* Tags for the non-session epoll entries (sessions use their pointer). */
-static char tag_listen, tag_pcl_listen, tag_stop, tag_wake, tag_timer;
+static char tag_listen, tag_pcl_listen, tag_stop, tag_wake, tag_timer, tag_linger;
 
 /* ---- Listening socket -------------------------------------------------------------------------
  */
@@ -268,6 +268,8 @@ static void loop(struct srv *srv)
                 accept_all(srv, srv->pcl_listen_fd, SRV_FRONT_PCSCLITE);
             } else if (p == &tag_timer) {
                 srv_deadline_expired(srv);
+            } else if (p == &tag_linger) {
+                srv_linger_expired(srv);
             } else if (p == &tag_wake) {
                 run_ready(srv);
             } else {
@@ -312,6 +314,8 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     srv->loop_thread = pthread_self();
     srv->listen_fd = srv->pcl_listen_fd = srv->epfd = srv->wake_fd = srv->timer_fd = -1;
     scrm_mutex_init(&srv->ready_lock);
+    if (srv_linger_init(srv) < 0)
+        return -1;
     srv_spy_init(srv);
     srv->max_clients = cfg->max_clients;
     srv->max_cards = cfg->max_cards_per_client;
@@ -319,13 +323,15 @@ static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *
     srv->max_threads = cfg->max_threads;
     if (srv_pool_init(&srv->pool, cfg->max_threads) < 0)
         return -1;
+    srv->pool.chain_end = session_chain_end; /* before any job: submit's lock orders it */
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->epfd < 0 || srv->wake_fd < 0)
         return -1;
     srv->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (add_tag(srv, stop_fd, &tag_stop) < 0 || add_tag(srv, srv->wake_fd, &tag_wake) < 0 ||
-        srv->timer_fd < 0 || add_tag(srv, srv->timer_fd, &tag_timer) < 0)
+        srv->timer_fd < 0 || add_tag(srv, srv->timer_fd, &tag_timer) < 0 ||
+        add_tag(srv, srv->linger_fd, &tag_linger) < 0)
         return -1;
     return 0;
 }
@@ -377,6 +383,7 @@ out:
         close(srv.wake_fd);
     if (srv.timer_fd >= 0)
         close(srv.timer_fd);
+    srv_linger_destroy(&srv);
     if (srv.epfd >= 0)
         close(srv.epfd);
     scrm_mutex_destroy(&srv.ready_lock);

@@ -48,10 +48,16 @@
 struct rm;
 
 #define SRV_LISTEN_BACKLOG SOMAXCONN
-/* A worker waits this long for the same client's next request (cut short when jobs queue with no
- * thread free for them: srv_pool_starve_fd). Long enough for a client that shares the CPU with
+/* A worker with nothing more to run waits this long for the next request of the clients
+ * lingering on it (cut short when jobs queue with no thread free for them: srv_pool_starve_fd),
+ * and a lingering client waits at most this long for its worker's current request before the
+ * loop thread takes it back (server_linger.c). Long enough for a client that shares the CPU with
  * others to get its turn: 200 us lost most lingers with 2 clients on 2 cores (docs/ifd.md). */
 #define SRV_LINGER_US      2000u
+/* At most this many sessions linger on one worker (server_session.c): it looks at all of them
+ * between two requests (one ppoll), so the cost stays flat however many clients share a reader;
+ * the others go back to the loop thread as before. */
+#define SRV_LINGER_MAX     8u
 #define SRV_READ_BUDGET    (64u * 1024u) /* bytes the loop reads from one client per wake-up */
 
 /* ---- Worker pool (server_pool.c) --------------------------------------------------------------
@@ -76,11 +82,16 @@ struct srv_pool {
     bool stop;
     bool create_failed; /* the last pthread_create failed (logged once) */
     bool starved;       /* starve_fd is signalled */
-    int starve_fd;      /* eventfd, readable while a job waits with no thread free for it */
-    pthread_t *dead;    /* threads that left, to join */
+    /* Called on a worker when its chain of jobs (a job and what it deferred) ends; it may defer
+     * another job, which then runs on this worker. NULL: nothing. */
+    void (*chain_end)(void);
+    int starve_fd;   /* eventfd, readable while a job waits with no thread free for it */
+    pthread_t *dead; /* threads that left, to join */
     unsigned n_dead, dead_cap;
 };
 
+/* The end of a worker's chain of jobs (srv_pool.chain_end; server_session.c). */
+void session_chain_end(void);
 /* Start the pool with its first thread (which never leaves); -1 if it cannot be created. */
 SCRM_MUST_CHECK int srv_pool_init(struct srv_pool *p, unsigned max_threads);
 /* Queue a job; starts a thread if none is free and the cap allows (if that fails, the job waits
@@ -182,8 +193,9 @@ struct session {
     size_t job_len;
     uint8_t *reply; /* reply buffer, grown on demand */
     size_t reply_cap;
-    struct srv_job job;  /* request job */
-    struct srv_job gone; /* teardown job */
+    struct srv_job job;          /* request job */
+    struct srv_job gone;         /* teardown job */
+    struct session *linger_next; /* on a worker's linger set (server_linger.c) */
 
     /* Deadline (loop thread, server_timeout.c): armed before HELLO and while a message is
      * half-received. */
@@ -219,7 +231,34 @@ struct srv {
     scrm_mutex ready_lock;
     struct session *ready; /* sessions whose watched readers changed */
     struct srv_pool pool;
+    /* Lingering sessions (server_linger.c). */
+    scrm_mutex linger_lock;
+    struct srv_linger *lingers SCRM_GUARDED_BY(linger_lock); /* sets waiting for a job */
+    bool linger_timer_on SCRM_GUARDED_BY(linger_lock);       /* linger_fd is armed */
+    int linger_fd; /* timerfd: the oldest waiting set is due */
 };
+
+/* ---- Lingering sessions (server_linger.c) ---------------------------------------------------
+ */
+/* A worker's sessions kept after their answer, for their next request (server_session.c). */
+struct srv_linger {
+    struct srv *srv;
+    struct session *head;           /* through session.linger_next */
+    uint64_t since_ns;              /* left for a job at this time; 0: the worker looks itself */
+    struct srv_linger *next, *prev; /* srv->lingers, while since_ns is set */
+    bool listed;
+};
+/* The calling worker's lingering sessions, taken off its set (NULL if none). */
+struct session *srv_linger_detach(void);
+/* Give the calling worker's set these sessions (its set is empty). job_follows: the worker runs
+ * a job before it looks at them again, and the loop takes them if that lasts SRV_LINGER_US. */
+void srv_linger_attach(struct srv *srv, struct session *list, bool job_follows);
+/* Loop thread: linger_fd fired. */
+void srv_linger_expired(struct srv *srv);
+SCRM_MUST_CHECK int srv_linger_init(struct srv *srv);
+void srv_linger_destroy(struct srv *srv);
+/* Loop thread: a session taken from a worker's set goes back to reading (server_session.c). */
+void session_linger_return(struct session *s);
 
 /* ---- Authorization (server_auth.c) ------------------------------------------------------------
  */

@@ -16,9 +16,10 @@
  * it), so a busy or hung reader holds one worker (the one running its request), not one per
  * waiting or leaving client. A job waits only for the driver of the reader it runs a request on.
  *
- * A worker that has finished a job may linger a little for its client's next request (server
- * sessions); while a job waits with no thread free for it, `starve_fd` is readable and lingering
- * workers give up at once, so a linger never delays another client beyond the thread it holds.
+ * A worker that has finished a job may linger a little for its clients' next requests (server
+ * sessions: `chain_end`, called when a job and what it deferred are done, may defer another);
+ * while a job waits with no thread free for it, `starve_fd` is readable and lingering workers
+ * give up at once, so a linger never delays another client beyond the thread it holds.
  *
  * Threads are detached from bookkeeping by themselves: a leaving thread records its id on the
  * `dead` list, which the next submit (or the final destroy) joins outside the lock.
@@ -178,9 +179,15 @@ static void *worker_main(void *arg)
         }
         scrm_mutex_unlock(&p->lock);
         tl_pool = p;
-        for (; job; job = tl_next) { /* then what the job deferred to this thread, if any */
-            tl_next = NULL;
-            job->fn(job);
+        while (job) {
+            for (; job; job = tl_next) { /* then what the job deferred to this thread, if any */
+                tl_next = NULL;
+                job->fn(job);
+            }
+            if (p->chain_end) {
+                p->chain_end();
+                job = tl_next;
+            }
         }
         tl_pool = NULL;
         scrm_mutex_lock(&p->lock);

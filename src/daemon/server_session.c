@@ -509,33 +509,32 @@ static const char *conversation_error(struct session *s, uint16_t cmd)
 
 /*
  * A client in a request loop (APDU after APDU) sends its next request as soon as it has the reply.
- * Wait for it a short, bounded while (SRV_LINGER_US, less when the pool has a job waiting for a
- * thread) and, when it is a complete, valid request for
- * the pool, take it on this worker: that saves the loop thread's wake-up, two epoll_ctl calls and
- * the hand-off to a worker per request. Anything else (a loop command, a message not complete yet,
- * a bad one, a hang-up) stays in the socket for the loop thread, which sees it once the session is
- * re-armed. The loop thread does not read this session while it is busy, so the bytes are ours.
+ * A worker that still has the session (lingering, below) takes it from the socket when it is a
+ * complete, valid request for the pool: that saves the loop thread's wake-up, two epoll_ctl calls
+ * and the hand-off to a worker per request. Anything else (a loop command, a message not complete
+ * yet, a bad one, a hang-up) stays in the socket for the loop thread, which sees it once the
+ * session is re-armed. The loop thread does not read a busy session, so the bytes are ours.
  */
-static bool take_next_request(struct session *s)
+enum take { TAKE_NONE, TAKE_OTHER, TAKE_OK };
+
+/* Take the session's next request from its socket if it is a complete, valid request for the
+ * pool: TAKE_OK (in job_msg), TAKE_NONE (nothing there yet), TAKE_OTHER (something for the loop
+ * thread: a loop command, an incomplete or bad message, a hang-up; left in the socket). */
+static enum take take_request(struct session *s)
 {
-    struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN},
-                            {.fd = srv_pool_starve_fd(&s->srv->pool), .events = POLLIN}};
-    struct timespec linger = {.tv_sec = 0, .tv_nsec = SRV_LINGER_US * 1000L};
     struct ipc_hdr h;
     uint8_t *msg;
     bool ok;
+    ssize_t n = recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT);
 
-    scrm_mutex_lock(&s->lock);
-    ok = !s->closing && s->out_len == s->out_off;
-    scrm_mutex_unlock(&s->lock);
-    if (!ok || ppoll(pfd, 2, &linger, NULL) != 1 || pfd[0].revents != POLLIN)
-        return false; /* nothing, a hang-up, or another job needs this thread */
-    if (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
-        h.size < sizeof h || h.size > IPC_MSG_MAX || srv_cmd_run(h.cmd) != SRV_POOL)
-        return false;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return TAKE_NONE;
+    if (n != (ssize_t)sizeof h || h.size < sizeof h || h.size > IPC_MSG_MAX ||
+        srv_cmd_run(h.cmd) != SRV_POOL)
+        return TAKE_OTHER;
     msg = malloc(h.size);
     if (!msg)
-        return false;
+        return TAKE_OTHER;
     ok = recv(s->fd, msg, h.size, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)h.size &&
          !ipc_check_request(msg, h.size) && !conversation_error(s, h.cmd) &&
          recv(s->fd, msg, h.size, MSG_DONTWAIT) == (ssize_t)h.size;
@@ -546,11 +545,11 @@ static bool take_next_request(struct session *s)
     }
     if (!ok) {
         free(msg);
-        return false;
+        return TAKE_OTHER;
     }
     s->job_msg = msg;
     s->job_len = h.size;
-    return true;
+    return TAKE_OK;
 }
 
 static void request_job(struct srv_job *job);
@@ -680,13 +679,137 @@ static bool park_request(struct session *s, bool *drop)
     return !*drop;
 }
 
+/*
+ * Lingering. After answering a client of scrm's protocol the worker keeps its session (still
+ * busy, so the loop thread does not read it) on its linger set (server_linger.c) instead of
+ * handing it back to the loop thread at once. Clients that share a reader send their next
+ * request while the reader runs another's: between two requests the worker takes those requests
+ * from the sockets itself and parks them on the reader (or runs them, when the reader is free),
+ * instead of the loop thread being woken to read and park each one. When its chain of jobs ends
+ * the worker waits up to SRV_LINGER_US for any of them (a client in a request loop answers in
+ * microseconds), then lets the rest go back to the loop. A session with anything but a complete
+ * request for the pool (a loop command, a message not complete yet, a hang-up) goes back at once,
+ * and a job that lasts longer than SRV_LINGER_US has the loop thread take its worker's set.
+ */
+
+static void park_or_defer(struct session *s);
+
+/* May s linger after its answer? Not while it has output to write (EPOLLOUT is the loop's), a
+ * status-change wait, or a wait to evaluate again, nor when closing. */
+static bool linger_ok(struct session *s)
+{
+    bool ok;
+    scrm_mutex_lock(&s->lock);
+    ok = !s->closing && !s->wait_dirty && s->out_len == s->out_off;
+    scrm_mutex_unlock(&s->lock);
+    return ok && !s->wait;
+}
+
+/* Look at what list's clients have sent, one ppoll for them all, waiting up to `wait` for the
+ * first (NULL: not at all): a request is parked on its busy reader or run next on this worker; a
+ * session with something for the loop, or that may not linger any more, goes back. A wait ends
+ * at once when a job waits for a thread (srv_pool_starve_fd), and then, or when nothing came,
+ * list is returned as it was. Returns the sessions with nothing yet, *kept of them. */
+static struct session *linger_scan(struct srv *srv, struct session *list,
+                                   const struct timespec *wait, size_t *kept)
+{
+    struct pollfd pfd[SRV_LINGER_MAX + 1];
+    struct timespec now = {0, 0};
+    struct session *keep = NULL, **tail = &keep;
+    size_t n = 1;
+    int r;
+
+    *kept = 0;
+    if (!list)
+        return NULL;
+    pfd[0] = (struct pollfd){.fd = srv_pool_starve_fd(&srv->pool), .events = POLLIN};
+    for (struct session *t = list; t && n <= SRV_LINGER_MAX; t = t->linger_next)
+        pfd[n++] = (struct pollfd){.fd = t->fd, .events = POLLIN};
+    do
+        r = ppoll(pfd, n, wait ? wait : &now, NULL);
+    while (r < 0 && errno == EINTR);
+    if (wait && (r <= 0 || pfd[0].revents)) {
+        for (struct session *t = list; t; t = t->linger_next)
+            ++*kept;
+        return list;
+    }
+    for (size_t i = 1; list; i++) {
+        struct session *t = list;
+        enum take got = TAKE_NONE;
+        list = t->linger_next;
+        t->linger_next = NULL;
+        if (!linger_ok(t))
+            got = TAKE_OTHER;
+        else if (r > 0 && i < n && pfd[i].revents)
+            got = take_request(t);
+        if (got == TAKE_NONE) {
+            *tail = t;
+            tail = &t->linger_next;
+            ++*kept;
+        } else if (got == TAKE_OK) {
+            park_or_defer(t);
+        } else {
+            job_done(t);
+        }
+    }
+    return keep;
+}
+
+static void linger_release(struct session *list)
+{
+    while (list) {
+        struct session *t = list;
+        list = t->linger_next;
+        t->linger_next = NULL;
+        job_done(t);
+    }
+}
+
+void session_chain_end(void)
+{
+    struct timespec linger = {.tv_sec = 0, .tv_nsec = SRV_LINGER_US * 1000L};
+    struct session *list = srv_linger_detach();
+    struct srv *srv;
+    size_t n;
+
+    if (!list)
+        return;
+    srv = list->srv;
+    list = linger_scan(srv, list, NULL, &n);
+    if (list && !srv_pool_deferred())
+        list = linger_scan(srv, list, &linger, &n);
+    if (srv_pool_deferred())
+        srv_linger_attach(srv, list, true); /* the rest wait through the job it took */
+    else
+        linger_release(list);
+}
+
+/* Pool job: a session the loop thread took from a worker's set lets go as a request's end
+ * does. */
+static void linger_return_job(struct srv_job *job)
+{
+    job_done((struct session *)((char *)job - offsetof(struct session, job)));
+}
+
+void session_linger_return(struct session *s)
+{
+    log_debug(ipc,
+              "client %llu: its worker is still in another request after %u us; the loop "
+              "thread reads it again",
+              (unsigned long long)s->id, SRV_LINGER_US);
+    s->job.fn = linger_return_job;
+    srv_pool_submit(&s->srv->pool, &s->job);
+}
+
 /* Pool job: execute the request (and the ones that follow at once). A request that finds its
  * reader busy with another request is parked on it (no thread waits) and runs again here when
  * the rm wakes it. */
 static void request_job(struct srv_job *job)
 {
     struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
-    bool closing;
+    struct session *list;
+    bool closing, full;
+    size_t n;
 
     /* A client that waits for transactions itself gets IPC_S_TX_BUSY instead of a worker
      * blocked until another handle's transaction ends (pcsc-lite's front end parks such a
@@ -728,9 +851,28 @@ static void request_job(struct srv_job *job)
         tl_single_reader = false;
         free(s->job_msg);
         s->job_msg = NULL;
-        if (closing || srv_pool_deferred() ||
-            !(s->front == SRV_FRONT_PCSCLITE ? pcl_take_next(s) : take_next_request(s)))
+        if (closing)
             break;
+        if (s->front == SRV_FRONT_PCSCLITE) {
+            if (srv_pool_deferred() || !pcl_take_next(s))
+                break;
+            continue;
+        }
+        if (!linger_ok(s))
+            break;
+        /* scrm's protocol: s lingers (see "Lingering"), after what the others have sent, unless
+         * the worker's set is full */
+        rm_thread_park_turn(NULL);
+        list = linger_scan(s->srv, srv_linger_detach(), NULL, &n);
+        full = n >= SRV_LINGER_MAX;
+        if (!full) {
+            s->linger_next = list;
+            list = s;
+        }
+        srv_linger_attach(s->srv, list, srv_pool_deferred());
+        if (!full)
+            return;
+        break;
     }
     rm_thread_park_turn(NULL); /* s may be gone once job_done has let it go */
     job_done(s);
@@ -819,6 +961,15 @@ static bool park_early(struct session *s)
         log_trace(ipc, "client %llu: TRANSMIT parked on arrival, its reader is busy",
                   (unsigned long long)s->id);
     return parked;
+}
+
+/* A request a worker took from a lingering session: park it if its reader is busy, else run it
+ * on this worker after the current job. */
+static void park_or_defer(struct session *s)
+{
+    s->job.fn = request_job;
+    if (!park_early(s))
+        srv_pool_defer(&s->srv->pool, &s->job);
 }
 
 void session_submit(struct session *s, uint8_t *msg, size_t len)

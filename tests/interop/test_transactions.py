@@ -3,6 +3,7 @@ two handles of one context used from two threads, ending another handle's transa
 pcsc-lite: SCARD_E_SHARING_VIOLATION, card untouched), and hundreds of clients waiting for one
 reader's transaction while the daemon's thread count stays bounded and other readers are served.
 """
+import select
 import struct
 import threading
 
@@ -248,6 +249,60 @@ def test_busy_reader_holds_no_thread():
         for s in socks:  # (only now: a client that leaves resets the card for the others)
             s.close()
         close_all(ctx2, other)
+        close_all(ctx, holder)
+    finally:
+        d.close()
+
+
+def test_answered_client_not_held_by_the_next_request():
+    """Clients of scrm's protocol sharing a reader: after its answer a client's session stays with
+    the worker that runs the reader's next request, which takes that client's next request from
+    the socket itself (docs/pcsc.md, lingering). When that next request hangs (SIM_FAULT_HANG for
+    two TRANSMITs, each cancelled by the IOCTL watchdog), the loop thread takes the session back
+    after SRV_LINGER_US: the client's request for another reader is answered while the hung one
+    still waits, not after it."""
+    d = env.Daemon(extra='ioctl_watchdog_ms = 3000\n', log='ipc:trace,drv:info')
+    try:
+        a, b = env.wire_connect(d.sock), env.wire_connect(d.sock)
+        cards = {}
+        for s, key, reader in ((a, 'a', R_T1), (b, 'b', R_T1), (b, 'b_spare', R_SPARE)):
+            if key != 'b_spare':
+                hello_v1(s)
+            name = reader.encode()
+            s.sendall(env.wire_msg(env.CONNECT, struct.pack('<IIII', 2, 3, len(name), 0), name,
+                                   seq=2))
+            _cmd, _seq, status, body = env.wire_recv(s)
+            assert status == 0
+            cards[key] = struct.unpack('<QII', body)[0]
+        hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+        hr, holder, _hp = SCardConnect(ctx, R_T1, SCARD_SHARE_SHARED, PROTOS)
+        assert hr == SCARD_S_SUCCESS
+        hr, _ = SCardControl(holder, env.SIM_FAULT, list(struct.pack('<II', 7, 2)))  # HANG x 2
+        assert hr == SCARD_S_SUCCESS
+
+        def transmit(s, card, seq):
+            s.sendall(env.wire_msg(env.TRANSMIT, struct.pack('<QIIII', card, 0, 258, len(ECHO), 0),
+                                   bytes(ECHO), seq=seq))
+
+        transmit(b, cards['b'], 3)  # hangs until the watchdog cancels it
+        env.wait_for(lambda: d.log_text().count('hanging (SIM_FAULT_HANG)') == 1, 10, 'a hang')
+        transmit(a, cards['a'], 3)  # parked behind it; runs next on the same worker, and hangs
+        env.wait_for(lambda: 'TRANSMIT parked on arrival' in d.log_text(), 10, "a's park")
+        b.settimeout(30)
+        cmd, seq, status, _body = env.wire_recv(b)
+        assert (cmd, seq, status) == (env.TRANSMIT, 3, 0x80100002)  # SCARD_E_CANCELLED
+        env.wait_for(lambda: d.log_text().count('hanging (SIM_FAULT_HANG)') == 2, 10,
+                     "a's request to hang")
+        transmit(b, cards['b_spare'], 4)  # another reader: answered during a's hang
+        cmd, seq, status, body = env.wire_recv(b)
+        assert (cmd, seq, status) == (env.TRANSMIT, 4, 0) and body[-2:] == bytes([0x90, 0x00])
+        assert not select.select([a], [], [], 0)[0], "b was answered only after a's hang"
+        assert 'the loop thread reads it again' in d.log_text()
+        a.settimeout(30)
+        cmd, seq, status, _body = env.wire_recv(a)
+        assert (cmd, seq, status) == (env.TRANSMIT, 3, 0x80100002)
+        a.close()
+        b.close()
         close_all(ctx, holder)
     finally:
         d.close()

@@ -34,7 +34,7 @@ struct sim {
     bool lost;             /* SIM_FAULT_READER_LOST */
     uint32_t remove_after; /* SIM_FAULT_REMOVE_AFTER countdown; 0 = off */
     bool remove_on_reset;  /* SIM_FAULT_REMOVE_ON_RESET */
-    bool hang_next;        /* SIM_FAULT_HANG: the next POWER / TRANSMIT pends */
+    unsigned hang_next;    /* SIM_FAULT_HANG: this many next POWER / TRANSMIT pend */
     atomic_bool hung;      /* a slot pends because of hang_next, until cancel_pending */
     uint32_t insertions, removals;
 };
@@ -102,7 +102,7 @@ static bool hang(struct sim *s)
 {
     if (!s->hang_next)
         return false;
-    s->hang_next = false;
+    s->hang_next--;
     atomic_store(&s->hung, true);
     log_info(drv, "%s: hanging (SIM_FAULT_HANG) until cancelled", smc_reader_device(s->r));
     return true;
@@ -240,11 +240,12 @@ static smc_status sim_fault(struct sim *s, const struct smc_io *io)
     uint32_t param = scrm_get_u32le(p + 4);
     switch (fault) {
     case SIM_FAULT_NONE:
-        s->mute = s->remove_on_reset = s->hang_next = false;
+        s->mute = s->remove_on_reset = false;
+        s->hang_next = 0;
         s->remove_after = 0;
         break;
     case SIM_FAULT_REMOVE_ON_RESET: s->remove_on_reset = true; break;
-    case SIM_FAULT_HANG: s->hang_next = param != 0; break;
+    case SIM_FAULT_HANG: s->hang_next = param; break;
     case SIM_FAULT_MUTE: s->mute = param != 0; break;
     case SIM_FAULT_REMOVE_AFTER: s->remove_after = param; break;
     case SIM_FAULT_READER_LOST:

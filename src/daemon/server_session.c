@@ -522,20 +522,26 @@ enum take { TAKE_NONE, TAKE_OTHER, TAKE_OK };
  * thread: a loop command, an incomplete or bad message, a hang-up; left in the socket). */
 static enum take take_request(struct session *s)
 {
+    uint8_t peek[512]; /* a TRANSMIT of a short APDU, whole: one peek instead of two */
     struct ipc_hdr h;
     uint8_t *msg;
     bool ok;
-    ssize_t n = recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(s->fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
 
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return TAKE_NONE;
-    if (n != (ssize_t)sizeof h || h.size < sizeof h || h.size > IPC_MSG_MAX ||
-        srv_cmd_run(h.cmd) != SRV_POOL)
+    if (n < (ssize_t)sizeof h)
+        return TAKE_OTHER;
+    memcpy(&h, peek, sizeof h);
+    if (h.size < sizeof h || h.size > IPC_MSG_MAX || srv_cmd_run(h.cmd) != SRV_POOL)
         return TAKE_OTHER;
     msg = malloc(h.size);
     if (!msg)
         return TAKE_OTHER;
-    ok = recv(s->fd, msg, h.size, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)h.size &&
+    if (h.size <= (size_t)n)
+        memcpy(msg, peek, h.size);
+    ok = (h.size <= (size_t)n ||
+          recv(s->fd, msg, h.size, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)h.size) &&
          !ipc_check_request(msg, h.size) && !conversation_error(s, h.cmd) &&
          recv(s->fd, msg, h.size, MSG_DONTWAIT) == (ssize_t)h.size;
     if (ok) { /* the loop thread may have closed the session meanwhile (hang-up) */

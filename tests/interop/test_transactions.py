@@ -306,3 +306,62 @@ def test_answered_client_not_held_by_the_next_request():
         close_all(ctx, holder)
     finally:
         d.close()
+
+
+def test_many_clients_stream_on_one_reader_in_turn():
+    """Twenty clients of scrm's protocol send APDU after APDU to one reader, more than linger on
+    one worker (SRV_LINGER_MAX): every APDU is answered, each client's replies come in order, and
+    the reader serves them in turn (first come, first served), so when the first client is done
+    with its 150 APDUs every other one has had at least half as many."""
+    d = env.Daemon()
+    n_clients, n_apdus = 20, 150
+    try:
+        socks, cards = [], []
+        name = R_T1.encode()
+        for _ in range(n_clients):
+            s = env.wire_connect(d.sock)
+            hello_v1(s)
+            s.sendall(env.wire_msg(env.CONNECT, struct.pack('<IIII', 2, 3, len(name), 0), name,
+                                   seq=2))
+            _cmd, _seq, status, body = env.wire_recv(s)
+            assert status == 0
+            socks.append(s)
+            cards.append(struct.unpack('<QII', body)[0])
+        done = [0] * n_clients
+        at_first_end = []
+        errors = []
+        start = threading.Barrier(n_clients)
+
+        def stream(i):
+            s, card = socks[i], cards[i]
+            try:
+                start.wait(30)
+                for k in range(n_apdus):
+                    seq = 100 + k
+                    s.sendall(env.wire_msg(env.TRANSMIT, struct.pack('<QIIII', card, 0, 258,
+                                                                     len(ECHO), 0),
+                                           bytes(ECHO), seq=seq))
+                    cmd, rseq, status, body = env.wire_recv(s)
+                    if (cmd, rseq, status) != (env.TRANSMIT, seq, 0) or body[-4:] != bytes(
+                            [1, 2, 0x90, 0x00]):
+                        errors.append((i, k, cmd, rseq, hex(status), body.hex()))
+                        return
+                    done[i] = k + 1
+                if not at_first_end:
+                    at_first_end.append(list(done))
+            except (OSError, ConnectionError, threading.BrokenBarrierError) as e:
+                errors.append((i, repr(e)))
+
+        threads = [threading.Thread(target=stream, args=(i,)) for i in range(n_clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads), done
+        assert not errors, errors[:5]
+        assert done == [n_apdus] * n_clients
+        assert min(at_first_end[0]) >= n_apdus // 2, at_first_end[0]
+        for s in socks:
+            s.close()
+    finally:
+        d.close()

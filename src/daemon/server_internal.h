@@ -238,6 +238,10 @@ struct srv {
     int linger_fd; /* timerfd: the oldest waiting set is due */
 };
 
+/* What a worker found in a lingering session's socket: nothing yet (or only part of a request,
+ * kept), something for the loop thread (left in the socket), or a whole request (in job_msg). */
+enum srv_take { SRV_TAKE_NONE, SRV_TAKE_OTHER, SRV_TAKE_OK };
+
 /* ---- Lingering sessions (server_linger.c) ---------------------------------------------------
  */
 /* A worker's sessions kept after their answer, for their next request (server_session.c). */
@@ -390,7 +394,11 @@ void pcl_wait_fired(struct session *s); /* loop thread */
 /* Execute the request s->job_msg (msg), or park it (s->job_msg NULL then) when it waits for
  * another handle's transaction: a watch on the reader, no thread held (worker). */
 void pcl_exec(struct session *s, const uint8_t *msg, size_t len);
-SCRM_MUST_CHECK bool pcl_take_next(struct session *s); /* worker */
+/* A lingering session's next request, read without waiting (worker; server_session.c's
+ * "Lingering"): a request for the pool, or a reader-table fetch of a client before 4:6, read
+ * into the receiver, possibly over several calls (a part read stays there, and the loop thread
+ * goes on with it if the session goes back to it). */
+SCRM_MUST_CHECK enum srv_take pcl_take_ready(struct session *s);
 /* The session handle of the card a request is for, if it is one that may wait for its reader
  * before it runs (TRANSMIT); false for any other request. */
 SCRM_MUST_CHECK bool pcl_request_card(const uint8_t *msg, size_t len, uint64_t *handle);

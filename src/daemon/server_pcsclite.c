@@ -44,7 +44,7 @@ struct pcl_session {
     atomic_uint context; /* hContext of this connection, 0 before ESTABLISH / after RELEASE */
     uint32_t array_size; /* entries of the last CMD_GET_READERS_STATE_SIZE answer (4:6), 0: none */
     /* A request is partly received: kept by whoever has the receiver (the loop thread, or the
-     * worker in pcl_take_next), read by the loop thread's deadlines at any time. */
+     * worker in pcl_take_ready), read by the loop thread's deadlines at any time. */
     atomic_bool partial;
     /* A request that waits for another handle's transaction, parked instead of holding a worker:
      * the message and a watch on the reader, set by the worker that has the session before it
@@ -657,82 +657,69 @@ void pcl_exec(struct session *s, const uint8_t *msg, size_t len)
 }
 
 /*
- * The worker's linger for pcsc-lite: the client writes header, body and send buffer with separate
- * send() calls. When the next request (within the same bounded linger as scrm's front end) is one
- * for the pool or a READ command (the reader table SCardStatus and SCardGetStatusChange fetch
- * first), the worker reads it itself into the session's receiver, which the loop thread does
- * not touch while the session is busy: each ppoll() then waits for bytes not yet read, so nothing
- * spins. A request still incomplete when the linger ends stays in the receiver, where the loop
- * thread goes on with it; a request for the loop thread is left in the socket.
+ * A lingering pcsc-lite session (server_session.c, "Lingering"): the client writes header, body
+ * and send buffer with separate send() calls. When the next request is one for the pool or a
+ * READ command (the reader table SCardStatus and SCardGetStatusChange fetch first), the worker
+ * reads what has come into the session's receiver, which the loop thread does not touch while
+ * the session is busy; a part stays there until the rest comes (the worker's next ppoll waits
+ * for bytes not yet read, so nothing spins), or the loop thread goes on with it. A request for
+ * the loop thread is left in the socket.
  */
-bool pcl_take_next(struct session *s)
+enum srv_take pcl_take_ready(struct session *s)
 {
-    struct timespec start, now;
-    struct pcl_hdr h;
+    struct pcl_hdr h = {0};
     bool ok;
 
-    scrm_mutex_lock(&s->lock);
-    ok = !s->closing && s->out_len == s->out_off;
-    scrm_mutex_unlock(&s->lock);
-    if (!ok || pcl_rx_partial(&s->pcl->rx) || atomic_load(&s->pcl->parked))
-        return false;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (bool first = true;; first = false) {
-        struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN},
-                                {.fd = srv_pool_starve_fd(&s->srv->pool), .events = POLLIN}};
-        struct timespec left = {0, 0};
+    if (atomic_load(&s->pcl->parked))
+        return SRV_TAKE_OTHER;
+    if (!pcl_rx_partial(&s->pcl->rx)) {
+        ssize_t n = recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return SRV_TAKE_NONE;
+        if (n != (ssize_t)sizeof h ||
+            (pcl_cmd_run(h.command) != PCL_RUN_POOL &&
+             (pcl_cmd_run(h.command) != PCL_RUN_READ || s->pcl->minor >= 6)))
+            return SRV_TAKE_OTHER; /* not a whole header yet, or the loop thread's command (a
+                                    * 4:6 table fetch stays with the loop thread, which orders
+                                    * it with the events) */
+    }
+    for (;;) {
         const uint8_t *msg;
         const char *why = NULL;
         size_t want, len;
         uint8_t *p;
-        long left_ns;
         ssize_t n;
         enum pcl_rx_result r;
 
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        left_ns = (long)SRV_LINGER_US * 1000L -
-                  ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec));
-        if (left_ns <= 0)
-            return false;
-        left.tv_nsec = left_ns;
-        if (ppoll(pfd, 2, &left, NULL) != 1 || pfd[0].revents != POLLIN)
-            return false; /* nothing, a hang-up, or another job needs this thread */
-        if (first && (recv(s->fd, &h, sizeof h, MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof h ||
-                      (pcl_cmd_run(h.command) != PCL_RUN_POOL &&
-                       (pcl_cmd_run(h.command) != PCL_RUN_READ || s->pcl->minor >= 6))))
-            return false; /* not a whole header yet, or the loop thread's command (a 4:6 table
-                           * fetch stays with the loop thread, which orders it with the events) */
-        for (;;) {
-            pcl_rx_space(&s->pcl->rx, &p, &want);
-            n = recv(s->fd, p, want, MSG_DONTWAIT);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break; /* EAGAIN: wait for more; EOF or error: the loop thread sees the hang-up */
-            r = pcl_rx_advance(&s->pcl->rx, (size_t)n, &msg, &len, &why);
-            note_partial(s);
-            if (r == PCL_RX_ERROR) {
-                log_warn(ipc, "client %llu (pid %ld, uid %ld): pcsc-lite command 0x%02x: %s",
-                         (unsigned long long)s->id, (long)s->pid, (long)s->uid, h.command, why);
-                shutdown(s->fd, SHUT_RDWR); /* the loop thread closes it */
-                return false;
-            }
-            if (r == PCL_RX_MESSAGE) {
-                scrm_mutex_lock(&s->lock);
-                ok = !s->closing;
-                scrm_mutex_unlock(&s->lock);
-                s->job_len = len;
-                s->job_msg = pcl_rx_take(&s->pcl->rx);
-                note_partial(s);
-                if (!ok) {
-                    free(s->job_msg);
-                    s->job_msg = NULL;
-                }
-                return ok;
-            }
+        pcl_rx_space(&s->pcl->rx, &p, &want);
+        n = recv(s->fd, p, want, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return SRV_TAKE_NONE; /* the rest of a part read is still to come */
+        if (n <= 0)
+            return SRV_TAKE_OTHER; /* EOF or error: the loop thread sees the hang-up */
+        r = pcl_rx_advance(&s->pcl->rx, (size_t)n, &msg, &len, &why);
+        note_partial(s);
+        if (r == PCL_RX_ERROR) {
+            log_warn(ipc, "client %llu (pid %ld, uid %ld): pcsc-lite request: %s",
+                     (unsigned long long)s->id, (long)s->pid, (long)s->uid, why);
+            shutdown(s->fd, SHUT_RDWR); /* the loop thread closes it */
+            return SRV_TAKE_OTHER;
         }
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
-            return false;
+        if (r == PCL_RX_MESSAGE) {
+            scrm_mutex_lock(&s->lock);
+            ok = !s->closing;
+            scrm_mutex_unlock(&s->lock);
+            s->job_len = len;
+            s->job_msg = pcl_rx_take(&s->pcl->rx);
+            note_partial(s);
+            if (ok)
+                return SRV_TAKE_OK;
+            free(s->job_msg);
+            s->job_msg = NULL;
+            return SRV_TAKE_OTHER;
+        }
     }
 }
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "daemon/server_internal.h"
 #include "rm/rm.h"
 
@@ -515,12 +516,11 @@ static const char *conversation_error(struct session *s, uint16_t cmd)
  * yet, a bad one, a hang-up) stays in the socket for the loop thread, which sees it once the
  * session is re-armed. The loop thread does not read a busy session, so the bytes are ours.
  */
-enum take { TAKE_NONE, TAKE_OTHER, TAKE_OK };
 
 /* Take the session's next request from its socket if it is a complete, valid request for the
- * pool: TAKE_OK (in job_msg), TAKE_NONE (nothing there yet), TAKE_OTHER (something for the loop
+ * pool: SRV_TAKE_OK (in job_msg), SRV_TAKE_NONE (nothing there yet), SRV_TAKE_OTHER (something for the loop
  * thread: a loop command, an incomplete or bad message, a hang-up; left in the socket). */
-static enum take take_request(struct session *s)
+static enum srv_take take_request(struct session *s)
 {
     uint8_t peek[512]; /* a TRANSMIT of a short APDU, whole: one peek instead of two */
     struct ipc_hdr h;
@@ -529,15 +529,15 @@ static enum take take_request(struct session *s)
     ssize_t n = recv(s->fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
 
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return TAKE_NONE;
+        return SRV_TAKE_NONE;
     if (n < (ssize_t)sizeof h)
-        return TAKE_OTHER;
+        return SRV_TAKE_OTHER;
     memcpy(&h, peek, sizeof h);
     if (h.size < sizeof h || h.size > IPC_MSG_MAX || srv_cmd_run(h.cmd) != SRV_POOL)
-        return TAKE_OTHER;
+        return SRV_TAKE_OTHER;
     msg = malloc(h.size);
     if (!msg)
-        return TAKE_OTHER;
+        return SRV_TAKE_OTHER;
     if (h.size <= (size_t)n)
         memcpy(msg, peek, h.size);
     ok = (h.size <= (size_t)n ||
@@ -551,11 +551,11 @@ static enum take take_request(struct session *s)
     }
     if (!ok) {
         free(msg);
-        return TAKE_OTHER;
+        return SRV_TAKE_OTHER;
     }
     s->job_msg = msg;
     s->job_len = h.size;
-    return TAKE_OK;
+    return SRV_TAKE_OK;
 }
 
 static void request_job(struct srv_job *job);
@@ -701,23 +701,25 @@ static bool park_request(struct session *s, bool *drop)
 static void park_or_defer(struct session *s);
 
 /* May s linger after its answer? Not while it has output to write (EPOLLOUT is the loop's), a
- * status-change wait, or a wait to evaluate again, nor when closing. */
+ * status-change wait, a wait to evaluate again or a pcsc-lite request parked for a transaction,
+ * nor when closing. */
 static bool linger_ok(struct session *s)
 {
     bool ok;
     scrm_mutex_lock(&s->lock);
     ok = !s->closing && !s->wait_dirty && s->out_len == s->out_off;
     scrm_mutex_unlock(&s->lock);
-    return ok && !s->wait;
+    return ok && !s->wait && !pcl_session_parked(s);
 }
 
 /* Look at what list's clients have sent, one ppoll for them all, waiting up to `wait` for the
  * first (NULL: not at all): a request is parked on its busy reader or run next on this worker; a
  * session with something for the loop, or that may not linger any more, goes back. A wait ends
  * at once when a job waits for a thread (srv_pool_starve_fd), and then, or when nothing came,
- * list is returned as it was. Returns the sessions with nothing yet, *kept of them. */
+ * list is returned as it was and *idle set. Returns the sessions with nothing yet (or only part
+ * of a request), *kept of them. */
 static struct session *linger_scan(struct srv *srv, struct session *list,
-                                   const struct timespec *wait, size_t *kept)
+                                   const struct timespec *wait, size_t *kept, bool *idle)
 {
     struct pollfd pfd[SRV_LINGER_MAX + 1];
     struct timespec now = {0, 0};
@@ -726,6 +728,7 @@ static struct session *linger_scan(struct srv *srv, struct session *list,
     int r;
 
     *kept = 0;
+    *idle = false;
     if (!list)
         return NULL;
     pfd[0] = (struct pollfd){.fd = srv_pool_starve_fd(&srv->pool), .events = POLLIN};
@@ -737,22 +740,23 @@ static struct session *linger_scan(struct srv *srv, struct session *list,
     if (wait && (r <= 0 || pfd[0].revents)) {
         for (struct session *t = list; t; t = t->linger_next)
             ++*kept;
+        *idle = true;
         return list;
     }
     for (size_t i = 1; list; i++) {
         struct session *t = list;
-        enum take got = TAKE_NONE;
+        enum srv_take got = SRV_TAKE_NONE;
         list = t->linger_next;
         t->linger_next = NULL;
         if (!linger_ok(t))
-            got = TAKE_OTHER;
+            got = SRV_TAKE_OTHER;
         else if (r > 0 && i < n && pfd[i].revents)
-            got = take_request(t);
-        if (got == TAKE_NONE) {
+            got = t->front == SRV_FRONT_PCSCLITE ? pcl_take_ready(t) : take_request(t);
+        if (got == SRV_TAKE_NONE) {
             *tail = t;
             tail = &t->linger_next;
             ++*kept;
-        } else if (got == TAKE_OK) {
+        } else if (got == SRV_TAKE_OK) {
             park_or_defer(t);
         } else {
             job_done(t);
@@ -773,17 +777,28 @@ static void linger_release(struct session *list)
 
 void session_chain_end(void)
 {
-    struct timespec linger = {.tv_sec = 0, .tv_nsec = SRV_LINGER_US * 1000L};
     struct session *list = srv_linger_detach();
     struct srv *srv;
+    uint64_t end;
     size_t n;
+    bool idle;
 
     if (!list)
         return;
     srv = list->srv;
-    list = linger_scan(srv, list, NULL, &n);
-    if (list && !srv_pool_deferred())
-        list = linger_scan(srv, list, &linger, &n);
+    list = linger_scan(srv, list, NULL, &n, &idle);
+    /* Wait for the first whole request (pcsc-lite's clients write one in several pieces) */
+    end = scrm_now_ns() + SRV_LINGER_US * 1000u;
+    while (list && !srv_pool_deferred()) {
+        uint64_t now = scrm_now_ns();
+        struct timespec left = {0, 0};
+        if (now >= end)
+            break;
+        left.tv_nsec = (long)(end - now);
+        list = linger_scan(srv, list, &left, &n, &idle);
+        if (idle)
+            break;
+    }
     if (srv_pool_deferred())
         srv_linger_attach(srv, list, true); /* the rest wait through the job it took */
     else
@@ -814,7 +829,7 @@ static void request_job(struct srv_job *job)
 {
     struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
     struct session *list;
-    bool closing, full;
+    bool closing, full, idle;
     size_t n;
 
     /* A client that waits for transactions itself gets IPC_S_TX_BUSY instead of a worker
@@ -857,19 +872,12 @@ static void request_job(struct srv_job *job)
         tl_single_reader = false;
         free(s->job_msg);
         s->job_msg = NULL;
-        if (closing)
+        if (closing || !linger_ok(s))
             break;
-        if (s->front == SRV_FRONT_PCSCLITE) {
-            if (srv_pool_deferred() || !pcl_take_next(s))
-                break;
-            continue;
-        }
-        if (!linger_ok(s))
-            break;
-        /* scrm's protocol: s lingers (see "Lingering"), after what the others have sent, unless
-         * the worker's set is full */
+        /* s lingers (see "Lingering"), after what the others have sent, unless the worker's set
+         * is full */
         rm_thread_park_turn(NULL);
-        list = linger_scan(s->srv, srv_linger_detach(), NULL, &n);
+        list = linger_scan(s->srv, srv_linger_detach(), NULL, &n, &idle);
         full = n >= SRV_LINGER_MAX;
         if (!full) {
             s->linger_next = list;

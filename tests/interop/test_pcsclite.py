@@ -573,6 +573,54 @@ def test_busy_reader_holds_no_worker():
         d.close()
 
 
+def test_answered_client_not_held_by_the_next_request():
+    """pcsc-lite's front end: after its answer a client's session lingers on the worker that runs
+    the reader's next request, which takes the client's next request itself. When that next
+    request hangs (SIM_FAULT_HANG for two TRANSMITs, each cancelled by the IOCTL watchdog), the
+    loop thread takes the session back after SRV_LINGER_US: the client's APDU to another reader
+    is answered while the hung one still waits, not after it."""
+    d = env.Daemon(extra='ioctl_watchdog_ms = 3000\n', log='ipc:trace,drv:info')
+    try:
+        a, actx = session()
+        b, bctx = session()
+        card_a, _p, rv = a.connect(actx)
+        assert rv == 0
+        card_b, _p, rv = b.connect(bctx)
+        assert rv == 0
+        spare_b, _p, rv = b.connect(bctx, reader=R_SPARE)
+        assert rv == 0
+        hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+        hr, holder, _hp = SCardConnect(ctx, R_T1, 2, 3)
+        assert hr == SCARD_S_SUCCESS
+        assert SCardControl(holder, env.SIM_FAULT, list(struct.pack('<II', 7, 2)))[0] == 0
+
+        def send_transmit(r, card):
+            r.send(TRANSMIT, struct.pack('<iIIIIIII', card, 2, 16, len(APDU), 3, 16, 258, 0),
+                   extra=APDU)
+
+        def hangs():
+            return d.log_text().count('hanging (SIM_FAULT_HANG)')
+
+        send_transmit(b, card_b)  # hangs until the watchdog cancels it
+        env.wait_for(lambda: hangs() == 1, 10, 'a hang')
+        send_transmit(a, card_a)  # parked behind it; runs next on the same worker, and hangs
+        env.wait_for(lambda: 'TRANSMIT parked on arrival' in d.log_text(), 10, "a's park")
+        b.s.settimeout(30)
+        assert struct.unpack('<I', b.recv(32)[28:32])[0] == 0x80100002  # SCARD_E_CANCELLED
+        env.wait_for(lambda: hangs() == 2, 10, "a's request to hang")
+        rv, data = transmit(b, spare_b)  # another reader: answered during a's hang
+        assert rv == 0 and len(data) == 2  # a status word
+        assert not select.select([a.s], [], [], 0)[0], "b was answered only after a's hang"
+        assert 'the loop thread reads it again' in d.log_text()
+        a.s.settimeout(30)
+        assert struct.unpack('<I', a.recv(32)[28:32])[0] == 0x80100002
+        a.close()
+        b.close()
+        SCardDisconnect(holder, 0)
+        SCardReleaseContext(ctx)
+    finally:
+        d.close()
+
 NEW_PCSCLITE_ROOT = '/var/cache/scrm'  # scripts/install-deps.sh check
 
 # Run by a newer pcsc-lite library in a process of its own: every call that has a message of its

@@ -959,9 +959,10 @@ static bool dispatch(struct session *s, const uint8_t *msg, size_t len)
 }
 
 /* A TRANSMIT for a reader busy with other requests (clients sharing a reader) is parked on it
- * here, on the loop thread, instead of waking a worker only to find the reader busy and park it:
- * it runs when its turn comes, on the worker that frees the reader (park_fired). The session's
- * card table is the loop's to read here: no worker has the session before this submit. */
+ * here, by the thread that read it (the loop thread, or the worker the session lingers on),
+ * instead of waking a worker only to find the reader busy and park it: it runs when its turn
+ * comes, on the worker that frees the reader (park_fired). The session's card table is that
+ * thread's to read here: no other worker has the session. */
 static bool park_early(struct session *s)
 {
     uint64_t handle, card;

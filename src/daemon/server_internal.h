@@ -99,8 +99,9 @@ SCRM_MUST_CHECK int srv_pool_init(struct srv_pool *p, unsigned max_threads);
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
 /* srv_pool_submit, except on a worker of p between jobs' code: the job runs on this thread as
  * soon as its current job returns (one deferred job per thread; a second one is submitted). For
- * the request a worker wakes by freeing its reader: it runs next on the thread that freed the
- * reader (warm, and the sole candidate anyway) instead of costing another thread's wake-up. */
+ * the request a worker wakes by freeing its reader (or takes from a lingering session): it runs
+ * next on the thread that freed the reader (warm, and the sole candidate anyway) instead of
+ * costing another thread's wake-up. */
 void srv_pool_defer(struct srv_pool *p, struct srv_job *job);
 /* True if the calling worker has a deferred job to run: its current job must not linger. */
 bool srv_pool_deferred(void);

@@ -3,7 +3,9 @@
  * devices already in the context), configured readers, discovery, the trace switch, and the
  * ordered shutdown of rm_free():
  *
- *   1. remove the PnP listener and set `closing` (new arrivals and waits stop);
+ *   1. remove the PnP listener and set `closing` (new arrivals and waits stop), then wait for
+ *      the start-ups already under way (an arrival job, rm_add_reader) to settle: they write
+ *      their reader's handle and may start its monitor, which step 2 must see;
  *   2. stop every monitor: no new tracking request is posted, pending ones are cancelled and their
  *      completions queue the monitor jobs, which end;
  *   3. stop the timer thread, then drain and join the pool;
@@ -107,6 +109,14 @@ void rm_free(struct rm *rm)
     atomic_store(&rm->closing, true);
 
     scrm_mutex_lock(&rm->lock);
+    for (;;) { /* start-ups under way settle (rm_reader_start broadcasts dev_cond) */
+        bool starting = false;
+        for (struct rm_dev *d = rm->devs; d && !starting; d = d->next)
+            starting = d->st == RM_DEV_STARTING;
+        if (!starting)
+            break;
+        scrm_cond_wait(&rm->dev_cond, &rm->lock);
+    }
     for (struct rm_reader *r = rm->all; r; r = r->all_next)
         rm_reader_ref_locked(r); /* keep every object until the end */
     struct rm_reader *all = rm->all;

@@ -234,7 +234,7 @@ struct srv {
     struct srv_pool pool;
     /* Lingering sessions (server_linger.c). */
     scrm_mutex linger_lock;
-    struct srv_linger *lingers SCRM_GUARDED_BY(linger_lock); /* sets waiting for a job */
+    struct srv_linger *lingers SCRM_GUARDED_BY(linger_lock); /* sets of workers in a chain */
     bool linger_timer_on SCRM_GUARDED_BY(linger_lock);       /* linger_fd is armed */
     int linger_fd; /* timerfd: the oldest waiting set is due */
 };
@@ -247,17 +247,21 @@ enum srv_take { SRV_TAKE_NONE, SRV_TAKE_OTHER, SRV_TAKE_OK };
  */
 /* A worker's sessions kept after their answer, for their next request (server_session.c). */
 struct srv_linger {
-    struct srv *srv;
-    struct session *head;           /* through session.linger_next */
-    uint64_t since_ns;              /* left for a job at this time; 0: the worker looks itself */
-    struct srv_linger *next, *prev; /* srv->lingers, while since_ns is set */
-    bool listed;
+    scrm_mutex lock;                            /* head and since_ns: the worker, the loop */
+    struct session *head SCRM_GUARDED_BY(lock); /* through session.linger_next */
+    uint64_t since_ns SCRM_GUARDED_BY(lock);    /* left for a request then; 0: the worker looks */
+    struct srv *srv;                            /* the worker's; set when first listed */
+    struct srv_linger *next, *prev;             /* srv->lingers (srv->linger_lock) */
+    bool listed;                                /* on srv->lingers (written by the worker) */
 };
 /* The calling worker's lingering sessions, taken off its set (NULL if none). */
 struct session *srv_linger_detach(void);
 /* Give the calling worker's set these sessions (its set is empty). job_follows: the worker runs
- * a job before it looks at them again, and the loop takes them if that lasts SRV_LINGER_US. */
+ * a request before it looks at them again, and the loop takes them if that lasts SRV_LINGER_US;
+ * the set is listed for the loop's timer until srv_linger_chain_end. */
 void srv_linger_attach(struct srv *srv, struct session *list, bool job_follows);
+/* The calling worker's chain of jobs has ended with its set empty: off the loop's list. */
+void srv_linger_chain_end(void);
 /* Loop thread: linger_fd fired. */
 void srv_linger_expired(struct srv *srv);
 SCRM_MUST_CHECK int srv_linger_init(struct srv *srv);

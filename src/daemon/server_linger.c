@@ -2,19 +2,21 @@
  * Lingering sessions: the bookkeeping of the sessions a worker keeps after answering them, so
  * that it takes their next requests from the sockets itself (server_session.c, "Lingering").
  *
- * Each worker has one set (thread-local; it lives as long as the thread, which does not leave
- * while its set is not empty, since the end of its chain of jobs empties it). A set is on the
- * server's list while it holds sessions the worker left lingering for the length of a job
- * (`since`, the time it did); a set the worker is looking at itself (detached, or attached with
- * since = 0 just before its own bounded wait) is not the loop's business.
+ * Each worker has one set (thread-local). Between two requests the worker takes the set's
+ * sessions (detach) and gives back those still waiting (attach); that touches only the set's own
+ * lock, which nothing but the loop thread's timer shares, so the per-request cost does not grow
+ * with the number of busy readers. `since` is when the worker gave the sessions back for the
+ * length of a request (0 while it looks at them itself).
  *
  * The bound: a lingering session's socket is looked at at least every SRV_LINGER_US, by its
- * worker between two jobs or, when a job runs longer (a slow card, a hung driver), by the loop
- * thread. One timerfd in the loop's epoll set is armed while some set waits for its worker's
- * job; when it fires, the sets that waited SRV_LINGER_US are taken and their sessions given
- * back (session_linger_return: a pool job lets each go as any request's end does), so a client
- * never waits more than that beyond the loop's own reaction for another reader's job to end.
- * Under a steady load the timer fires every SRV_LINGER_US and finds every set recent.
+ * worker between two requests or, when a request runs longer (a slow card, a hung driver), by
+ * the loop thread. A worker's set is on the server's list (srv->linger_lock) from the first
+ * request it lingers through until its chain of jobs ends, and one timerfd in the loop's epoll
+ * set is armed while the list is not empty: when it fires, the sets left for longer than
+ * SRV_LINGER_US are taken and their sessions given back (session_linger_return: a pool job lets
+ * each go as any request's end does), so a client never waits more than that, beyond the loop's
+ * own reaction, for another client's request to end. Under a steady load the timer fires every
+ * SRV_LINGER_US and finds every set recent.
  */
 #include <errno.h>
 #include <string.h>
@@ -25,7 +27,7 @@
 #include "common/timeutil.h"
 #include "daemon/server_internal.h"
 
-static _Thread_local struct srv_linger tl_set;
+static _Thread_local struct srv_linger tl_set = {.lock = SCRM_MUTEX_INITIALIZER};
 
 /* Arm the timerfd for an absolute CLOCK_MONOTONIC time, or disarm it (0); linger_lock held. */
 static void program(struct srv *srv, uint64_t at_ns) SCRM_REQUIRES(srv->linger_lock)
@@ -41,10 +43,50 @@ static void program(struct srv *srv, uint64_t at_ns) SCRM_REQUIRES(srv->linger_l
     srv->linger_timer_on = at_ns != 0;
 }
 
-static void unlist(struct srv *srv, struct srv_linger *l) SCRM_REQUIRES(srv->linger_lock)
+struct session *srv_linger_detach(void)
 {
+    struct srv_linger *l = &tl_set;
+    struct session *list;
+    scrm_mutex_lock(&l->lock);
+    list = l->head;
+    l->head = NULL;
+    l->since_ns = 0;
+    scrm_mutex_unlock(&l->lock);
+    return list;
+}
+
+void srv_linger_attach(struct srv *srv, struct session *list, bool job_follows)
+{
+    struct srv_linger *l = &tl_set;
+    uint64_t now = job_follows ? scrm_now_ns() : 0;
+
+    scrm_mutex_lock(&l->lock);
+    scrm_assert(!l->head);
+    l->head = list;
+    l->since_ns = list ? now : 0;
+    scrm_mutex_unlock(&l->lock);
+    if (!list || !job_follows || l->listed)
+        return;
+    l->srv = srv; /* the first request of a chain that it lingers through: list the set */
+    scrm_mutex_lock(&srv->linger_lock);
+    l->prev = NULL;
+    l->next = srv->lingers;
+    if (l->next)
+        l->next->prev = l;
+    srv->lingers = l;
+    l->listed = true;
+    if (!srv->linger_timer_on)
+        program(srv, now + SRV_LINGER_US * 1000u);
+    scrm_mutex_unlock(&srv->linger_lock);
+}
+
+void srv_linger_chain_end(void)
+{
+    struct srv_linger *l = &tl_set;
+    struct srv *srv = l->srv;
     if (!l->listed)
         return;
+    scrm_mutex_lock(&srv->linger_lock);
     if (l->prev)
         l->prev->next = l->next;
     else
@@ -53,44 +95,6 @@ static void unlist(struct srv *srv, struct srv_linger *l) SCRM_REQUIRES(srv->lin
         l->next->prev = l->prev;
     l->next = l->prev = NULL;
     l->listed = false;
-}
-
-struct session *srv_linger_detach(void)
-{
-    struct srv_linger *l = &tl_set;
-    struct session *list;
-    if (!l->srv)
-        return NULL;
-    scrm_mutex_lock(&l->srv->linger_lock);
-    list = l->head;
-    l->head = NULL;
-    l->since_ns = 0;
-    unlist(l->srv, l);
-    scrm_mutex_unlock(&l->srv->linger_lock);
-    return list;
-}
-
-void srv_linger_attach(struct srv *srv, struct session *list, bool job_follows)
-{
-    struct srv_linger *l = &tl_set;
-    if (!list)
-        return;
-    l->srv = srv;
-    scrm_mutex_lock(&srv->linger_lock);
-    scrm_assert(!l->head);
-    l->head = list;
-    l->since_ns = 0;
-    if (job_follows) {
-        l->since_ns = scrm_now_ns();
-        l->next = srv->lingers;
-        l->prev = NULL;
-        if (l->next)
-            l->next->prev = l;
-        srv->lingers = l;
-        l->listed = true;
-        if (!srv->linger_timer_on)
-            program(srv, l->since_ns + SRV_LINGER_US * 1000u);
-    }
     scrm_mutex_unlock(&srv->linger_lock);
 }
 
@@ -102,25 +106,28 @@ void srv_linger_expired(struct srv *srv)
     if (read(srv->linger_fd, &v, sizeof v) < 0 && errno != EAGAIN)
         log_debug(ipc, "linger timer read: %s", strerror(errno));
     scrm_mutex_lock(&srv->linger_lock);
-    for (struct srv_linger *l = srv->lingers, *n; l; l = n) {
-        n = l->next;
-        uint64_t due = l->since_ns + SRV_LINGER_US * 1000u;
-        if (due > now) {
-            next = !next || due < next ? due : next;
-            continue;
+    for (struct srv_linger *l = srv->lingers; l; l = l->next) {
+        /* a set its worker looks at itself (since 0) is due a period from now at the latest */
+        uint64_t due = now + SRV_LINGER_US * 1000u;
+        scrm_mutex_lock(&l->lock);
+        if (l->since_ns && l->since_ns + SRV_LINGER_US * 1000u <= now) {
+            /* its worker is still in the same request: the loop takes the sessions */
+            struct session *s = l->head;
+            while (s) {
+                struct session *t = s->linger_next;
+                s->linger_next = taken;
+                taken = s;
+                s = t;
+            }
+            l->head = NULL;
+            l->since_ns = 0;
+        } else if (l->since_ns) {
+            due = l->since_ns + SRV_LINGER_US * 1000u;
         }
-        unlist(srv, l); /* its worker is still in the same job: the loop takes the sessions */
-        struct session *s = l->head;
-        while (s) {
-            struct session *t = s->linger_next;
-            s->linger_next = taken;
-            taken = s;
-            s = t;
-        }
-        l->head = NULL;
-        l->since_ns = 0;
+        scrm_mutex_unlock(&l->lock);
+        next = !next || due < next ? due : next;
     }
-    program(srv, next);
+    program(srv, next); /* disarmed when no set is listed */
     scrm_mutex_unlock(&srv->linger_lock);
     while (taken) {
         struct session *s = taken;

@@ -512,14 +512,11 @@ static const char *conversation_error(struct session *s, uint16_t cmd)
  * A client in a request loop (APDU after APDU) sends its next request as soon as it has the reply.
  * A worker that still has the session (lingering, below) takes it from the socket when it is a
  * complete, valid request for the pool: that saves the loop thread's wake-up, two epoll_ctl calls
- * and the hand-off to a worker per request. Anything else (a loop command, a message not complete
- * yet, a bad one, a hang-up) stays in the socket for the loop thread, which sees it once the
- * session is re-armed. The loop thread does not read a busy session, so the bytes are ours.
+ * and the hand-off to a worker per request. SRV_TAKE_OK: the request is in job_msg;
+ * SRV_TAKE_NONE: nothing there yet; SRV_TAKE_OTHER: anything else (a loop command, a message not
+ * complete yet, a bad one, a hang-up), left in the socket for the loop thread, which sees it once
+ * the session is re-armed. The loop thread does not read a busy session, so the bytes are ours.
  */
-
-/* Take the session's next request from its socket if it is a complete, valid request for the
- * pool: SRV_TAKE_OK (in job_msg), SRV_TAKE_NONE (nothing there yet), SRV_TAKE_OTHER (something for the loop
- * thread: a loop command, an incomplete or bad message, a hang-up; left in the socket). */
 static enum srv_take take_request(struct session *s)
 {
     uint8_t peek[512]; /* a TRANSMIT of a short APDU, whole: one peek instead of two */
@@ -716,10 +713,10 @@ static bool linger_ok(struct session *s)
  * first (NULL: not at all): a request is parked on its busy reader or run next on this worker; a
  * session with something for the loop, or that may not linger any more, goes back. A wait ends
  * at once when a job waits for a thread (srv_pool_starve_fd), and then, or when nothing came,
- * list is returned as it was and *idle set. Returns the sessions with nothing yet (or only part
- * of a request), *kept of them. */
+ * list is returned as it was and *idle set (idle may be NULL). Returns the sessions with nothing
+ * yet (or only part of a request). */
 static struct session *linger_scan(struct srv *srv, struct session *list,
-                                   const struct timespec *wait, size_t *kept, bool *idle)
+                                   const struct timespec *wait, bool *idle)
 {
     struct pollfd pfd[SRV_LINGER_MAX + 1];
     struct timespec now = {0, 0};
@@ -727,8 +724,8 @@ static struct session *linger_scan(struct srv *srv, struct session *list,
     size_t n = 1;
     int r;
 
-    *kept = 0;
-    *idle = false;
+    if (idle)
+        *idle = false;
     if (!list)
         return NULL;
     pfd[0] = (struct pollfd){.fd = srv_pool_starve_fd(&srv->pool), .events = POLLIN};
@@ -738,9 +735,8 @@ static struct session *linger_scan(struct srv *srv, struct session *list,
         r = ppoll(pfd, n, wait ? wait : &now, NULL);
     while (r < 0 && errno == EINTR);
     if (wait && (r <= 0 || pfd[0].revents)) {
-        for (struct session *t = list; t; t = t->linger_next)
-            ++*kept;
-        *idle = true;
+        if (idle)
+            *idle = true;
         return list;
     }
     for (size_t i = 1; list; i++) {
@@ -755,7 +751,6 @@ static struct session *linger_scan(struct srv *srv, struct session *list,
         if (got == SRV_TAKE_NONE) {
             *tail = t;
             tail = &t->linger_next;
-            ++*kept;
         } else if (got == SRV_TAKE_OK) {
             park_or_defer(t);
         } else {
@@ -765,44 +760,35 @@ static struct session *linger_scan(struct srv *srv, struct session *list,
     return keep;
 }
 
-static void linger_release(struct session *list)
+void session_chain_end(void)
 {
+    struct session *list = srv_linger_detach();
+    uint64_t end = scrm_now_ns() + SRV_LINGER_US * 1000u;
+    struct srv *srv;
+    bool idle = false;
+
+    if (list) {
+        srv = list->srv;
+        /* until the first whole request (pcsc-lite's clients write one in several pieces) */
+        while (list && !idle && !srv_pool_deferred()) {
+            uint64_t now = scrm_now_ns();
+            struct timespec left = {0, (long)(end - now)};
+            if (now >= end)
+                break;
+            list = linger_scan(srv, list, &left, &idle);
+        }
+        if (srv_pool_deferred()) {
+            srv_linger_attach(srv, list, true); /* the rest wait through the request it took */
+            return;
+        }
+    }
     while (list) {
         struct session *t = list;
         list = t->linger_next;
         t->linger_next = NULL;
         job_done(t);
     }
-}
-
-void session_chain_end(void)
-{
-    struct session *list = srv_linger_detach();
-    struct srv *srv;
-    uint64_t end;
-    size_t n;
-    bool idle;
-
-    if (!list)
-        return;
-    srv = list->srv;
-    list = linger_scan(srv, list, NULL, &n, &idle);
-    /* Wait for the first whole request (pcsc-lite's clients write one in several pieces) */
-    end = scrm_now_ns() + SRV_LINGER_US * 1000u;
-    while (list && !srv_pool_deferred()) {
-        uint64_t now = scrm_now_ns();
-        struct timespec left = {0, 0};
-        if (now >= end)
-            break;
-        left.tv_nsec = (long)(end - now);
-        list = linger_scan(srv, list, &left, &n, &idle);
-        if (idle)
-            break;
-    }
-    if (srv_pool_deferred())
-        srv_linger_attach(srv, list, true); /* the rest wait through the job it took */
-    else
-        linger_release(list);
+    srv_linger_chain_end();
 }
 
 /* Pool job: a session the loop thread took from a worker's set lets go as a request's end
@@ -829,7 +815,7 @@ static void request_job(struct srv_job *job)
 {
     struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
     struct session *list;
-    bool closing, full, idle;
+    bool closing, full;
     size_t n;
 
     /* A client that waits for transactions itself gets IPC_S_TX_BUSY instead of a worker
@@ -877,7 +863,10 @@ static void request_job(struct srv_job *job)
         /* s lingers (see "Lingering"), after what the others have sent, unless the worker's set
          * is full */
         rm_thread_park_turn(NULL);
-        list = linger_scan(s->srv, srv_linger_detach(), NULL, &n, &idle);
+        list = linger_scan(s->srv, srv_linger_detach(), NULL, NULL);
+        n = 0;
+        for (struct session *t = list; t; t = t->linger_next)
+            n++;
         full = n >= SRV_LINGER_MAX;
         if (!full) {
             s->linger_next = list;

@@ -115,6 +115,28 @@ def hello_v1(s):
     assert cmd == env.HELLO and status == 0
 
 
+def connect_card(s, reader=R_T1, seq=2):
+    """CONNECT (shared, T=0 or T=1) on a raw session; the card handle."""
+    name = reader.encode()
+    s.sendall(env.wire_msg(env.CONNECT, struct.pack('<IIII', 2, 3, len(name), 0), name, seq=seq))
+    _cmd, _seq, status, body = env.wire_recv(s)
+    assert status == 0
+    return struct.unpack('<QII', body)[0]
+
+
+def session_with_card(sock, reader=R_T1):
+    """A new raw session of protocol minor 1 with a card handle on reader: (socket, card)."""
+    s = env.wire_connect(sock)
+    hello_v1(s)
+    return s, connect_card(s, reader)
+
+
+def send_transmit(s, card, seq):
+    """Send TRANSMIT of ECHO on a raw session (the reply is read by the caller)."""
+    s.sendall(env.wire_msg(env.TRANSMIT, struct.pack('<QIIII', card, 0, 258, len(ECHO), 0),
+                           bytes(ECHO), seq=seq))
+
+
 def test_many_waiters_hold_no_thread(daemon):
     """200 clients wait for one reader's transaction: each is told IPC_S_TX_BUSY at once and
     waits with WAIT_TX, no daemon thread per waiter; the holder and other readers are served
@@ -163,13 +185,9 @@ def run_waiters(daemon, n):
     name = R_T1.encode()
     socks, cards = [], []
     for _ in range(n):  # connected before the transaction (a connect would wait for it too)
-        s = env.wire_connect(daemon.sock)
-        hello_v1(s)
-        s.sendall(env.wire_msg(env.CONNECT, struct.pack('<IIII', 2, 3, len(name), 0), name, seq=2))
-        _cmd, _seq, status, body = env.wire_recv(s)
-        assert status == 0
+        s, card = session_with_card(daemon.sock)
         socks.append(s)
-        cards.append(struct.unpack('<QII', body)[0])
+        cards.append(card)
     assert SCardBeginTransaction(holder) == SCARD_S_SUCCESS
     base = proc_threads(daemon.proc.pid)
     for s, card in zip(socks, cards):
@@ -205,17 +223,11 @@ def test_busy_reader_holds_no_thread():
     d = env.Daemon(extra='max_threads = 2\nioctl_watchdog_ms = 8000\n',
                    log='ipc:info,rm:info,drv:info')
     try:
-        name = R_T1.encode()
         socks, cards = [], []
         for _ in range(18):  # 12 waiters and 6 leavers, 9x max_threads
-            s = env.wire_connect(d.sock)
-            hello_v1(s)
-            s.sendall(env.wire_msg(env.CONNECT, struct.pack('<IIII', 2, 3, len(name), 0), name,
-                                   seq=2))
-            _cmd, _seq, status, body = env.wire_recv(s)
-            assert status == 0
+            s, card = session_with_card(d.sock)
             socks.append(s)
-            cards.append(struct.unpack('<QII', body)[0])
+            cards.append(card)
         hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
         hr, holder, hp = SCardConnect(ctx, R_T1, SCARD_SHARE_SHARED, PROTOS)
         assert hr == SCARD_S_SUCCESS
@@ -230,8 +242,7 @@ def test_busy_reader_holds_no_thread():
             s.close()
         socks, cards = socks[:12], cards[:12]
         for s, card in zip(socks, cards):
-            s.sendall(env.wire_msg(env.TRANSMIT, struct.pack('<QIIII', card, 0, 258, len(ECHO), 0),
-                                   bytes(ECHO), seq=3))
+            send_transmit(s, card, 3)
         # Another reader's client is served while every one of them waits.
         hr2, ctx2 = SCardEstablishContext(SCARD_SCOPE_USER)
         hr2, other, op = SCardConnect(ctx2, R_SPARE, SCARD_SHARE_SHARED, PROTOS)
@@ -263,37 +274,25 @@ def test_answered_client_not_held_by_the_next_request():
     still waits, not after it."""
     d = env.Daemon(extra='ioctl_watchdog_ms = 3000\n', log='ipc:trace,drv:info')
     try:
-        a, b = env.wire_connect(d.sock), env.wire_connect(d.sock)
-        cards = {}
-        for s, key, reader in ((a, 'a', R_T1), (b, 'b', R_T1), (b, 'b_spare', R_SPARE)):
-            if key != 'b_spare':
-                hello_v1(s)
-            name = reader.encode()
-            s.sendall(env.wire_msg(env.CONNECT, struct.pack('<IIII', 2, 3, len(name), 0), name,
-                                   seq=2))
-            _cmd, _seq, status, body = env.wire_recv(s)
-            assert status == 0
-            cards[key] = struct.unpack('<QII', body)[0]
+        a, card_a = session_with_card(d.sock)
+        b, card_b = session_with_card(d.sock)
+        spare_b = connect_card(b, R_SPARE)
         hr, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
         hr, holder, _hp = SCardConnect(ctx, R_T1, SCARD_SHARE_SHARED, PROTOS)
         assert hr == SCARD_S_SUCCESS
         hr, _ = SCardControl(holder, env.SIM_FAULT, list(struct.pack('<II', 7, 2)))  # HANG x 2
         assert hr == SCARD_S_SUCCESS
 
-        def transmit(s, card, seq):
-            s.sendall(env.wire_msg(env.TRANSMIT, struct.pack('<QIIII', card, 0, 258, len(ECHO), 0),
-                                   bytes(ECHO), seq=seq))
-
-        transmit(b, cards['b'], 3)  # hangs until the watchdog cancels it
+        send_transmit(b, card_b, 3)  # hangs until the watchdog cancels it
         env.wait_for(lambda: d.log_text().count('hanging (SIM_FAULT_HANG)') == 1, 10, 'a hang')
-        transmit(a, cards['a'], 3)  # parked behind it; runs next on the same worker, and hangs
+        send_transmit(a, card_a, 3)  # parked behind it; runs next on the same worker, and hangs
         env.wait_for(lambda: 'TRANSMIT parked on arrival' in d.log_text(), 10, "a's park")
         b.settimeout(30)
         cmd, seq, status, _body = env.wire_recv(b)
         assert (cmd, seq, status) == (env.TRANSMIT, 3, 0x80100002)  # SCARD_E_CANCELLED
         env.wait_for(lambda: d.log_text().count('hanging (SIM_FAULT_HANG)') == 2, 10,
                      "a's request to hang")
-        transmit(b, cards['b_spare'], 4)  # another reader: answered during a's hang
+        send_transmit(b, spare_b, 4)  # another reader: answered during a's hang
         cmd, seq, status, body = env.wire_recv(b)
         assert (cmd, seq, status) == (env.TRANSMIT, 4, 0) and body[-2:] == bytes([0x90, 0x00])
         assert not select.select([a], [], [], 0)[0], "b was answered only after a's hang"
@@ -317,16 +316,10 @@ def test_many_clients_stream_on_one_reader_in_turn():
     n_clients, n_apdus = 20, 150
     try:
         socks, cards = [], []
-        name = R_T1.encode()
         for _ in range(n_clients):
-            s = env.wire_connect(d.sock)
-            hello_v1(s)
-            s.sendall(env.wire_msg(env.CONNECT, struct.pack('<IIII', 2, 3, len(name), 0), name,
-                                   seq=2))
-            _cmd, _seq, status, body = env.wire_recv(s)
-            assert status == 0
+            s, card = session_with_card(d.sock)
             socks.append(s)
-            cards.append(struct.unpack('<QII', body)[0])
+            cards.append(card)
         done = [0] * n_clients
         at_first_end = []
         errors = []
@@ -338,9 +331,7 @@ def test_many_clients_stream_on_one_reader_in_turn():
                 start.wait(30)
                 for k in range(n_apdus):
                     seq = 100 + k
-                    s.sendall(env.wire_msg(env.TRANSMIT, struct.pack('<QIIII', card, 0, 258,
-                                                                     len(ECHO), 0),
-                                           bytes(ECHO), seq=seq))
+                    send_transmit(s, card, seq)
                     cmd, rseq, status, body = env.wire_recv(s)
                     if (cmd, rseq, status) != (env.TRANSMIT, seq, 0) or body[-4:] != bytes(
                             [1, 2, 0x90, 0x00]):

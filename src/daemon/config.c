@@ -37,6 +37,7 @@ int scrmd_config_defaults(struct scrmd_config *cfg)
     cfg->workers = 2;
     cfg->defect_threshold = 3;
     cfg->power_on_insert = true;
+    cfg->realtime = true;
     cfg->max_clients = SCRMD_DEFAULT_MAX_CLIENTS;
     cfg->max_cards_per_client = SCRMD_DEFAULT_MAX_CARDS;
     cfg->io_timeout_ms = 10000;
@@ -210,6 +211,8 @@ static int set_flag(struct scrmd_config *cfg, const char *key, const char *v, bo
         field = &cfg->power_on_insert;
     else if (strcmp(key, "trace_ioctl") == 0)
         field = &cfg->trace_ioctl;
+    else if (strcmp(key, "realtime") == 0)
+        field = &cfg->realtime;
     *known = field != NULL;
     return field && !parse_bool(v, field) ? -1 : 0;
 }

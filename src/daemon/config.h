@@ -42,6 +42,9 @@ struct scrmd_config {
     unsigned defect_threshold; /* tracking failures before a reader is defective (default 3) */
     bool power_on_insert;      /* read the ATR at insertion (default true) */
     bool trace_ioctl;          /* log every IOCTL (default false) */
+    /* SCHED_FIFO 1 for the loop thread and for a worker while clients queue for its reader,
+     * when permitted (default true; src/daemon/rtprio.h) */
+    bool realtime;
 
     /* an IOCTL hung this long is reported and cancelled (default 150000; 0 = off) */
     uint32_t ioctl_watchdog_ms;
@@ -79,7 +82,7 @@ SCRM_MUST_CHECK int scrmd_config_defaults(struct scrmd_config *cfg);
  * a blank following the value), blank lines. The file must be a readable regular file. Keys:
  * reader (repeatable), discover, reader_conf_dir, driver_dir, usb, power_down_ms,
  * ioctl_watchdog_ms, workers,
- * defect_threshold, power_on_insert, trace_ioctl, max_clients, max_cards_per_client, log, socket,
+ * defect_threshold, power_on_insert, trace_ioctl, realtime, max_clients, max_cards_per_client, log, socket,
  * socket_mode (octal), socket_group, admin_group, pcsclite_socket (empty: off). Unknown keys and
  * bad values are errors naming file and line. Returns 0 or -1 (message in err).
  */

@@ -28,6 +28,7 @@
 
 #include "common/log.h"
 #include "daemon/config.h"
+#include "daemon/rtprio.h"
 #include "daemon/server.h"
 #include "drivers/registry.h"
 #include "rm/rm.h"
@@ -50,7 +51,8 @@ enum {
     OPT_ADMIN_GROUP,
     OPT_LOG_FILE,
     OPT_PID_FILE,
-    OPT_PCSCLITE
+    OPT_PCSCLITE,
+    OPT_NO_REALTIME
 };
 
 static const struct option long_opts[] = {
@@ -71,6 +73,7 @@ static const struct option long_opts[] = {
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"pid-file", required_argument, NULL, OPT_PID_FILE},
     {"pcsclite-socket", required_argument, NULL, OPT_PCSCLITE},
+    {"no-realtime", no_argument, NULL, OPT_NO_REALTIME},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -98,6 +101,8 @@ static void usage(FILE *out)
             "                          controls); root and scrmd's own user always may\n"
             "      --pcsclite-socket PATH  also serve pcsc-lite's protocol on PATH, e.g.\n"
             "                          /run/pcscd/pcscd.comm (drop-in for pcscd)\n"
+            "      --no-realtime       every thread at normal priority (default: the loop\n"
+            "                          thread and busy readers' workers at SCHED_FIFO 1)\n"
             "      --trace-ioctl       log every IOCTL the resource manager sends\n"
             "      --power-down-ms N   power-down timeout in milliseconds (default 5000)\n"
             "  -l, --log SPEC          log levels, e.g. rm:debug,ipc:info (default $SCRM_LOG)\n"
@@ -167,6 +172,7 @@ static int apply_option(struct scrmd_config *cfg, struct run_opts *ro, int c, co
     case 'd': ro->debug = true; break;
     case OPT_LOG_FILE: ro->log_file = arg; break;
     case OPT_PID_FILE: ro->pid_file = arg; break;
+    case OPT_NO_REALTIME: cfg->realtime = false; break;
     case OPT_PCSCLITE: rc = scrmd_config_set(cfg, "pcsclite_socket", arg, err, sizeof(err)); break;
     default: usage(stderr); return -1;
     }
@@ -452,6 +458,7 @@ static int serve(struct scrmd_config *cfg, const struct run_opts *ro, int sfd, i
         wait_for_signal(sfd);
         status = 0;
     } else {
+        (void)scrm_rt_setup(cfg->realtime);
         status = scrm_server_run(rm, cfg, sfd) == 0 ? 0 : 1;
     }
     log_stop_reason(sfd);

@@ -250,6 +250,7 @@ static void loop(struct srv *srv)
 {
     struct epoll_event evs[64];
 
+    scrm_rt_enter(); /* every client's way in (rtprio.h) */
     for (;;) {
         int n = epoll_wait(srv->epfd, evs, 64, -1);
         if (n < 0 && errno == EINTR)
@@ -366,6 +367,7 @@ int scrm_server_run(struct rm *rm, const struct scrmd_config *cfg, int stop_fd)
         goto out;
     }
     loop(&srv);
+    scrm_rt_leave(); /* the shutdown is no critical path */
     log_info(ipc, "stopping: %u client(s) connected", srv.n_sessions);
     close_all(&srv);
     rc = 0;

@@ -41,6 +41,7 @@
 
 #include "common/scard_codes.h"
 #include "common/mutex.h"
+#include "daemon/rtprio.h"
 #include "ipc/idmap.h"
 #include "ipc/ipc.h"
 #include "rm/rm.h"

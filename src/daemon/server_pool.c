@@ -190,6 +190,7 @@ static void *worker_main(void *arg)
             }
         }
         tl_pool = NULL;
+        scrm_rt_leave(); /* raised while its reader had a queue (rtprio.h) */
         scrm_mutex_lock(&p->lock);
         p->running--;
         scrm_cond_broadcast(&p->drained);

@@ -625,6 +625,7 @@ static void park_fired(struct rm_idle_wait *w)
 {
     struct session *s = (struct session *)((char *)w - offsetof(struct session, park));
     if (tl_single_reader) {
+        scrm_rt_enter(); /* clients queue for this reader: no preemption between them */
         log_trace(ipc, "client %llu: its parked request runs next on this worker",
                   (unsigned long long)s->id);
         srv_pool_defer(&s->srv->pool, &s->job);

@@ -3,6 +3,7 @@ two handles of one context used from two threads, ending another handle's transa
 pcsc-lite: SCARD_E_SHARING_VIOLATION, card untouched), and hundreds of clients waiting for one
 reader's transaction while the daemon's thread count stays bounded and other readers are served.
 """
+import os
 import select
 import struct
 import threading
@@ -354,5 +355,67 @@ def test_many_clients_stream_on_one_reader_in_turn():
         assert min(at_first_end[0]) >= n_apdus // 2, at_first_end[0]
         for s in socks:
             s.close()
+    finally:
+        d.close()
+
+
+def thread_policies(pid):
+    """{tid: scheduling policy} of a process's threads (0 normal, 1 SCHED_FIFO), from /proc."""
+    out = {}
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            with open(f'/proc/{pid}/task/{tid}/stat', encoding='ascii') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except FileNotFoundError:  # a thread that left meanwhile
+            continue
+        out[int(tid)] = int(fields[38])  # field 41 of proc(5), counted after the name
+    return out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='SCHED_FIFO needs root or CAP_SYS_NICE')
+def test_realtime_for_the_loop_and_a_reader_clients_queue_for():
+    """scrmd's loop thread runs SCHED_FIFO; a worker does while clients queue for its reader,
+    and goes back to normal priority once they stop; `realtime = no` keeps every thread
+    normal."""
+    d = env.Daemon(log='core:info,ipc:info,rm:info')
+    pid = d.proc.pid
+    try:
+        assert 'real-time priority on' in d.log_text()
+        assert thread_policies(pid)[pid] == 1
+        socks = [session_with_card(d.sock) for _ in range(4)]
+        stop = threading.Event()
+        errors = []
+
+        def stream(s, card):
+            k = 0
+            while not stop.is_set() and not errors:
+                send_transmit(s, card, 100 + k % 1000)
+                cmd, _, status, _ = env.wire_recv(s)
+                if (cmd, status) != (env.TRANSMIT, 0):
+                    errors.append((cmd, hex(status)))
+                k += 1
+
+        threads = [threading.Thread(target=stream, args=sc) for sc in socks]
+        for t in threads:
+            t.start()
+        try:
+            env.wait_for(lambda: any(p == 1 for tid, p in thread_policies(pid).items()
+                                     if tid != pid) or errors, 20,
+                         'a worker at SCHED_FIFO while four clients share a reader')
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        assert not errors, errors
+        env.wait_for(lambda: [tid for tid, p in thread_policies(pid).items() if p == 1] == [pid],
+                     10, 'the workers back to normal priority')
+        for s, _ in socks:
+            s.close()
+    finally:
+        d.close()
+    d = env.Daemon(extra='realtime = no\n', log='core:info,ipc:info,rm:info')
+    try:
+        assert 'real-time priority off' in d.log_text()
+        assert set(thread_policies(d.proc.pid).values()) == {0}
     finally:
         d.close()

@@ -41,6 +41,7 @@ static void test_defaults(void **state)
     assert_true(cfg.discover);
     assert_true(cfg.power_on_insert);
     assert_false(cfg.trace_ioctl);
+    assert_true(cfg.realtime);
     assert_string_equal(cfg.socket_path, SCRMD_DEFAULT_SOCKET);
     assert_int_equal(cfg.socket_mode, 0666);
     assert_int_equal(cfg.socket_gid, (gid_t)-1);
@@ -67,6 +68,7 @@ static void test_load_file(void **state)
                                   "discover = no\n"
                                   "power_on_insert = off\n"
                                   "trace_ioctl = yes\n"
+                                  "realtime = no\n"
                                   "log = rm:debug,ipc:info\n"
                                   "socket = /tmp/x.sock\n"
                                   "socket_mode = 0660\n"
@@ -87,6 +89,7 @@ static void test_load_file(void **state)
     assert_false(cfg.discover);
     assert_false(cfg.power_on_insert);
     assert_true(cfg.trace_ioctl);
+    assert_false(cfg.realtime);
     assert_string_equal(cfg.log_spec, "rm:debug,ipc:info");
     assert_string_equal(cfg.socket_path, "/tmp/x.sock");
     assert_int_equal(cfg.socket_mode, 0660);

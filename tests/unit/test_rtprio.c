@@ -1,0 +1,128 @@
+/*
+ * Real-time priority of scrmd's critical path (src/daemon/rtprio.c): off until set up, on and
+ * off per thread, never inherited by the threads an raised thread starts, and the guard that
+ * puts a thread running too long without blocking back to normal priority. The tests that need
+ * the permission (root, CAP_SYS_NICE or RLIMIT_RTPRIO) are skipped without it.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "common/timeutil.h"
+#include "daemon/rtprio.h"
+#include "testutil.h"
+
+static bool rt_permitted;
+
+/* Before scrm_rt_setup, entering does nothing (a server run in-process stays normal). */
+static void test_off_until_set_up(void **state)
+{
+    (void)state;
+    scrm_rt_enter();
+    assert_false(scrm_rt_thread_is_rt());
+    scrm_rt_leave();
+    assert_false(scrm_rt_thread_is_rt());
+}
+
+static void test_refused_when_not_wanted(void **state)
+{
+    (void)state;
+    assert_false(scrm_rt_setup(false));
+    scrm_rt_enter();
+    assert_false(scrm_rt_thread_is_rt());
+    scrm_rt_leave();
+}
+
+static void test_enter_and_leave(void **state)
+{
+    (void)state;
+    rt_permitted = scrm_rt_setup(true);
+    if (!rt_permitted)
+        skip(); /* not root here: nothing else to see */
+    scrm_rt_enter();
+    assert_true(scrm_rt_thread_is_rt());
+    scrm_rt_enter(); /* nested enter: still one level */
+    assert_true(scrm_rt_thread_is_rt());
+    scrm_rt_leave();
+    assert_false(scrm_rt_thread_is_rt());
+    scrm_rt_leave(); /* leaving twice is harmless */
+    assert_false(scrm_rt_thread_is_rt());
+}
+
+static void *report_priority(void *arg)
+{
+    *(bool *)arg = scrm_rt_thread_is_rt();
+    return NULL;
+}
+
+/* A thread started by a raised thread (a new worker, a driver's thread) starts at normal
+ * priority. */
+static void test_not_inherited(void **state)
+{
+    (void)state;
+    if (!rt_permitted)
+        skip();
+    pthread_t t;
+    bool child_rt = true;
+    scrm_rt_enter();
+    assert_true(scrm_rt_thread_is_rt());
+    assert_int_equal(pthread_create(&t, NULL, report_priority, &child_rt), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    scrm_rt_leave();
+    assert_false(child_rt);
+}
+
+struct spin {
+    bool demoted;
+    double ms; /* how long it ran at real-time priority */
+};
+
+/* Raise, then never block: the guard must put the thread back within a few times its limit.
+ * The loop takes an uncontended mutex so that a sanitizer that defers signals to its next
+ * interceptor delivers the guard's at once. */
+static void *spin_thread(void *arg)
+{
+    struct spin *s = arg;
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    uint64_t start = scrm_now_ns(), limit = start + 5000000000ull; /* 5 s: a failure, not a hang */
+    scrm_rt_enter();
+    while (scrm_rt_thread_is_rt() && scrm_now_ns() < limit) {
+        pthread_mutex_lock(&m);
+        pthread_mutex_unlock(&m);
+    }
+    s->demoted = !scrm_rt_thread_is_rt();
+    s->ms = (double)(scrm_now_ns() - start) / 1e6;
+    scrm_rt_leave(); /* logs the demotion */
+    return NULL;
+}
+
+static void test_guard_demotes_a_thread_that_never_blocks(void **state)
+{
+    (void)state;
+    if (!rt_permitted)
+        skip();
+    struct test_log_capture cap;
+    struct spin s = {0};
+    pthread_t t;
+    unsigned before = scrm_rt_demotions();
+    test_log_capture_start(&cap);
+    assert_int_equal(pthread_create(&t, NULL, spin_thread, &s), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    test_log_capture_stop();
+    assert_true(s.demoted);
+    assert_true(s.ms >= SCRM_RT_GUARD_MS * 0.8); /* not before its limit (tick granularity) */
+    assert_int_equal(scrm_rt_demotions(), before + 1);
+    assert_non_null(strstr(cap.text, "put back to normal priority"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_off_until_set_up),
+        cmocka_unit_test(test_refused_when_not_wanted),
+        cmocka_unit_test(test_enter_and_leave),
+        cmocka_unit_test(test_not_inherited),
+        cmocka_unit_test(test_guard_demotes_a_thread_that_never_blocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

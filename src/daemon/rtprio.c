@@ -25,17 +25,30 @@
 static atomic_bool rt_on;
 static atomic_uint rt_demoted, rt_logged;
 static _Thread_local bool tl_rt, tl_unblocked;
+/* Put back by the guard (set by the handler, on this thread), and the thread's count of
+ * voluntary context switches then: it is raised again only once it has blocked since. */
+static _Thread_local volatile sig_atomic_t tl_demoted;
+static _Thread_local long tl_demoted_nvcsw;
+
+static long thread_nvcsw(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : -1;
+}
 
 /* SIGXCPU from RLIMIT_RTTIME: the thread that ran too long without blocking gets the signal
- * (the kernel sends it from that thread's tick); it goes back to normal priority. Only a system
- * call and an atomic add: async-signal-safe. */
+ * (the kernel sends it from that thread's tick); it goes back to normal priority. Only system
+ * calls, its own thread-local variables and an atomic add: async-signal-safe. */
 static void on_xcpu(int sig)
 {
     (void)sig;
     struct sched_param sp = {.sched_priority = 0};
     int saved = errno;
-    if (syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &sp) == 0)
+    if (syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &sp) == 0) {
+        tl_demoted_nvcsw = thread_nvcsw();
+        tl_demoted = 1;
         atomic_fetch_add(&rt_demoted, 1);
+    }
     errno = saved;
 }
 
@@ -110,7 +123,17 @@ bool scrm_rt_setup(bool want)
 
 void scrm_rt_enter(void)
 {
-    if (tl_rt || !atomic_load_explicit(&rt_on, memory_order_relaxed))
+    if (tl_rt) {
+        /* put back by the guard: raised again once it has blocked since */
+        if (!tl_demoted || thread_nvcsw() <= tl_demoted_nvcsw)
+            return;
+        tl_demoted = 0;
+        log_demotions();
+        if (set_fifo() != 0)
+            log_debug(core, "real-time priority again: %s", strerror(errno));
+        return;
+    }
+    if (!atomic_load_explicit(&rt_on, memory_order_relaxed))
         return;
     if (!tl_unblocked) { /* the guard's signal must reach this thread */
         sigset_t set;
@@ -131,6 +154,7 @@ void scrm_rt_leave(void)
     if (!tl_rt)
         return;
     tl_rt = false;
+    tl_demoted = 0;
     set_other();
     log_demotions();
 }

@@ -7,7 +7,7 @@
  * from costing the rest of the machine: RLIMIT_RTTIME's soft limit makes the kernel send SIGXCPU
  * to a thread that has run SCRM_RT_GUARD_MS at real-time priority without blocking, and the
  * handler puts that thread back to normal priority (counted, and logged by the next enter or
- * leave).
+ * leave); scrm_rt_enter raises it again only after it has blocked since.
  *
  * Everything here is a no-op until scrm_rt_setup(true) has succeeded, so a server run in-process
  * (tests, benchmarks) stays at normal priority unless it asks.
@@ -24,7 +24,9 @@
  * it decided. Returns whether it is on. */
 bool scrm_rt_setup(bool want);
 
-/* The calling thread to real-time priority (no-op if off, or already there). */
+/* The calling thread to real-time priority (no-op if off, or already there). A thread the guard
+ * has put back is raised again by its next call once it has blocked since (cheap to call on
+ * every turn of a loop). */
 void scrm_rt_enter(void);
 
 /* The calling thread back to normal priority, if scrm_rt_enter put it at real-time. */

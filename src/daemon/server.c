@@ -250,8 +250,8 @@ static void loop(struct srv *srv)
 {
     struct epoll_event evs[64];
 
-    scrm_rt_enter(); /* every client's way in (rtprio.h) */
     for (;;) {
+        scrm_rt_enter(); /* every client's way in (rtprio.h); again if the guard put it back */
         int n = epoll_wait(srv->epfd, evs, 64, -1);
         if (n < 0 && errno == EINTR)
             continue;

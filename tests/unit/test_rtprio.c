@@ -1,12 +1,13 @@
 /*
  * Real-time priority of scrmd's critical path (src/daemon/rtprio.c): off until set up, on and
- * off per thread, never inherited by the threads an raised thread starts, and the guard that
- * puts a thread running too long without blocking back to normal priority. The tests that need
+ * off per thread, never inherited by the threads a raised thread starts, and the guard that
+ * puts a thread running too long without blocking back to normal priority until it has blocked. The tests that need
  * the permission (root, CAP_SYS_NICE or RLIMIT_RTPRIO) are skipped without it.
  */
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/timeutil.h"
 #include "daemon/rtprio.h"
@@ -74,7 +75,9 @@ static void test_not_inherited(void **state)
 
 struct spin {
     bool demoted;
-    double ms; /* how long it ran at real-time priority */
+    double ms;               /* how long it ran at real-time priority */
+    bool rt_before_blocking; /* raised again before it blocked (must not be) */
+    bool rt_after_blocking;  /* raised again after it blocked (must be) */
 };
 
 /* Raise, then never block: the guard must put the thread back within a few times its limit.
@@ -92,6 +95,11 @@ static void *spin_thread(void *arg)
     }
     s->demoted = !scrm_rt_thread_is_rt();
     s->ms = (double)(scrm_now_ns() - start) / 1e6;
+    scrm_rt_enter(); /* the loop thread's next turn: not yet */
+    s->rt_before_blocking = scrm_rt_thread_is_rt();
+    usleep(1000);
+    scrm_rt_enter(); /* it has slept: again */
+    s->rt_after_blocking = scrm_rt_thread_is_rt();
     scrm_rt_leave(); /* logs the demotion */
     return NULL;
 }
@@ -111,6 +119,8 @@ static void test_guard_demotes_a_thread_that_never_blocks(void **state)
     test_log_capture_stop();
     assert_true(s.demoted);
     assert_true(s.ms >= SCRM_RT_GUARD_MS * 0.8); /* not before its limit (tick granularity) */
+    assert_false(s.rt_before_blocking);
+    assert_true(s.rt_after_blocking);
     assert_int_equal(scrm_rt_demotions(), before + 1);
     assert_non_null(strstr(cap.text, "put back to normal priority"));
 }

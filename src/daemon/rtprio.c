@@ -16,37 +16,41 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "daemon/rtprio.h"
 
 static atomic_bool rt_on;
 static atomic_uint rt_demoted, rt_logged;
-static _Thread_local bool tl_rt, tl_unblocked;
-/* Put back by the guard (set by the handler, on this thread), and the thread's count of
- * voluntary context switches then: it is raised again only once it has blocked since. */
-static _Thread_local volatile sig_atomic_t tl_demoted;
-static _Thread_local long tl_demoted_nvcsw;
+static _Thread_local bool tl_fifo, tl_unblocked; /* SCHED_FIFO as this file set it */
+/* The busy rule's window: its start (monotonic) and the thread's CPU time then, and the verdict
+ * of the last window. */
+static _Thread_local uint64_t tl_win_ns, tl_win_cpu;
+static _Thread_local bool tl_busy;
+static _Thread_local volatile sig_atomic_t tl_guarded; /* the guard put it back */
 
-static long thread_nvcsw(void)
+static uint64_t thread_cpu_ns(void)
 {
-    struct rusage ru;
-    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : -1;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* SIGXCPU from RLIMIT_RTTIME: the thread that ran too long without blocking gets the signal
- * (the kernel sends it from that thread's tick); it goes back to normal priority. Only system
- * calls, its own thread-local variables and an atomic add: async-signal-safe. */
+ * (the kernel sends it from that thread's tick); it goes back to normal priority. Only a system
+ * call, a flag of its own thread and an atomic add: async-signal-safe. */
 static void on_xcpu(int sig)
 {
     (void)sig;
     struct sched_param sp = {.sched_priority = 0};
     int saved = errno;
     if (syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &sp) == 0) {
-        tl_demoted_nvcsw = thread_nvcsw();
-        tl_demoted = 1;
+        tl_guarded = 1;
         atomic_fetch_add(&rt_demoted, 1);
     }
     errno = saved;
@@ -123,16 +127,6 @@ bool scrm_rt_setup(bool want)
 
 void scrm_rt_enter(void)
 {
-    if (tl_rt) {
-        /* put back by the guard: raised again once it has blocked since */
-        if (!tl_demoted || thread_nvcsw() <= tl_demoted_nvcsw)
-            return;
-        tl_demoted = 0;
-        log_demotions();
-        if (set_fifo() != 0)
-            log_debug(core, "real-time priority again: %s", strerror(errno));
-        return;
-    }
     if (!atomic_load_explicit(&rt_on, memory_order_relaxed))
         return;
     if (!tl_unblocked) { /* the guard's signal must reach this thread */
@@ -142,21 +136,49 @@ void scrm_rt_enter(void)
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
         tl_unblocked = true;
     }
-    log_demotions();
-    if (set_fifo() == 0)
-        tl_rt = true;
-    else
+    uint64_t now = scrm_now_ns();
+    if (tl_guarded) { /* put back by the guard: busy until a window says otherwise */
+        tl_guarded = 0;
+        tl_fifo = false;
+        tl_busy = true;
+        tl_win_ns = 0;
+        log_demotions();
+    }
+    if (tl_win_ns == 0) {
+        tl_win_ns = now;
+        tl_win_cpu = thread_cpu_ns();
+    } else if (now - tl_win_ns >= (uint64_t)SCRM_RT_WINDOW_US * 1000) {
+        /* Busy: it ran more than SCRM_RT_BUSY_PERCENT of the window (requests of an in-process
+         * reader back to back, a burst on the loop thread). Its priority would gain it nothing
+         * (it waits for no device) and only keep the clients queued on its CPU from running. */
+        uint64_t cpu = thread_cpu_ns();
+        tl_busy = (cpu - tl_win_cpu) * 100 > (now - tl_win_ns) * SCRM_RT_BUSY_PERCENT;
+        tl_win_ns = now;
+        tl_win_cpu = cpu;
+    }
+    if (tl_busy == !tl_fifo)
+        return;
+    if (tl_busy) {
+        set_other();
+        tl_fifo = false;
+    } else if (set_fifo() == 0) {
+        tl_fifo = true;
+    } else {
         log_debug(core, "real-time priority: %s", strerror(errno));
+    }
 }
 
 void scrm_rt_leave(void)
 {
-    if (!tl_rt)
+    if (tl_guarded) {
+        tl_guarded = 0;
+        tl_fifo = false;
+        log_demotions();
+    }
+    if (!tl_fifo)
         return;
-    tl_rt = false;
-    tl_demoted = 0;
+    tl_fifo = false;
     set_other();
-    log_demotions();
 }
 
 bool scrm_rt_thread_is_rt(void)

@@ -845,6 +845,7 @@ static void request_job(struct srv_job *job)
         if (s->park_req && !closing) {
             bool drop;
             if (park_request(s, &drop)) {
+                scrm_rt_enter(); /* see park_or_defer */
                 tl_single_reader = false;
                 rm_thread_park_turn(NULL);
                 return; /* the session stays busy; park_fired brings the request back */
@@ -975,6 +976,8 @@ static void park_or_defer(struct session *s)
     s->job.fn = request_job;
     if (!park_early(s))
         srv_pool_defer(&s->srv->pool, &s->job);
+    else
+        scrm_rt_enter(); /* it queues requests for a busy reader: as promptly as the one serving */
 }
 
 void session_submit(struct session *s, uint8_t *msg, size_t len)

@@ -73,6 +73,45 @@ static void test_not_inherited(void **state)
     assert_false(child_rt);
 }
 
+struct busy {
+    bool rt_at_first, rt_when_busy, rt_after_waiting;
+};
+
+/* Raise, run 2 ms without blocking (less than the guard), ask again: busy, so back to normal;
+ * sleep, ask again: raised. */
+static void *busy_thread(void *arg)
+{
+    struct busy *b = arg;
+    scrm_rt_enter();
+    b->rt_at_first = scrm_rt_thread_is_rt();
+    uint64_t until = scrm_now_ns() + 2 * (uint64_t)SCRM_RT_WINDOW_US * 1000;
+    while (scrm_now_ns() < until) {
+    }
+    scrm_rt_enter();
+    b->rt_when_busy = scrm_rt_thread_is_rt();
+    usleep(2 * SCRM_RT_WINDOW_US);
+    scrm_rt_enter();
+    b->rt_after_waiting = scrm_rt_thread_is_rt();
+    scrm_rt_leave();
+    return NULL;
+}
+
+static void test_busy_thread_goes_back_until_it_waits(void **state)
+{
+    (void)state;
+    if (!rt_permitted)
+        skip();
+    struct busy b = {0};
+    pthread_t t;
+    unsigned before = scrm_rt_demotions();
+    assert_int_equal(pthread_create(&t, NULL, busy_thread, &b), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(b.rt_at_first);
+    assert_false(b.rt_when_busy);
+    assert_true(b.rt_after_waiting);
+    assert_int_equal(scrm_rt_demotions(), before); /* the rule, not the guard */
+}
+
 struct spin {
     bool demoted;
     double ms;               /* how long it ran at real-time priority */
@@ -80,7 +119,8 @@ struct spin {
     bool rt_after_blocking;  /* raised again after it blocked (must be) */
 };
 
-/* Raise, then never block: the guard must put the thread back within a few times its limit.
+/* Raise, then never block nor ask again: the guard must put the thread back within a few times
+ * its limit.
  * The loop takes an uncontended mutex so that a sanitizer that defers signals to its next
  * interceptor delivers the guard's at once. */
 static void *spin_thread(void *arg)
@@ -97,7 +137,7 @@ static void *spin_thread(void *arg)
     s->ms = (double)(scrm_now_ns() - start) / 1e6;
     scrm_rt_enter(); /* the loop thread's next turn: not yet */
     s->rt_before_blocking = scrm_rt_thread_is_rt();
-    usleep(1000);
+    usleep(2 * SCRM_RT_WINDOW_US);
     scrm_rt_enter(); /* it has slept: again */
     s->rt_after_blocking = scrm_rt_thread_is_rt();
     scrm_rt_leave(); /* logs the demotion */
@@ -132,6 +172,7 @@ int main(void)
         cmocka_unit_test(test_refused_when_not_wanted),
         cmocka_unit_test(test_enter_and_leave),
         cmocka_unit_test(test_not_inherited),
+        cmocka_unit_test(test_busy_thread_goes_back_until_it_waits),
         cmocka_unit_test(test_guard_demotes_a_thread_that_never_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,9 @@
  * so every hop wakes a CPU. At SCHED_FIFO 1 the worker keeps its CPU until it blocks on the card,
  * and the reader's next APDU goes out at once (docs/pcsc.md, "Real-time priority", has the
  * figures). A single client gains nothing from it (there is no next APDU to send), which is why
- * a worker is raised only while others wait for its reader.
+ * a worker is raised only while others wait for its reader; and a thread that keeps its CPU busy
+ * (an in-process reader: no device to wait for) gains nothing either and would hold the clients
+ * queued on that CPU, which is why a busy thread is not raised.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,8 +18,8 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"

@@ -342,6 +342,12 @@ grep 'starting:' "$WORK/journal.scrmd" | sed 's/^/    /'
 check "journal: scrmd says it serves both inherited sockets" \
     grep -Eq "starting: socket fd [0-9]+ from systemd, pcsc-lite socket fd [0-9]+ from systemd" \
     "$WORK/journal.scrmd"
+# Real-time priority (realtime = yes, the default): on as root, unless the kernel gives the
+# service's cgroup no real-time budget (CONFIG_RT_GROUP_SCHED), when scrmd says it is not
+# permitted and runs at normal priority. Either way it must say which.
+rt=$(grep -m1 'real-time priority' "$WORK/journal.scrmd")
+rt_said() { has "$rt" "*real-time priority on*" || has "$rt" "*real-time priority not permitted*"; }
+check "journal: scrmd says whether it runs at real-time priority (${rt:-nothing})" rt_said
 
 out=$(in_ct opensc-tool -l 2>&1)
 echo "${out//$'\n'/$'\n'    }" | sed '1s/^/    /'

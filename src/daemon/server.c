@@ -251,7 +251,7 @@ static void loop(struct srv *srv)
     struct epoll_event evs[64];
 
     for (;;) {
-        scrm_rt_enter(); /* every client's way in (rtprio.h); again if the guard put it back */
+        scrm_rt_enter(); /* every client's way in (rtprio.h): raised unless busy */
         int n = epoll_wait(srv->epfd, evs, 64, -1);
         if (n < 0 && errno == EINTR)
             continue;

@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -34,14 +33,6 @@ static _Thread_local bool tl_fifo, tl_unblocked; /* SCHED_FIFO as this file set 
 static _Thread_local uint64_t tl_win_ns, tl_win_cpu;
 static _Thread_local bool tl_busy;
 static _Thread_local volatile sig_atomic_t tl_guarded; /* the guard put it back */
-
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* SIGXCPU from RLIMIT_RTTIME: the thread that ran too long without blocking gets the signal
  * (the kernel sends it from that thread's tick); it goes back to normal priority. Only a system
@@ -148,12 +139,12 @@ void scrm_rt_enter(void)
     }
     if (tl_win_ns == 0) {
         tl_win_ns = now;
-        tl_win_cpu = thread_cpu_ns();
+        tl_win_cpu = scrm_clock_ns(CLOCK_THREAD_CPUTIME_ID);
     } else if (now - tl_win_ns >= (uint64_t)SCRM_RT_WINDOW_US * 1000) {
         /* Busy: it ran more than SCRM_RT_BUSY_PERCENT of the window (requests of an in-process
          * reader back to back, a burst on the loop thread). Its priority would gain it nothing
          * (it waits for no device) and only keep the clients queued on its CPU from running. */
-        uint64_t cpu = thread_cpu_ns();
+        uint64_t cpu = scrm_clock_ns(CLOCK_THREAD_CPUTIME_ID);
         tl_busy = (cpu - tl_win_cpu) * 100 > (now - tl_win_ns) * SCRM_RT_BUSY_PERCENT;
         tl_win_ns = now;
         tl_win_cpu = cpu;

@@ -32,13 +32,7 @@ static _Thread_local struct srv_linger tl_set = {.lock = SCRM_MUTEX_INITIALIZER}
 /* Arm the timerfd for an absolute CLOCK_MONOTONIC time, or disarm it (0); linger_lock held. */
 static void program(struct srv *srv, uint64_t at_ns) SCRM_REQUIRES(srv->linger_lock)
 {
-    struct itimerspec its;
-    memset(&its, 0, sizeof its);
-    if (at_ns) {
-        its.it_value.tv_sec = (time_t)(at_ns / 1000000000u);
-        its.it_value.tv_nsec = (long)(at_ns % 1000000000u);
-    }
-    if (timerfd_settime(srv->linger_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+    if (scrm_timerfd_at(srv->linger_fd, at_ns) < 0)
         log_error(ipc, "linger timerfd_settime: %s", strerror(errno));
     srv->linger_timer_on = at_ns != 0;
 }

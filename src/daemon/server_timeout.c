@@ -11,8 +11,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -22,16 +20,10 @@
 /* Set the timerfd to the head's deadline, or disarm it. */
 static void program(struct srv *srv)
 {
-    struct itimerspec its;
-    memset(&its, 0, sizeof its);
-    if (srv->tq_head) {
-        uint64_t d = srv->tq_head->deadline_ns;
-        its.it_value.tv_sec = (time_t)(d / 1000000000u);
-        its.it_value.tv_nsec = (long)(d % 1000000000u);
-        if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
-            its.it_value.tv_nsec = 1; /* 0 would disarm */
-    }
-    if (timerfd_settime(srv->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+    uint64_t at = srv->tq_head ? srv->tq_head->deadline_ns : 0;
+    if (srv->tq_head && !at)
+        at = 1; /* 0 would disarm */
+    if (scrm_timerfd_at(srv->timer_fd, at) < 0)
         log_error(ipc, "timerfd_settime: %s", strerror(errno));
 }
 

@@ -62,8 +62,7 @@ static void *watchdog_main(void *arg)
             continue;
         }
         if (e->deadline_ns > scrm_now_ns()) {
-            struct timespec ts = {.tv_sec = (time_t)(e->deadline_ns / 1000000000u),
-                                  .tv_nsec = (long)(e->deadline_ns % 1000000000u)};
+            struct timespec ts = scrm_ns_timespec(e->deadline_ns);
             w->wake_ns = e->deadline_ns;
             scrm_cond_timedwait(&w->cond, &w->lock, &ts);
             w->wake_ns = UINT64_MAX;

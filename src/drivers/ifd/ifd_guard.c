@@ -360,8 +360,7 @@ static void *wd_main(void *arg)
             continue;
         }
         atomic_store(&wd_until, next);
-        struct timespec until = {.tv_sec = (time_t)(next / 1000000000u),
-                                 .tv_nsec = (long)(next % 1000000000u)};
+        struct timespec until = scrm_ns_timespec(next);
         pthread_cond_timedwait(&wd_cond, &wd_lock, &until);
     }
     return NULL;

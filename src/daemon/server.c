@@ -159,10 +159,7 @@ static void accept_one(struct srv *srv, int fd, enum srv_front front)
         session_unref(s);
         return;
     }
-    s->next = srv->sessions;
-    if (s->next)
-        s->next->prev = s;
-    srv->sessions = s;
+    LIST_INSERT_HEAD(&srv->sessions, s, link);
     srv->n_sessions++;
     srv_deadline_arm(srv, s); /* until its first message */
     log_info(ipc, "client %llu connected (pid %ld, uid %ld, gid %ld%s)", (unsigned long long)s->id,
@@ -286,8 +283,8 @@ static void loop(struct srv *srv)
 /* Disconnect every client and wait for their teardown. */
 static void close_all(struct srv *srv)
 {
-    while (srv->sessions) {
-        struct session *s = srv->sessions;
+    while (!LIST_EMPTY(&srv->sessions)) {
+        struct session *s = LIST_FIRST(&srv->sessions);
         session_ref(s);
         session_close(s, "server stopping", false);
         session_unref(s);
@@ -305,6 +302,7 @@ static int add_tag(struct srv *srv, int fd, void *tag)
 static int srv_setup(struct srv *srv, struct rm *rm, const struct scrmd_config *cfg, int stop_fd)
 {
     memset(srv, 0, sizeof *srv);
+    TAILQ_INIT(&srv->tq);
     atomic_init(&srv->pcl_past_16, 0);
     srv->rm = rm;
     srv->stop_fd = stop_fd;

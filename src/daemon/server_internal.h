@@ -37,6 +37,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 
 #include "common/scard_codes.h"
@@ -73,10 +74,10 @@ struct srv_job {
 struct srv_worker;
 struct srv_pool {
     scrm_mutex lock;
-    scrm_cond drained;             /* a thread finished its job or left */
-    struct srv_job *head, *tail;   /* jobs that found no idle thread */
-    struct srv_worker *idle_first; /* idle threads, the most recently idle first */
-    unsigned threads, idle, running, queued;
+    scrm_cond drained;            /* a thread finished its job or left */
+    struct srv_job *head, *tail;  /* jobs that found no idle thread */
+    LIST_HEAD(, srv_worker) idle; /* idle threads, the most recently idle first */
+    unsigned threads, running, queued;
     unsigned held; /* jobs parked outside the queue that will be submitted (srv_pool_hold) */
     unsigned max;  /* cap on threads, 0 = none */
     unsigned peak; /* most threads at once */
@@ -187,7 +188,7 @@ struct session {
     /* The pending status-change wait: set and cleared only by the worker that has the session
      * (busy) or by its teardown; others read it only while the session is not busy. */
     struct srv_wait *wait;
-    struct session *next, *prev; /* the server's list */
+    LIST_ENTRY(session) link; /* the server's list */
 
     /* The worker executing a request only (serialised by `busy`). */
     struct idmap cards; /* random handle -> rm card id */
@@ -203,7 +204,7 @@ struct session {
      * half-received. */
     uint64_t deadline_ns;
     bool tq_on;
-    struct session *tq_next, *tq_prev;
+    TAILQ_ENTRY(session) tq_link;
 
     bool in_ready; /* on the ready list (srv->ready_lock) */
     struct session *ready_next;
@@ -223,20 +224,20 @@ struct srv {
     pid_t pid;
     uint64_t next_id;
     unsigned n_sessions;
-    uint32_t max_clients, max_cards;   /* quotas from the configuration, 0 = none */
-    uint32_t io_timeout_ms;            /* deadline of HELLO and of a begun message, 0 = none */
-    uint32_t max_threads;              /* worker pool cap, 0 = none */
-    int timer_fd;                      /* timerfd at the earliest deadline (server_timeout.c) */
-    struct session *tq_head, *tq_tail; /* sessions with a deadline, earliest first */
+    uint32_t max_clients, max_cards; /* quotas from the configuration, 0 = none */
+    uint32_t io_timeout_ms;          /* deadline of HELLO and of a begun message, 0 = none */
+    uint32_t max_threads;            /* worker pool cap, 0 = none */
+    int timer_fd;                    /* timerfd at the earliest deadline (server_timeout.c) */
+    TAILQ_HEAD(, session) tq;        /* sessions with a deadline, earliest first */
     bool accept_paused; /* out of file descriptors: the listening socket is not watched */
-    struct session *sessions;
+    LIST_HEAD(, session) sessions;
     scrm_mutex ready_lock;
     struct session *ready; /* sessions whose watched readers changed */
     struct srv_pool pool;
     /* Lingering sessions (server_linger.c). */
     scrm_mutex linger_lock;
-    struct srv_linger *lingers SCRM_GUARDED_BY(linger_lock); /* sets of workers in a chain */
-    bool linger_timer_on SCRM_GUARDED_BY(linger_lock);       /* linger_fd is armed */
+    LIST_HEAD(, srv_linger) lingers SCRM_GUARDED_BY(linger_lock); /* sets of workers in a chain */
+    bool linger_timer_on SCRM_GUARDED_BY(linger_lock);            /* linger_fd is armed */
     int linger_fd; /* timerfd: the oldest waiting set is due */
 };
 
@@ -252,7 +253,7 @@ struct srv_linger {
     struct session *head SCRM_GUARDED_BY(lock); /* through session.linger_next */
     uint64_t since_ns SCRM_GUARDED_BY(lock);    /* left for a request then; 0: the worker looks */
     struct srv *srv;                            /* the worker's; set when first listed */
-    struct srv_linger *next, *prev;             /* srv->lingers (srv->linger_lock) */
+    LIST_ENTRY(srv_linger) link;                /* srv->lingers (srv->linger_lock) */
     bool listed;                                /* on srv->lingers (written by the worker) */
 };
 /* The calling worker's lingering sessions, taken off its set (NULL if none). */

@@ -63,11 +63,7 @@ void srv_linger_attach(struct srv *srv, struct session *list, bool job_follows)
         return;
     l->srv = srv; /* the first request of a chain that it lingers through: list the set */
     scrm_mutex_lock(&srv->linger_lock);
-    l->prev = NULL;
-    l->next = srv->lingers;
-    if (l->next)
-        l->next->prev = l;
-    srv->lingers = l;
+    LIST_INSERT_HEAD(&srv->lingers, l, link);
     l->listed = true;
     if (!srv->linger_timer_on)
         program(srv, now + SRV_LINGER_US * 1000u);
@@ -81,13 +77,7 @@ void srv_linger_chain_end(void)
     if (!l->listed)
         return;
     scrm_mutex_lock(&srv->linger_lock);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        srv->lingers = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
-    l->next = l->prev = NULL;
+    LIST_REMOVE(l, link);
     l->listed = false;
     scrm_mutex_unlock(&srv->linger_lock);
 }
@@ -100,7 +90,8 @@ void srv_linger_expired(struct srv *srv)
     if (read(srv->linger_fd, &v, sizeof v) < 0 && errno != EAGAIN)
         log_debug(ipc, "linger timer read: %s", strerror(errno));
     scrm_mutex_lock(&srv->linger_lock);
-    for (struct srv_linger *l = srv->lingers; l; l = l->next) {
+    struct srv_linger *l;
+    LIST_FOREACH(l, &srv->lingers, link) {
         /* a set its worker looks at itself (since 0) is due a period from now at the latest */
         uint64_t due = now + SRV_LINGER_US * 1000u;
         scrm_mutex_lock(&l->lock);

@@ -196,10 +196,11 @@ static uint32_t new_context(struct srv *srv)
 {
     for (;;) {
         uint32_t c = (uint32_t)(idmap_random_id() % PCL_HANDLE_LIMIT);
-        bool used = c == 0;
-        for (struct session *o = srv->sessions; o && !used; o = o->next)
-            used = o->pcl && atomic_load(&o->pcl->context) == c;
-        if (!used)
+        struct session *o;
+        LIST_FOREACH(o, &srv->sessions, link)
+            if (o->pcl && atomic_load(&o->pcl->context) == c)
+                break;
+        if (c != 0 && !o)
             return c;
     }
 }
@@ -248,7 +249,7 @@ static void cmd_cancel(struct session *s, const uint8_t *body)
     memcpy(&c, body, sizeof c);
     c.rv = SCARD_E_INVALID_HANDLE;
     if (c.context != 0)
-        for (t = s->srv->sessions; t; t = t->next)
+        LIST_FOREACH(t, &s->srv->sessions, link)
             if (t->pcl && atomic_load(&t->pcl->context) == (uint32_t)c.context)
                 break;
     if (t && s->uid != 0 && t->uid != s->uid) {

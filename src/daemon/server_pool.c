@@ -43,10 +43,10 @@
 struct srv_worker {
     struct srv_pool *pool;
     sem_t wake;
-    _Atomic(struct srv_job *) job;  /* handed by srv_pool_submit (release; the semaphore may
+    _Atomic(struct srv_job *) job; /* handed by srv_pool_submit (release; the semaphore may
                                       * not be an acquire for every checker: TSan) */
-    struct srv_worker *next, *prev; /* the idle list */
-    bool listed;                    /* on the idle list */
+    LIST_ENTRY(srv_worker) link;   /* the idle list */
+    bool listed;                   /* on the idle list */
 };
 
 /* Signal or clear starve_fd to match the queue; p->lock held. */
@@ -68,27 +68,15 @@ static void update_starved(struct srv_pool *p) SCRM_REQUIRES(p->lock)
 static void idle_push(struct srv_pool *p, struct srv_worker *w) SCRM_REQUIRES(p->lock)
 {
     scrm_mutex_assert_held(&p->lock);
-    w->prev = NULL;
-    w->next = p->idle_first;
-    if (w->next)
-        w->next->prev = w;
-    p->idle_first = w;
+    LIST_INSERT_HEAD(&p->idle, w, link);
     w->listed = true;
-    p->idle++;
 }
 
 static void idle_unlink(struct srv_pool *p, struct srv_worker *w) SCRM_REQUIRES(p->lock)
 {
     scrm_mutex_assert_held(&p->lock);
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        p->idle_first = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->next = w->prev = NULL;
+    LIST_REMOVE(w, link);
     w->listed = false;
-    p->idle--;
 }
 
 /* Record the calling thread as gone; p->lock held. */
@@ -275,7 +263,7 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
 
     job->next = NULL;
     scrm_mutex_lock(&p->lock);
-    w = p->idle_first;
+    w = LIST_FIRST(&p->idle);
     if (w) { /* the most recently idle thread (warm): hand it the job */
         idle_unlink(p, w);
         atomic_store_explicit(&w->job, job, memory_order_release);
@@ -358,8 +346,8 @@ void srv_pool_destroy(struct srv_pool *p)
     while (p->head || p->running || p->held)
         scrm_cond_wait(&p->drained, &p->lock);
     p->stop = true;
-    while (p->idle_first) { /* wake every idle thread with no job: they leave */
-        struct srv_worker *w = p->idle_first;
+    while (!LIST_EMPTY(&p->idle)) { /* wake every idle thread with no job: they leave */
+        struct srv_worker *w = LIST_FIRST(&p->idle);
         idle_unlink(p, w);
         sem_post(&w->wake);
     }

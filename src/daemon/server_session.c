@@ -263,12 +263,7 @@ void session_close(struct session *s, const char *why, bool violation)
     else
         log_info(ipc, "client %llu (pid %ld): %s", (unsigned long long)s->id, (long)s->pid, why);
     rm_cancel_waits(srv->rm, s->id); /* a worker blocked for this client returns now */
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        srv->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    LIST_REMOVE(s, link);
     srv->n_sessions--;
     srv_session_gone(srv);
     /* The list's reference passes to the teardown job, queued now or by the worker that is

@@ -20,8 +20,9 @@
 /* Set the timerfd to the head's deadline, or disarm it. */
 static void program(struct srv *srv)
 {
-    uint64_t at = srv->tq_head ? srv->tq_head->deadline_ns : 0;
-    if (srv->tq_head && !at)
+    struct session *head = TAILQ_FIRST(&srv->tq);
+    uint64_t at = head ? head->deadline_ns : 0;
+    if (head && !at)
         at = 1; /* 0 would disarm */
     if (scrm_timerfd_at(srv->timer_fd, at) < 0)
         log_error(ipc, "timerfd_settime: %s", strerror(errno));
@@ -33,32 +34,18 @@ void srv_deadline_arm(struct srv *srv, struct session *s)
         return;
     s->deadline_ns = scrm_now_ns() + (uint64_t)srv->io_timeout_ms * 1000000u;
     s->tq_on = true;
-    s->tq_next = NULL;
-    s->tq_prev = srv->tq_tail;
-    if (srv->tq_tail)
-        srv->tq_tail->tq_next = s;
-    else
-        srv->tq_head = s;
-    srv->tq_tail = s;
-    if (srv->tq_head == s)
+    TAILQ_INSERT_TAIL(&srv->tq, s, tq_link);
+    if (TAILQ_FIRST(&srv->tq) == s)
         program(srv);
 }
 
 void srv_deadline_disarm(struct srv *srv, struct session *s)
 {
-    bool was_head = srv->tq_head == s;
+    bool was_head = TAILQ_FIRST(&srv->tq) == s;
     if (!s->tq_on)
         return;
-    if (s->tq_prev)
-        s->tq_prev->tq_next = s->tq_next;
-    else
-        srv->tq_head = s->tq_next;
-    if (s->tq_next)
-        s->tq_next->tq_prev = s->tq_prev;
-    else
-        srv->tq_tail = s->tq_prev;
+    TAILQ_REMOVE(&srv->tq, s, tq_link);
     s->tq_on = false;
-    s->tq_next = s->tq_prev = NULL;
     if (was_head)
         program(srv);
 }
@@ -77,8 +64,8 @@ void srv_deadline_expired(struct srv *srv)
     uint64_t v, now = scrm_now_ns();
     if (read(srv->timer_fd, &v, sizeof v) < 0 && errno != EAGAIN)
         log_debug(ipc, "timerfd read: %s", strerror(errno));
-    while (srv->tq_head && srv->tq_head->deadline_ns <= now) {
-        struct session *s = srv->tq_head;
+    struct session *s;
+    while ((s = TAILQ_FIRST(&srv->tq)) && s->deadline_ns <= now) {
         bool hello = !s->hello_done;
         srv_deadline_disarm(srv, s);
         session_ref(s);

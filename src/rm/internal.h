@@ -50,6 +50,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "common/mutex.h"
 #include "rm/rm.h"
@@ -118,7 +119,7 @@ struct rm_reader;
 
 /* One watched IOCTL (in the calling thread's frame). */
 struct rm_wd_entry {
-    struct rm_wd_entry *prev, *next;
+    TAILQ_ENTRY(rm_wd_entry) link;
     uint64_t deadline_ns;
     struct rm_reader *r;
     uint32_t code;
@@ -127,9 +128,9 @@ struct rm_wd_entry {
 
 struct rm_watchdog {
     scrm_mutex lock;
-    scrm_cond cond;                  /* CLOCK_MONOTONIC: the head's deadline, or a new head */
-    scrm_cond done;                  /* the entry being handled is done */
-    struct rm_wd_entry *head, *tail; /* FIFO = deadline order (one timeout for all) */
+    scrm_cond cond;                 /* CLOCK_MONOTONIC: the head's deadline, or a new head */
+    scrm_cond done;                 /* the entry being handled is done */
+    TAILQ_HEAD(, rm_wd_entry) fifo; /* deadline order (one timeout for all) */
     struct rm_wd_entry *handling;
     uint64_t wake_ns; /* the thread sleeps until then; 0: until signalled; UINT64_MAX: awake */
     pthread_t thread;
@@ -205,8 +206,7 @@ struct rm_reader {
 
     /* requests parked until the card sequence is free (park.c): a FIFO under lock, its length
      * readable without it by the releasing thread, and how many woken ones are retrying */
-    struct rm_idle_wait *park_head SCRM_GUARDED_BY(lock);
-    struct rm_idle_wait *park_tail SCRM_GUARDED_BY(lock);
+    TAILQ_HEAD(, rm_idle_wait) parked SCRM_GUARDED_BY(lock);
     atomic_uint n_parked;
     unsigned park_inflight SCRM_GUARDED_BY(lock);
 

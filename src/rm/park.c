@@ -81,15 +81,7 @@ static bool seq_free_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
 static void unlink_locked(struct rm_reader *r, struct rm_idle_wait *w) SCRM_REQUIRES(r->lock)
 {
     scrm_mutex_assert_held(&r->lock);
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        r->park_head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        r->park_tail = w->prev;
-    w->next = w->prev = NULL;
+    TAILQ_REMOVE(&r->parked, w, link);
     w->linked = false;
     atomic_fetch_sub(&r->n_parked, 1);
 }
@@ -99,7 +91,7 @@ static void unlink_locked(struct rm_reader *r, struct rm_idle_wait *w) SCRM_REQU
 static struct rm_idle_wait *next_turn_locked(struct rm_reader *r) SCRM_REQUIRES(r->lock)
 {
     scrm_mutex_assert_held(&r->lock);
-    struct rm_idle_wait *w = r->park_head;
+    struct rm_idle_wait *w = TAILQ_FIRST(&r->parked);
     if (!w || r->park_inflight > 0 || (!r->gone && !seq_free_locked(r)))
         return NULL;
     unlink_locked(r, w);
@@ -142,21 +134,9 @@ bool rm_reader_park(struct rm_reader *r, struct rm_idle_wait *w, void (*fn)(stru
     if (!r->gone) {
         if (again) {
             r->park_inflight--;
-            w->prev = NULL;
-            w->next = r->park_head;
-            if (r->park_head)
-                r->park_head->prev = w;
-            else
-                r->park_tail = w;
-            r->park_head = w;
+            TAILQ_INSERT_HEAD(&r->parked, w, link);
         } else {
-            w->next = NULL;
-            w->prev = r->park_tail;
-            if (r->park_tail)
-                r->park_tail->next = w;
-            else
-                r->park_head = w;
-            r->park_tail = w;
+            TAILQ_INSERT_TAIL(&r->parked, w, link);
         }
         w->linked = true;
         atomic_fetch_add(&r->n_parked, 1);
@@ -188,7 +168,8 @@ bool rm_reader_park(struct rm_reader *r, struct rm_idle_wait *w, void (*fn)(stru
 bool rm_reader_queue_busy(struct rm_reader *r)
 {
     scrm_mutex_lock(&r->lock);
-    bool busy = !r->gone && (r->park_head || r->park_inflight > 0 || !seq_free_locked(r));
+    bool busy =
+        !r->gone && (!TAILQ_EMPTY(&r->parked) || r->park_inflight > 0 || !seq_free_locked(r));
     scrm_mutex_unlock(&r->lock);
     return busy;
 }
@@ -231,7 +212,7 @@ void rm_park_wake_all(struct rm_reader *r)
 {
     for (;;) {
         scrm_mutex_lock(&r->lock);
-        struct rm_idle_wait *w = r->park_head;
+        struct rm_idle_wait *w = TAILQ_FIRST(&r->parked);
         if (w) {
             unlink_locked(r, w);
             r->park_inflight++;

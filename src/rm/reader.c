@@ -95,6 +95,7 @@ static struct rm_reader *reader_new(struct rm *rm, const char *device)
     scrm_mutex_init(&r->seq_lock);
     scrm_mutex_init(&r->lock);
     scrm_mutex_init(&r->mon_lock);
+    TAILQ_INIT(&r->parked);
     if (scrm_cond_init(&r->cond) != 0) {
         scrm_mutex_destroy(&r->mon_lock);
         scrm_mutex_destroy(&r->lock);

@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "common/scard_codes.h"
 
@@ -306,8 +307,8 @@ SCRM_MUST_CHECK bool rm_reader_tx_free(struct rm *rm, const char *name);
 struct rm_reader;
 struct rm_idle_wait {
     void (*fn)(struct rm_idle_wait *w);
-    struct rm_reader *r;              /* the reader parked on or woken by (referenced) */
-    struct rm_idle_wait *next, *prev; /* the reader's parked list */
+    struct rm_reader *r;            /* the reader parked on or woken by (referenced) */
+    TAILQ_ENTRY(rm_idle_wait) link; /* the reader's parked list */
     bool linked;
 };
 void rm_thread_nowait_reader(bool on);

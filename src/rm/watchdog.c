@@ -22,15 +22,7 @@
 static void unlink_locked(struct rm_watchdog *w, struct rm_wd_entry *e) SCRM_REQUIRES(w->lock)
 {
     scrm_mutex_assert_held(&w->lock);
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        w->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        w->tail = e->prev;
-    e->prev = e->next = NULL;
+    TAILQ_REMOVE(&w->fifo, e, link);
 }
 
 static void fire(struct rm_wd_entry *e, uint32_t ms)
@@ -54,7 +46,7 @@ static void *watchdog_main(void *arg)
     struct rm_watchdog *w = arg;
     scrm_mutex_lock(&w->lock);
     while (!w->stop) {
-        struct rm_wd_entry *e = w->head;
+        struct rm_wd_entry *e = TAILQ_FIRST(&w->fifo);
         if (!e) {
             w->wake_ns = 0;
             scrm_cond_wait(&w->cond, &w->lock);
@@ -90,6 +82,7 @@ int rm_watchdog_start(struct rm_watchdog *w, uint32_t ms)
         return -1;
     }
     scrm_mutex_init(&w->lock);
+    TAILQ_INIT(&w->fifo);
     w->ms = ms;
     w->wake_ns = UINT64_MAX; /* the thread is not waiting yet: it looks at the list first */
     w->inited = true;
@@ -131,20 +124,14 @@ void rm_watchdog_enter(struct rm_watchdog *w, struct rm_wd_entry *e, struct rm_r
     e->code = code;
     e->fired = false;
     e->linked = false;
-    e->prev = e->next = NULL;
     if (!w->started)
         return;
     e->deadline_ns = scrm_now_ns() + (uint64_t)w->ms * 1000000u;
     scrm_mutex_lock(&w->lock);
     if (!w->stop) {
-        e->prev = w->tail;
-        if (w->tail)
-            w->tail->next = e;
-        else
-            w->head = e;
-        w->tail = e;
+        TAILQ_INSERT_TAIL(&w->fifo, e, link);
         e->linked = true;
-        if (w->head == e && (w->wake_ns == 0 || w->wake_ns > e->deadline_ns))
+        if (TAILQ_FIRST(&w->fifo) == e && (w->wake_ns == 0 || w->wake_ns > e->deadline_ns))
             scrm_cond_signal(&w->cond); /* the thread waits for nothing or a later deadline */
     }
     scrm_mutex_unlock(&w->lock);

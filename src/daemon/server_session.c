@@ -632,7 +632,8 @@ static void park_fired(struct rm_idle_wait *w)
 /* Around the rm call that may park the session's request (on s->park): the request is marked
  * parked before the rm may wake it (the woken run clears the mark), and the call runs under
  * park_lock. park_end returns the call's result, clears the mark if it did not park, and gives
- * whether the session is closing (closing may be NULL). */
+ * whether the session is closing (closing may be NULL). A thread that has queued a request on a
+ * busy reader is raised (rtprio.h), as promptly as the one serving the reader (park_fired). */
 static void park_begin(struct session *s) SCRM_ACQUIRE(s->park_lock)
 {
     scrm_mutex_lock(&s->lock);
@@ -644,6 +645,8 @@ static void park_begin(struct session *s) SCRM_ACQUIRE(s->park_lock)
 static bool park_end(struct session *s, bool parked, bool *closing) SCRM_RELEASE(s->park_lock)
 {
     scrm_mutex_unlock(&s->park_lock);
+    if (parked)
+        scrm_rt_enter();
     scrm_mutex_lock(&s->lock);
     if (!parked)
         s->parked = false;
@@ -840,7 +843,6 @@ static void request_job(struct srv_job *job)
         if (s->park_req && !closing) {
             bool drop;
             if (park_request(s, &drop)) {
-                scrm_rt_enter(); /* see park_or_defer */
                 tl_single_reader = false;
                 rm_thread_park_turn(NULL);
                 return; /* the session stays busy; park_fired brings the request back */
@@ -971,8 +973,6 @@ static void park_or_defer(struct session *s)
     s->job.fn = request_job;
     if (!park_early(s))
         srv_pool_defer(&s->srv->pool, &s->job);
-    else
-        scrm_rt_enter(); /* it queues requests for a busy reader: as promptly as the one serving */
 }
 
 void session_submit(struct session *s, uint8_t *msg, size_t len)

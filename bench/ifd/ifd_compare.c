@@ -9,6 +9,7 @@
  *   apdu clients=N rate=APDU/s p50_us=.. p99_us=..   for 1, 2 and 8 clients (client i on reader
  * i%2) insert p50_ms=.. p99_ms=.. max_ms=..   card connect → SCardGetStatusChange reports PRESENT
  *   remove p50_ms=.. p99_ms=.. max_ms=..   card disconnect → SCardGetStatusChange reports EMPTY
+ * (IFD_COMPARE_CLIENTS=N: the APDU row of N clients alone, 0: none; TRIALS 0: no event rows.)
  * With IFD_COMPARE_PID=PID (the daemon), each apdu line also carries what the daemon and this
  * process (its clients and the card) spent per APDU between the moment every client was connected
  * and the moment the last one stopped: voluntary context switches (a thread blocked; summed over the
@@ -375,6 +376,16 @@ int main(int argc, char **argv)
     int trials = (int)strtol(argv[5], NULL, 10);
     const char *pid = getenv("IFD_COMPARE_PID");
     g_daemon_pid = pid ? (int)strtol(pid, NULL, 10) : 0;
+    SCARDCONTEXT ctx;
+    if (SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) != SCARD_S_SUCCESS)
+        return 1;
+    /* A run before this one has taken its cards away: start once the daemon has seen that (a
+     * daemon that polls would otherwise still show the old card as present) */
+    if (!wait_flag(ctx, argv[2], SCARD_STATE_EMPTY) ||
+        !wait_flag(ctx, argv[3], SCARD_STATE_EMPTY)) {
+        fprintf(stderr, "ifd_compare: the readers did not show up empty\n");
+        return 1;
+    }
     struct card c0;
     if (card_start(&c0, port) < 0) {
         fprintf(stderr, "ifd_compare: cannot reach vpcd on port %d\n", port);
@@ -382,9 +393,6 @@ int main(int argc, char **argv)
     }
     struct card c1;
     if (card_start(&c1, port + 1) < 0)
-        return 1;
-    SCARDCONTEXT ctx;
-    if (SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) != SCARD_S_SUCCESS)
         return 1;
     if (!wait_flag(ctx, argv[2], SCARD_STATE_PRESENT) ||
         !wait_flag(ctx, argv[3], SCARD_STATE_PRESENT)) {
@@ -399,7 +407,8 @@ int main(int argc, char **argv)
         if (!only || (int)strtol(only, NULL, 10) == clients[i])
             failed |= apdu_row(argv[2], argv[3], clients[i], seconds);
     card_stop(&c1);
-    event_rows(port, argv[3], trials);
+    if (trials > 0)
+        event_rows(port, argv[3], trials);
     card_stop(&c0);
     return failed;
 }

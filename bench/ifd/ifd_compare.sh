@@ -1,20 +1,28 @@
 #!/bin/sh
 # The IFD-bridge figures (`make bench`, or `make bench-ifd` alone): the same driver binary and the
-# same card behind both daemons, one after the other in one run:
+# same card behind both daemons, both running at once in one run:
 #   scrm:  scrmd (BUILDDIR) + the ifd: bridge + Debian's libifdvpcd.so + the C card of ifd_compare
 #   pcscd: Debian's pcscd + libifdvpcd.so (a private reader.conf directory) + the same card
 # Everything runs in a private mount and network namespace (vpcd listens on 0.0.0.0 on fixed ports;
 # a tmpfs covers /run/pcscd), so the machine's pcscd and network are not touched. Root only.
 #
 #   bench/ifd/ifd_compare.sh [BUILDDIR]      (default build/release)
-# Environment: BENCH_SECONDS per APDU row (default 3), BENCH_TRIALS insertions/removals (default 30),
-# IFD_OPTS appended to scrm's ifd: device string (e.g. ",watchdog=0"), IFD_COMPARE_SCRMD another
-# scrmd binary (an older build, for before/after figures), IFD_COMPARE_CLIENTS=N only the APDU row
-# of N clients (1, 2 or 8).
+#
+# The APDU rows run in rounds: each round measures every row on both daemons back to back, the
+# order of the two alternating from round to round, and the table gives each figure's median over
+# the rounds, with the range of the per-round ratios and the rounds scrm was ahead in. A second
+# pass pins both daemons and the clients to one CPU: no wake-up then crosses CPUs, so its rates
+# do not depend on where the scheduler happens to place each client's chain of threads (the main
+# source of the spread between rounds on a small machine).
+# Environment: BENCH_SECONDS per APDU row (default 2), BENCH_ROUNDS (default 7),
+# BENCH_ONE_CPU_ROUNDS (default 5, 0: no one-CPU pass), BENCH_TRIALS insertions/removals (default
+# 30), IFD_OPTS appended to scrm's ifd: device string (e.g. ",watchdog=0"), IFD_COMPARE_SCRMD
+# another scrmd binary (an older build, for before/after figures), IFD_COMPARE_CLIENTS=N only the
+# APDU row of N clients (1, 2 or 8), IFD_COMPARE_KEEP=DIR a directory to copy the raw figures and
+# the daemons' logs to.
 # Besides rates and latencies it prints, per APDU, the voluntary context switches (a thread blocked)
-# and CPU time of each daemon
-# (all its threads) and of the client process (clients + card): counts that do not depend on the
-# machine's load, unlike the rates.
+# and CPU time of each daemon (all its threads) and of the client process (clients + card): counts
+# that do not depend on the machine's load, unlike the rates.
 set -eu
 B=$(cd "${1:-build/release}" && pwd)
 if [ "$(id -u)" != 0 ]; then
@@ -31,12 +39,17 @@ ip link set lo up
 D=$(mktemp -d)
 mkdir -p /run/pcscd "$D/conf"
 mount -t tmpfs tmpfs /run/pcscd
-PORT=35963
-SEC=${BENCH_SECONDS:-3}
+SPORT=35963 # scrm's vpcd slots: this port and the next
+PPORT=35973 # pcscd's
+SEC=${BENCH_SECONDS:-2}
+ROUNDS=${BENCH_ROUNDS:-7}
+ONE_ROUNDS=${BENCH_ONE_CPU_ROUNDS:-5}
 TRIALS=${BENCH_TRIALS:-30}
+ROWS=${IFD_COMPARE_CLIENTS:-1 2 8}
 CLIENT=$B/bench/ifd/ifd_compare
 R0="Virtual PCD 00 00"
 R1="Virtual PCD 00 01"
+NCPU=$(nproc)
 
 wait_socket() { # path, pid: bounded wait for a daemon's socket
     i=0
@@ -50,54 +63,141 @@ wait_socket() { # path, pid: bounded wait for a daemon's socket
 cat >"$D/scrmd.conf" <<CONF
 socket = $D/scrm.sock
 discover = false
-reader = ifd:vpcd:lib=$VPCD,device=/dev/null:$PORT,name=Virtual%20PCD${IFD_OPTS:-}
+reader = ifd:vpcd:lib=$VPCD,device=/dev/null:$SPORT,name=Virtual%20PCD${IFD_OPTS:-}
 CONF
 "${IFD_COMPARE_SCRMD:-$B/src/daemon/scrmd}" -f --config "$D/scrmd.conf" >"$D/scrmd.log" 2>&1 &
 S=$!
-wait_socket "$D/scrm.sock" $S
-IFD_COMPARE_PID=$S SCRM_SOCKET=$D/scrm.sock LD_LIBRARY_PATH=$B/src/client "$CLIENT" $PORT "$R0" "$R1" "$SEC" "$TRIALS" >"$D/scrm.txt"
-kill $S; wait $S || true
-
-printf 'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:%d\nLIBPATH %s\n' $PORT "$VPCD" >"$D/conf/vpcd"
+printf 'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:%d\nLIBPATH %s\n' $PPORT "$VPCD" >"$D/conf/vpcd"
 "$PCSCD" -f -c "$D/conf" >"$D/pcscd.log" 2>&1 &
 P=$!
+trap 'kill $S $P 2>/dev/null || true' EXIT
+wait_socket "$D/scrm.sock" $S
 wait_socket /run/pcscd/pcscd.comm $P
-IFD_COMPARE_PID=$P PCSCLITE_CSOCK_NAME=/run/pcscd/pcscd.comm "$CLIENT" $PORT "$R0" "$R1" "$SEC" "$TRIALS" >"$D/pcscd.txt"
-kill -TERM $P; wait $P || true  # (SIGINT is ignored by a background job of sh)
 
-/usr/bin/python3 - "$D/scrm.txt" "$D/pcscd.txt" <<'PY'
+# side, clients (0: none), trials, tag: one run of the client binary against one daemon, its lines
+# tagged and appended to that daemon's file
+run() {
+    if [ "$1" = scrm ]; then
+        IFD_COMPARE_CLIENTS=$2 IFD_COMPARE_PID=$S SCRM_SOCKET=$D/scrm.sock \
+            LD_LIBRARY_PATH=$B/src/client $PIN "$CLIENT" $SPORT "$R0" "$R1" "$SEC" "$3" >"$D/out" ||
+            { echo "ifd_compare: the run against scrmd failed"; cat "$D/out" "$D/scrmd.log"; exit 1; }
+    else
+        IFD_COMPARE_CLIENTS=$2 IFD_COMPARE_PID=$P PCSCLITE_CSOCK_NAME=/run/pcscd/pcscd.comm \
+            $PIN "$CLIENT" $PPORT "$R0" "$R1" "$SEC" "$3" >"$D/out" ||
+            { echo "ifd_compare: the run against pcscd failed"; cat "$D/out" "$D/pcscd.log"; exit 1; }
+    fi
+    sed "s/^/$4 /" "$D/out" >>"$D/$1.txt"
+}
+
+rounds() { # pass name, number of rounds
+    r=1
+    while [ "$r" -le "$2" ]; do
+        for n in $ROWS; do
+            if [ $((r % 2)) = 1 ]; then
+                run scrm "$n" 0 "$1"; run pcscd "$n" 0 "$1"
+            else
+                run pcscd "$n" 0 "$1"; run scrm "$n" 0 "$1"
+            fi
+        done
+        r=$((r + 1))
+    done
+}
+
+PIN=
+rounds all "$ROUNDS"
+if [ "$ONE_ROUNDS" -gt 0 ]; then
+    taskset -a -p -c 0 $S >/dev/null
+    taskset -a -p -c 0 $P >/dev/null
+    PIN="taskset -c 0"
+    rounds one "$ONE_ROUNDS"
+    PIN=
+    taskset -a -p -c "0-$((NCPU - 1))" $S >/dev/null
+    taskset -a -p -c "0-$((NCPU - 1))" $P >/dev/null
+fi
+if [ "$TRIALS" -gt 0 ]; then
+    run scrm 0 "$TRIALS" ev
+    run pcscd 0 "$TRIALS" ev
+fi
+kill -TERM $S $P # (SIGINT is ignored by a background job of sh)
+wait $S || true
+wait $P || true
+trap - EXIT
+
+/usr/bin/python3 - "$D/scrm.txt" "$D/pcscd.txt" "$ROUNDS" "$ONE_ROUNDS" "$NCPU" <<'PY'
+import statistics
 import sys
+
+
 def load(p):
-    rows = {}
+    rows = {}  # (pass, kind, clients) -> list of key=value dicts, one per round
     for line in open(p):
         w = line.split()
-        kv = dict(x.split('=', 1) for x in w[1:])
-        rows[(w[0], kv.get('clients', ''))] = kv
+        kv = dict(x.split('=', 1) for x in w[2:])
+        rows.setdefault((w[0], w[1], kv.get('clients', '')), []).append(kv)
     return rows
+
+
 s, p = load(sys.argv[1]), load(sys.argv[2])
+med = statistics.median
 print('IFD bridge: scrmd + ifd: + libifdvpcd.so  vs  pcscd 1.9.9 + libifdvpcd.so (same C card)')
-print(f'| {"figure":34} | {"scrm":>10} | {"pcscd":>10} | {"scrm/pcscd":>10} |')
-print('|' + '-' * 36 + '|' + '-' * 12 + '|' + '-' * 12 + '|' + '-' * 12 + '|')
-def row(name, a, b, better_high):
+
+
+def header(title):
+    print()
+    print(title)
+    print(f'| {"figure":34} | {"scrm":>10} | {"pcscd":>10} | {"scrm/pcscd":>10} | rounds: ratios, scrm ahead |')
+    print('|' + '-' * 36 + '|' + '-' * 12 + '|' + '-' * 12 + '|' + '-' * 12 + '|' + '-' * 28 + '|')
+
+
+def row(name, a, b, better_high, per_round=None):
     a, b = float(a), float(b)
     r = (a / b if better_high else b / a) if a and b else 0
-    print(f'| {name:34} | {a:10.2f} | {b:10.2f} | {r:9.2f}x |')
-for n in ('1', '2', '8'):
-    k = ('apdu', n)
-    if k not in s or k not in p:
-        continue  # IFD_COMPARE_CLIENTS chose another row
-    row(f'APDU/s, {n} client(s)', s[k]['rate'], p[k]['rate'], True)
-    row(f'APDU p50 us, {n} client(s)', s[k]['p50_us'], p[k]['p50_us'], False)
-    row(f'APDU p99 us, {n} client(s)', s[k]['p99_us'], p[k]['p99_us'], False)
-    if 'd_csw' in s[k] and 'd_csw' in p[k]:
-        row(f'  daemon blocking waits/APDU, {n}', s[k]['d_csw'], p[k]['d_csw'], False)
-        row(f'  daemon CPU us/APDU, {n}', s[k]['d_cpu_us'], p[k]['d_cpu_us'], False)
-        row(f'  client blocking waits/APDU, {n}', s[k]['c_csw'], p[k]['c_csw'], False)
-        row(f'  client CPU us/APDU, {n}', s[k]['c_cpu_us'], p[k]['c_cpu_us'], False)
-for ev in ('insert', 'remove'):
-    for q in ('p50_ms', 'p99_ms'):
-        row(f'{ev} -> GetStatusChange {q}', s[(ev, '')][q], p[(ev, '')][q], False)
-print(f'(insert/remove trials: scrm {s[("insert", "")]["trials"]}, pcscd {p[("insert", "")]["trials"]}; '
-      'ratio > 1: scrm better)')
+    extra = ''
+    if per_round:  # the ratio is then the median of the rounds' own ratios
+        r = med(per_round)
+        extra = (f'{min(per_round):.2f}-{max(per_round):.2f}, '
+                 f'{sum(x >= 1 for x in per_round)}/{len(per_round)}')
+    print(f'| {name:34} | {a:10.2f} | {b:10.2f} | {r:9.2f}x | {extra:26} |')
+
+
+def apdu_table(pas, title):
+    if not any(k[0] == pas for k in s):
+        return
+    header(title)
+    for n in ('1', '2', '8'):
+        k = (pas, 'apdu', n)
+        if k not in s or k not in p:
+            continue  # IFD_COMPARE_CLIENTS chose another row
+        a, b = s[k], p[k]
+        ratios = [float(x['rate']) / float(y['rate']) for x, y in zip(a, b) if float(y['rate'])]
+
+        def m(rows, key):
+            return med(float(x[key]) for x in rows)
+        row(f'APDU/s, {n} client(s)', m(a, 'rate'), m(b, 'rate'), True, ratios)
+        row(f'APDU p50 us, {n} client(s)', m(a, 'p50_us'), m(b, 'p50_us'), False)
+        row(f'APDU p99 us, {n} client(s)', m(a, 'p99_us'), m(b, 'p99_us'), False)
+        if all('d_csw' in x for x in a + b):
+            row(f'  daemon blocking waits/APDU, {n}', m(a, 'd_csw'), m(b, 'd_csw'), False)
+            row(f'  daemon CPU us/APDU, {n}', m(a, 'd_cpu_us'), m(b, 'd_cpu_us'), False)
+            row(f'  client blocking waits/APDU, {n}', m(a, 'c_csw'), m(b, 'c_csw'), False)
+            row(f'  client CPU us/APDU, {n}', m(a, 'c_cpu_us'), m(b, 'c_cpu_us'), False)
+
+
+apdu_table('all', f'APDU rows: medians of {sys.argv[3]} rounds, all {sys.argv[5]} CPUs')
+apdu_table('one', f'APDU rows pinned to one CPU: medians of {sys.argv[4]} rounds')
+if ('ev', 'insert', '') in s and ('ev', 'insert', '') in p:
+    header('Card events')
+    for ev in ('insert', 'remove'):
+        for q in ('p50_ms', 'p99_ms'):
+            row(f'{ev} -> GetStatusChange {q}', s[('ev', ev, '')][0][q], p[('ev', ev, '')][0][q],
+                False)
+    print(f'(insert/remove trials: scrm {s[("ev", "insert", "")][0]["trials"]}, '
+          f'pcscd {p[("ev", "insert", "")][0]["trials"]})')
+print('ratio > 1: scrm better; an APDU/s ratio is the median of the per-round ratios (each round '
+      'measures both daemons back to back); "scrm ahead": rounds in which scrm had at least '
+      'pcscd\'s rate')
 PY
+if [ -n "${IFD_COMPARE_KEEP:-}" ]; then
+    cp "$D/scrm.txt" "$D/pcscd.txt" "$D/scrmd.log" "$D/pcscd.log" "$IFD_COMPARE_KEEP"/
+fi
 rm -rf "$D"

@@ -174,6 +174,11 @@ void scrm_rt_leave(void)
     set_other();
 }
 
+bool scrm_rt_raised(void)
+{
+    return tl_fifo && !tl_guarded;
+}
+
 bool scrm_rt_thread_is_rt(void)
 {
     int p = sched_getscheduler(0);

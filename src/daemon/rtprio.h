@@ -40,6 +40,10 @@ void scrm_rt_enter(void);
 /* The calling thread back to normal priority, if scrm_rt_enter put it at real-time. */
 void scrm_rt_leave(void);
 
+/* Did scrm_rt_enter put the calling thread at real-time priority (and the guard not put it
+ * back)? No system call. */
+bool scrm_rt_raised(void);
+
 /* Is the calling thread at real-time priority now (per the kernel)? */
 bool scrm_rt_thread_is_rt(void);
 

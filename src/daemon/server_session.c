@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -768,6 +769,15 @@ void session_chain_end(void)
 
     if (list) {
         srv = list->srv;
+        /* The clients just answered are being woken, and one in a request loop sends its next
+         * request within microseconds once it runs; on a busy CPU it is queued behind this
+         * worker. Give way once and look again before going to sleep, so that such a request is
+         * taken without this worker sleeping and being woken for it (a no-op when nothing else
+         * wants the CPU; not at real-time priority, where the clients could not run anyway). */
+        if (!scrm_rt_raised()) {
+            sched_yield();
+            list = linger_scan(srv, list, NULL, NULL);
+        }
         /* until the first whole request (pcsc-lite's clients write one in several pieces) */
         while (list && !idle && !srv_pool_deferred()) {
             uint64_t now = scrm_now_ns();

@@ -21,6 +21,7 @@ static void test_off_until_set_up(void **state)
     (void)state;
     scrm_rt_enter();
     assert_false(scrm_rt_thread_is_rt());
+    assert_false(scrm_rt_raised());
     scrm_rt_leave();
     assert_false(scrm_rt_thread_is_rt());
 }
@@ -42,10 +43,12 @@ static void test_enter_and_leave(void **state)
         skip(); /* not root here: nothing else to see */
     scrm_rt_enter();
     assert_true(scrm_rt_thread_is_rt());
-    scrm_rt_enter(); /* nested enter: still one level */
+    assert_true(scrm_rt_raised()); /* this file's own record agrees with the kernel */
+    scrm_rt_enter();               /* nested enter: still one level */
     assert_true(scrm_rt_thread_is_rt());
     scrm_rt_leave();
     assert_false(scrm_rt_thread_is_rt());
+    assert_false(scrm_rt_raised());
     scrm_rt_leave(); /* leaving twice is harmless */
     assert_false(scrm_rt_thread_is_rt());
 }
@@ -74,7 +77,7 @@ static void test_not_inherited(void **state)
 }
 
 struct busy {
-    bool rt_at_first, rt_when_busy, rt_after_waiting;
+    bool rt_at_first, rt_when_busy, raised_when_busy, rt_after_waiting;
 };
 
 /* Raise, run 2 ms without blocking (less than the guard), ask again: busy, so back to normal;
@@ -89,6 +92,7 @@ static void *busy_thread(void *arg)
     }
     scrm_rt_enter();
     b->rt_when_busy = scrm_rt_thread_is_rt();
+    b->raised_when_busy = scrm_rt_raised();
     usleep(2 * SCRM_RT_WINDOW_US);
     scrm_rt_enter();
     b->rt_after_waiting = scrm_rt_thread_is_rt();
@@ -108,6 +112,7 @@ static void test_busy_thread_goes_back_until_it_waits(void **state)
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_true(b.rt_at_first);
     assert_false(b.rt_when_busy);
+    assert_false(b.raised_when_busy); /* so a worker here would yield to its clients */
     assert_true(b.rt_after_waiting);
     assert_int_equal(scrm_rt_demotions(), before); /* the rule, not the guard */
 }

@@ -24,6 +24,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,7 +172,26 @@ static uint64_t task_csw(int pid, const char *tid)
     return n;
 }
 
-static void cost_sample(struct cost *c)
+/* The daemon's threads' voluntary switches at the start of a row, per thread: at the end each
+ * thread counts from its own start value (0 for a thread started since), so a thread that leaves
+ * during the row takes its switches with it instead of making the sum go backwards. */
+struct tid_count {
+    long tid;
+    uint64_t n;
+};
+static struct tid_count *g_start;
+static size_t g_nstart, g_capstart;
+
+static uint64_t start_count(long tid)
+{
+    for (size_t i = 0; i < g_nstart; i++)
+        if (g_start[i].tid == tid)
+            return g_start[i].n;
+    return 0;
+}
+
+/* at_start: record the daemon's threads (c->d_csw 0); else c->d_csw is the switches since. */
+static void cost_sample(struct cost *c, bool at_start)
 {
     memset(c, 0, sizeof(*c));
     struct rusage ru;
@@ -184,9 +204,28 @@ static void cost_sample(struct cost *c)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/task", g_daemon_pid);
     DIR *d = opendir(path);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (e->d_name[0] != '.')
-            c->d_csw += task_csw(g_daemon_pid, e->d_name);
+    if (at_start)
+        g_nstart = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        long tid = strtol(e->d_name, NULL, 10);
+        uint64_t n = task_csw(g_daemon_pid, e->d_name);
+        if (!at_start) {
+            uint64_t n0 = start_count(tid);
+            c->d_csw += n >= n0 ? n - n0 : 0;
+            continue;
+        }
+        if (g_nstart == g_capstart) {
+            size_t cap = g_capstart ? 2 * g_capstart : 64;
+            struct tid_count *t = realloc(g_start, cap * sizeof(*t));
+            if (!t)
+                continue;
+            g_start = t;
+            g_capstart = cap;
+        }
+        g_start[g_nstart++] = (struct tid_count){tid, n};
+    }
     if (d)
         closedir(d);
     snprintf(path, sizeof(path), "/proc/%d/stat", g_daemon_pid);
@@ -274,12 +313,12 @@ static int apdu_row(const char *r0, const char *r1, int nclients, double seconds
     }
     struct cost c0, c1;
     pthread_barrier_wait(&ready);
-    cost_sample(&c0);
+    cost_sample(&c0, true);
     pthread_barrier_wait(&start);
     uint64_t t0 = now_ns();
     pthread_barrier_wait(&end);
     uint64_t t_end = now_ns();
-    cost_sample(&c1);
+    cost_sample(&c1, false);
     size_t total = 0;
     int failed = 0;
     for (int i = 0; i < nclients; i++) {

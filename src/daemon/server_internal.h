@@ -69,7 +69,10 @@ struct srv_job {
     struct srv_job *next;
 };
 
-#define SRV_POOL_IDLE_MS 30000u /* an idle worker leaves after this (the last one stays) */
+/* An idle worker leaves after this (the last one stays, in reserve: server_pool.c). Short, so
+ * that a burst of requests after a pause runs on new threads, which the kernel spreads over the
+ * CPUs, not on the ones left from the last burst, wherever those last ran (docs/pcsc.md). */
+#define SRV_POOL_IDLE_MS 1000u
 
 struct srv_worker;
 struct srv_pool {

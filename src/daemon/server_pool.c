@@ -5,7 +5,9 @@
  * next free thread. A thread idle for
  * SRV_POOL_IDLE_MS leaves, except the last one, so the pool shrinks back after a burst and a job
  * always has a thread to run it even when no new thread can be created (failure to create one
- * is logged and only means less parallelism).
+ * is logged and only means less parallelism). That last one is a reserve: a job that finds only
+ * it, idle that long, gets a new thread instead (placed by the kernel like any new thread; see
+ * srv_pool_submit), and the reserve runs jobs only when no new thread can be started.
  *
  * The cap cannot deadlock the server because no job waits for another client: waits for a
  * transaction or a status change are events (IPC_S_TX_BUSY + WAIT_TX and watches for scrm's
@@ -47,6 +49,7 @@ struct srv_worker {
                                       * not be an acquire for every checker: TSan) */
     LIST_ENTRY(srv_worker) link;   /* the idle list */
     bool listed;                   /* on the idle list */
+    uint64_t idle_since_ns;        /* idle since (its last job), 0 while it has one */
 };
 
 /* Signal or clear starve_fd to match the queue; p->lock held. */
@@ -70,6 +73,8 @@ static void idle_push(struct srv_pool *p, struct srv_worker *w) SCRM_REQUIRES(p-
     scrm_mutex_assert_held(&p->lock);
     LIST_INSERT_HEAD(&p->idle, w, link);
     w->listed = true;
+    if (!w->idle_since_ns) /* not again after a wait that timed out: idle since its last job */
+        w->idle_since_ns = scrm_now_ns();
 }
 
 static void idle_unlink(struct srv_pool *p, struct srv_worker *w) SCRM_REQUIRES(p->lock)
@@ -143,6 +148,7 @@ static void *worker_main(void *arg)
     struct srv_pool *p = w->pool;
     struct srv_job *job = NULL;
 
+    (void)pthread_setname_np(pthread_self(), "scrm-worker"); /* for top -H, gdb and the tests */
     scrm_mutex_lock(&p->lock);
     for (;;) {
         bool expired = false;
@@ -165,6 +171,7 @@ static void *worker_main(void *arg)
                 continue;
             }
         }
+        w->idle_since_ns = 0;
         scrm_mutex_unlock(&p->lock);
         tl_pool = p;
         while (job) {
@@ -264,6 +271,14 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
     job->next = NULL;
     scrm_mutex_lock(&p->lock);
     w = LIST_FIRST(&p->idle);
+    if (w && (!p->max || p->threads < p->max) &&
+        scrm_now_ns() - w->idle_since_ns >= (uint64_t)SRV_POOL_IDLE_MS * 1000000u)
+        /* Only the thread kept in reserve is idle (the others have left), and it has been for a
+         * while: a new thread takes the job, placed by the kernel on the least loaded CPU as any
+         * new thread is, where the reserve would wake on the CPU it last ran on, whatever now
+         * runs there (a burst of clients would then start out crowded on one CPU). The reserve
+         * stays idle, for when no thread can be started (below). */
+        w = NULL;
     if (w) { /* the most recently idle thread (warm): hand it the job */
         idle_unlink(p, w);
         atomic_store_explicit(&w->job, job, memory_order_release);
@@ -275,10 +290,23 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
             p->head = job;
         p->tail = job;
         p->queued++;
-        if (!p->max || p->threads < p->max)
-            (void)start_thread(p); /* on failure the job waits for a running thread */
-        /* No thread free for it even now (cap, or none could start): lingering workers let
-         * go. A spurious signal only ends a linger early. */
+        if ((p->max && p->threads >= p->max) || !start_thread(p)) {
+            /* No new thread: an idle one (the reserve) takes the oldest queued job; if none is
+             * idle, the job waits for a running one. */
+            w = LIST_FIRST(&p->idle);
+            if (w) {
+                job = p->head;
+                p->head = job->next;
+                if (!p->head)
+                    p->tail = NULL;
+                p->queued--;
+                idle_unlink(p, w);
+                atomic_store_explicit(&w->job, job, memory_order_release);
+                p->running++;
+            }
+        }
+        /* No thread free for a queued job even now (cap, or none could start): lingering
+         * workers let go. A spurious signal only ends a linger early. */
         update_starved(p);
     }
     dead = p->n_dead > 0;

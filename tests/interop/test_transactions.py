@@ -7,6 +7,7 @@ import os
 import select
 import struct
 import threading
+import time
 
 import pytest
 from smartcard.scard import (SCARD_LEAVE_CARD, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1,
@@ -17,7 +18,7 @@ from smartcard.scard import (SCARD_LEAVE_CARD, SCARD_PROTOCOL_T0, SCARD_PROTOCOL
                              SCardReconnect, SCardReleaseContext, SCardStatus, SCardTransmit)
 
 import scrm_env as env
-from scrm_env import R_SPARE, R_T1
+from scrm_env import R_SPARE, R_T0, R_T1
 
 E_SHARING_VIOLATION = 0x8010000B
 W_RESET_CARD = 0x80100068
@@ -425,5 +426,72 @@ def test_realtime_for_the_loop_and_a_reader_clients_queue_for():
     try:
         assert 'real-time priority off' in d.log_text()
         assert set(thread_policies(d.proc.pid).values()) == {0}
+    finally:
+        d.close()
+
+
+def worker_tids(pid):
+    """The thread ids of scrmd's pool workers (named scrm-worker)."""
+    out = set()
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            with open(f'/proc/{pid}/task/{tid}/comm', encoding='ascii') as f:
+                if f.read().strip() == 'scrm-worker':
+                    out.add(int(tid))
+        except FileNotFoundError:  # a thread that left meanwhile
+            continue
+    return out
+
+
+def wait_until(cond, timeout=10.0):
+    """Look at cond every 20 ms until it holds, at most timeout seconds; its last value."""
+    deadline = time.monotonic() + timeout
+    while not (ok := cond()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return ok
+
+
+POOL_IDLE_S = 1.0  # SRV_POOL_IDLE_MS
+
+
+@pytest.mark.parametrize('max_threads', [0, 1])
+def test_a_burst_after_a_pause_runs_on_a_new_worker(max_threads):
+    """Idle workers leave after a second but one, kept in reserve; a request that comes when only
+    the reserve has been idle that long runs on a new thread (placed by the kernel like any new
+    thread), unless none may be started (max_threads = 1): then the reserve runs it."""
+    d = env.Daemon(extra=f'max_threads = {max_threads}\n')
+    pid = d.proc.pid
+    try:
+        s, card = session_with_card(d.sock)
+        send_transmit(s, card, 1)
+        _cmd, _seq, status, _body = env.wire_recv(s)
+        assert status == 0
+        # the pool shrinks back to its reserve
+        assert wait_until(lambda: len(worker_tids(pid)) == 1), worker_tids(pid)
+        reserve = worker_tids(pid)
+        time.sleep(POOL_IDLE_S + 0.2)  # the reserve has now been idle longer than that
+        send_transmit(s, card, 2)
+        _cmd, _seq, status, _body = env.wire_recv(s)
+        assert status == 0
+        now = worker_tids(pid)
+        if max_threads == 1:
+            assert now == reserve  # no new thread allowed: the reserve ran it
+        else:
+            assert reserve <= now and len(now) == 2, (reserve, now)
+        # a burst after a pause: clients of three readers send at once; every one is answered
+        burst = [session_with_card(d.sock, r) for r in (R_T1, R_T0, R_SPARE) * 3]
+        assert wait_until(lambda: len(worker_tids(pid)) == 1), worker_tids(pid)
+        time.sleep(POOL_IDLE_S + 0.2)
+        for i, (b, c) in enumerate(burst):
+            send_transmit(b, c, 10 + i)
+        for i, (b, _c) in enumerate(burst):
+            b.settimeout(10)
+            _cmd, _seq, status, _body = env.wire_recv(b)
+            assert status == 0, (i, hex(status))
+        for b, _c in burst:  # (a client that leaves resets its card: W_RESET_CARD for the rest)
+            b.close()
+        if max_threads == 1:
+            assert worker_tids(pid) == reserve
+        s.close()
     finally:
         d.close()

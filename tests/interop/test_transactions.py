@@ -477,7 +477,9 @@ def test_a_burst_after_a_pause_runs_on_a_new_worker(max_threads):
         if max_threads == 1:
             assert now == reserve  # no new thread allowed: the reserve ran it
         else:
-            assert reserve <= now and len(now) == 2, (reserve, now)
+            # a thread that did not exist before the pause ran it (the reserve may leave now
+            # that another thread is there: the last one left is the reserve)
+            assert now - reserve, (reserve, now)
         # a burst after a pause: clients of three readers send at once; every one is answered
         burst = [session_with_card(d.sock, r) for r in (R_T1, R_T0, R_SPARE) * 3]
         assert wait_until(lambda: len(worker_tids(pid)) == 1), worker_tids(pid)

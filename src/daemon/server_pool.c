@@ -49,7 +49,7 @@ struct srv_worker {
                                       * not be an acquire for every checker: TSan) */
     LIST_ENTRY(srv_worker) link;   /* the idle list */
     bool listed;                   /* on the idle list */
-    uint64_t idle_since_ns;        /* idle since (its last job), 0 while it has one */
+    bool reserve; /* the last thread, idle SRV_POOL_IDLE_MS and more (cleared by a job) */
 };
 
 /* Signal or clear starve_fd to match the queue; p->lock held. */
@@ -73,8 +73,6 @@ static void idle_push(struct srv_pool *p, struct srv_worker *w) SCRM_REQUIRES(p-
     scrm_mutex_assert_held(&p->lock);
     LIST_INSERT_HEAD(&p->idle, w, link);
     w->listed = true;
-    if (!w->idle_since_ns) /* not again after a wait that timed out: idle since its last job */
-        w->idle_since_ns = scrm_now_ns();
 }
 
 static void idle_unlink(struct srv_pool *p, struct srv_worker *w) SCRM_REQUIRES(p->lock)
@@ -82,6 +80,28 @@ static void idle_unlink(struct srv_pool *p, struct srv_worker *w) SCRM_REQUIRES(
     scrm_mutex_assert_held(&p->lock);
     LIST_REMOVE(w, link);
     w->listed = false;
+}
+
+/* Give idle w the job (counted running; the caller posts w->wake after unlocking). */
+static void hand(struct srv_pool *p, struct srv_worker *w, struct srv_job *job)
+    SCRM_REQUIRES(p->lock)
+{
+    scrm_mutex_assert_held(&p->lock);
+    idle_unlink(p, w);
+    atomic_store_explicit(&w->job, job, memory_order_release);
+    p->running++;
+}
+
+/* The oldest queued job, taken off the FIFO (which is not empty). */
+static struct srv_job *fifo_pop(struct srv_pool *p) SCRM_REQUIRES(p->lock)
+{
+    scrm_mutex_assert_held(&p->lock);
+    struct srv_job *job = p->head;
+    p->head = job->next;
+    if (!p->head)
+        p->tail = NULL;
+    p->queued--;
+    return job;
 }
 
 /* Record the calling thread as gone; p->lock held. */
@@ -153,11 +173,7 @@ static void *worker_main(void *arg)
     for (;;) {
         bool expired = false;
         if (p->head) {
-            job = p->head;
-            p->queued--;
-            p->head = job->next;
-            if (!p->head)
-                p->tail = NULL;
+            job = fifo_pop(p);
             p->running++;
             if (p->starved)
                 update_starved(p);
@@ -168,10 +184,15 @@ static void *worker_main(void *arg)
             if (!job) {
                 if (expired && !p->head && p->threads > 1)
                     break; /* idle long enough, and not the last one */
+                if (expired && !w->reserve) {
+                    w->reserve = true;
+                    log_debug(ipc, "a worker idle for %u ms, the last one: kept in reserve",
+                              SRV_POOL_IDLE_MS);
+                }
                 continue;
             }
         }
-        w->idle_since_ns = 0;
+        w->reserve = false;
         scrm_mutex_unlock(&p->lock);
         tl_pool = p;
         while (job) {
@@ -271,18 +292,17 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
     job->next = NULL;
     scrm_mutex_lock(&p->lock);
     w = LIST_FIRST(&p->idle);
-    if (w && (!p->max || p->threads < p->max) &&
-        scrm_now_ns() - w->idle_since_ns >= (uint64_t)SRV_POOL_IDLE_MS * 1000000u)
-        /* Only the thread kept in reserve is idle (the others have left), and it has been for a
-         * while: a new thread takes the job, placed by the kernel on the least loaded CPU as any
-         * new thread is, where the reserve would wake on the CPU it last ran on, whatever now
-         * runs there (a burst of clients would then start out crowded on one CPU). The reserve
-         * stays idle, for when no thread can be started (below). */
+    if (w && w->reserve && (!p->max || p->threads < p->max)) {
+        /* Only the reserve is idle (the others have left): a new thread takes the job, placed by
+         * the kernel on the least loaded CPU as any new thread is, where the reserve would wake
+         * on the CPU it last ran on, whatever now runs there (a burst of clients would then
+         * start out crowded on one CPU). The reserve stays idle, for when no thread can be
+         * started (below); with another thread it is no longer the last one. */
+        w->reserve = false;
         w = NULL;
+    }
     if (w) { /* the most recently idle thread (warm): hand it the job */
-        idle_unlink(p, w);
-        atomic_store_explicit(&w->job, job, memory_order_release);
-        p->running++;
+        hand(p, w, job);
     } else {
         if (p->tail)
             p->tail->next = job;
@@ -294,16 +314,8 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
             /* No new thread: an idle one (the reserve) takes the oldest queued job; if none is
              * idle, the job waits for a running one. */
             w = LIST_FIRST(&p->idle);
-            if (w) {
-                job = p->head;
-                p->head = job->next;
-                if (!p->head)
-                    p->tail = NULL;
-                p->queued--;
-                idle_unlink(p, w);
-                atomic_store_explicit(&w->job, job, memory_order_release);
-                p->running++;
-            }
+            if (w)
+                hand(p, w, fifo_pop(p));
         }
         /* No thread free for a queued job even now (cap, or none could start): lingering
          * workers let go. A spurious signal only ends a linger early. */

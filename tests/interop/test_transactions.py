@@ -451,7 +451,7 @@ def wait_until(cond, timeout=10.0):
     return ok
 
 
-POOL_IDLE_S = 1.0  # SRV_POOL_IDLE_MS
+RESERVE = 'kept in reserve'  # scrmd's debug line: the last worker has been idle 1 s
 
 
 @pytest.mark.parametrize('max_threads', [0, 1])
@@ -459,7 +459,7 @@ def test_a_burst_after_a_pause_runs_on_a_new_worker(max_threads):
     """Idle workers leave after a second but one, kept in reserve; a request that comes when only
     the reserve has been idle that long runs on a new thread (placed by the kernel like any new
     thread), unless none may be started (max_threads = 1): then the reserve runs it."""
-    d = env.Daemon(extra=f'max_threads = {max_threads}\n')
+    d = env.Daemon(extra=f'max_threads = {max_threads}\n', log='ipc:debug')
     pid = d.proc.pid
     try:
         s, card = session_with_card(d.sock)
@@ -469,7 +469,7 @@ def test_a_burst_after_a_pause_runs_on_a_new_worker(max_threads):
         # the pool shrinks back to its reserve
         assert wait_until(lambda: len(worker_tids(pid)) == 1), worker_tids(pid)
         reserve = worker_tids(pid)
-        time.sleep(POOL_IDLE_S + 0.2)  # the reserve has now been idle longer than that
+        assert wait_until(lambda: d.log_text().count(RESERVE) >= 1)  # idle long enough
         send_transmit(s, card, 2)
         _cmd, _seq, status, _body = env.wire_recv(s)
         assert status == 0
@@ -482,8 +482,8 @@ def test_a_burst_after_a_pause_runs_on_a_new_worker(max_threads):
             assert now - reserve, (reserve, now)
         # a burst after a pause: clients of three readers send at once; every one is answered
         burst = [session_with_card(d.sock, r) for r in (R_T1, R_T0, R_SPARE) * 3]
-        assert wait_until(lambda: len(worker_tids(pid)) == 1), worker_tids(pid)
-        time.sleep(POOL_IDLE_S + 0.2)
+        seen = d.log_text().count(RESERVE)
+        assert wait_until(lambda: d.log_text().count(RESERVE) > seen)  # the last one, idle again
         for i, (b, c) in enumerate(burst):
             send_transmit(b, c, 10 + i)
         for i, (b, _c) in enumerate(burst):

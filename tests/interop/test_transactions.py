@@ -197,8 +197,10 @@ def run_waiters(daemon, n):
         cmd, seq, status, body = env.wire_recv(s)
         assert (cmd, seq, status) == (BEGIN, 3, TX_BUSY) and body[8:] == name
         s.sendall(env.wire_msg(WAIT_TX, bytes(8), name, seq=4))
-    # No thread per waiter: a burst of requests may start a few workers, far fewer than n.
-    assert proc_threads(daemon.proc.pid) <= base + 16
+    # No thread per waiter: a burst of requests may start a few workers, far fewer than n (idle
+    # workers leave after 1 s, so those the connects above started may be gone already, and
+    # under TSan on a busy machine the burst can find none idle: 17 were seen for n = 200).
+    assert proc_threads(daemon.proc.pid) <= base + max(16, n // 8)
     # Another reader's client and the holder itself are served.
     hr2, ctx2 = SCardEstablishContext(SCARD_SCOPE_USER)
     hr2, other, op = SCardConnect(ctx2, R_SPARE, SCARD_SHARE_SHARED, PROTOS)

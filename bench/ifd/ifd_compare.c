@@ -10,6 +10,9 @@
  * i%2) insert p50_ms=.. p99_ms=.. max_ms=..   card connect → SCardGetStatusChange reports PRESENT
  *   remove p50_ms=.. p99_ms=.. max_ms=..   card disconnect → SCardGetStatusChange reports EMPTY
  * (IFD_COMPARE_CLIENTS=N: the APDU row of N clients alone, 0: none; TRIALS 0: no event rows.)
+ * With IFD_COMPARE_SLICES set, each apdu line is followed by
+ *   apdu_slices clients=N rates=R1,R2,..   the row's rate in each quarter second of it
+ * which shows whether a rate held over the row or moved between levels (thread placement).
  * With IFD_COMPARE_PID=PID (the daemon), each apdu line also carries what the daemon and this
  * process (its clients and the card) spent per APDU between the moment every client was connected
  * and the moment the last one stopped: voluntary context switches (a thread blocked; summed over the
@@ -295,6 +298,35 @@ static void *client_main(void *arg)
     return NULL;
 }
 
+/* "R1,R2,..": the clients' APDUs per second in each quarter second of the row, an APDU counted
+ * in the quarter its client's running sum of latencies ends in (the clients send back to back). */
+static char *quarter_rates(const struct client *cl, int nclients, double seconds)
+{
+    enum { QUARTER_NS = 250000000, MAX_Q = 240, ITEM = 24 };
+    unsigned long q[MAX_Q] = {0};
+    size_t whole = (size_t)(seconds * 4); /* a last, partial quarter is left out */
+    size_t max_q = whole < MAX_Q ? whole : MAX_Q, nq = 0;
+    for (int i = 0; i < nclients; i++) {
+        uint64_t sum = 0;
+        for (size_t j = 0; j < cl[i].n; j++) {
+            sum += cl[i].lat[j];
+            size_t k = sum / QUARTER_NS;
+            if (k < max_q) {
+                q[k]++;
+                nq = k + 1 > nq ? k + 1 : nq;
+            }
+        }
+    }
+    char *out = malloc(nq * ITEM + 1);
+    if (!out)
+        return NULL;
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < nq; k++)
+        off += (size_t)snprintf(out + off, nq * ITEM + 1 - off, "%s%lu", k ? "," : "", q[k] * 4);
+    return out;
+}
+
 static int apdu_row(const char *r0, const char *r1, int nclients, double seconds)
 {
     struct client cl[8] = {0};
@@ -327,6 +359,7 @@ static int apdu_row(const char *r0, const char *r1, int nclients, double seconds
         failed |= cl[i].failed;
     }
     double el = (double)(t_end - t0) / 1e9;
+    char *slices = getenv("IFD_COMPARE_SLICES") ? quarter_rates(cl, nclients, seconds) : NULL;
     uint64_t *all = malloc((total ? total : 1) * sizeof(*all));
     size_t k = 0;
     for (int i = 0; i < nclients; i++) {
@@ -342,6 +375,9 @@ static int apdu_row(const char *r0, const char *r1, int nclients, double seconds
            (double)pct(all, total, 99) / 1e3, failed, (double)(c1.d_csw - c0.d_csw) * per,
            (double)(c1.d_cpu_us - c0.d_cpu_us) * per, (double)(c1.c_csw - c0.c_csw) * per,
            (double)(c1.c_cpu_us - c0.c_cpu_us) * per);
+    if (slices)
+        printf("apdu_slices clients=%d rates=%s\n", nclients, slices);
+    free(slices);
     fflush(stdout);
     free(all);
     pthread_barrier_destroy(&ready);

@@ -19,7 +19,8 @@
 # 30), IFD_OPTS appended to scrm's ifd: device string (e.g. ",watchdog=0"), IFD_COMPARE_SCRMD
 # another scrmd binary (an older build, for before/after figures), IFD_COMPARE_CLIENTS=N only the
 # APDU row of N clients (1, 2 or 8), IFD_COMPARE_KEEP=DIR a directory to copy the raw figures and
-# the daemons' logs to.
+# the daemons' logs to, IFD_COMPARE_SLICES=1 each APDU row's rate per quarter second in the raw
+# figures ("apdu_slices" lines: whether a rate held through the row or moved between levels).
 # Besides rates and latencies it prints, per APDU, the voluntary context switches (a thread blocked)
 # and CPU time of each daemon (all its threads) and of the client process (clients + card): counts
 # that do not depend on the machine's load, unlike the rates.

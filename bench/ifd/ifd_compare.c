@@ -27,7 +27,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,8 +151,16 @@ static uint64_t pct(uint64_t *v, size_t n, unsigned p)
 
 /* ---- cost counters (IFD_COMPARE_PID) ---- */
 
+/* One of the daemon's threads and its voluntary switches at a sample. */
+struct tid_count {
+    long tid;
+    uint64_t n;
+};
+
 struct cost {
     uint64_t d_csw, d_cpu_us, c_csw, c_cpu_us;
+    struct tid_count *tids; /* the daemon's threads at this sample (free with cost_free) */
+    size_t ntids;
 };
 
 static int g_daemon_pid;
@@ -175,26 +182,26 @@ static uint64_t task_csw(int pid, const char *tid)
     return n;
 }
 
-/* The daemon's threads' voluntary switches at the start of a row, per thread: at the end each
- * thread counts from its own start value (0 for a thread started since), so a thread that leaves
- * during the row takes its switches with it instead of making the sum go backwards. */
-struct tid_count {
-    long tid;
-    uint64_t n;
-};
-static struct tid_count *g_start;
-static size_t g_nstart, g_capstart;
-
-static uint64_t start_count(long tid)
+static uint64_t count_at(const struct cost *c, long tid)
 {
-    for (size_t i = 0; i < g_nstart; i++)
-        if (g_start[i].tid == tid)
-            return g_start[i].n;
-    return 0;
+    for (size_t i = 0; i < c->ntids; i++)
+        if (c->tids[i].tid == tid)
+            return c->tids[i].n;
+    return 0; /* a thread started since */
 }
 
-/* at_start: record the daemon's threads (c->d_csw 0); else c->d_csw is the switches since. */
-static void cost_sample(struct cost *c, bool at_start)
+static void cost_free(struct cost *c)
+{
+    free(c->tids);
+    c->tids = NULL;
+    c->ntids = 0;
+}
+
+/* This process's counters, and the daemon's: c->d_csw is the daemon's voluntary switches since
+ * the sample `since` (none for the first sample of a row), each thread counted from its own value
+ * there, so that a thread leaving during the row takes its switches with it instead of making the
+ * sum go backwards. */
+static void cost_sample(struct cost *c, const struct cost *since)
 {
     memset(c, 0, sizeof(*c));
     struct rusage ru;
@@ -207,27 +214,26 @@ static void cost_sample(struct cost *c, bool at_start)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/task", g_daemon_pid);
     DIR *d = opendir(path);
-    if (at_start)
-        g_nstart = 0;
+    size_t cap = 0;
     for (struct dirent *e; d && (e = readdir(d));) {
         if (e->d_name[0] == '.')
             continue;
         long tid = strtol(e->d_name, NULL, 10);
         uint64_t n = task_csw(g_daemon_pid, e->d_name);
-        if (!at_start) {
-            uint64_t n0 = start_count(tid);
+        if (since) {
+            uint64_t n0 = count_at(since, tid);
             c->d_csw += n >= n0 ? n - n0 : 0;
-            continue;
         }
-        if (g_nstart == g_capstart) {
-            size_t cap = g_capstart ? 2 * g_capstart : 64;
-            struct tid_count *t = realloc(g_start, cap * sizeof(*t));
-            if (!t)
-                continue;
-            g_start = t;
-            g_capstart = cap;
+        if (c->ntids == cap) {
+            cap = cap ? 2 * cap : 64;
+            struct tid_count *t = realloc(c->tids, cap * sizeof(*t));
+            if (!t) {
+                fprintf(stderr, "ifd_compare: out of memory\n");
+                exit(1);
+            }
+            c->tids = t;
         }
-        g_start[g_nstart++] = (struct tid_count){tid, n};
+        c->tids[c->ntids++] = (struct tid_count){tid, n};
     }
     if (d)
         closedir(d);
@@ -345,12 +351,12 @@ static int apdu_row(const char *r0, const char *r1, int nclients, double seconds
     }
     struct cost c0, c1;
     pthread_barrier_wait(&ready);
-    cost_sample(&c0, true);
+    cost_sample(&c0, NULL);
     pthread_barrier_wait(&start);
     uint64_t t0 = now_ns();
     pthread_barrier_wait(&end);
     uint64_t t_end = now_ns();
-    cost_sample(&c1, false);
+    cost_sample(&c1, &c0);
     size_t total = 0;
     int failed = 0;
     for (int i = 0; i < nclients; i++) {
@@ -372,12 +378,14 @@ static int apdu_row(const char *r0, const char *r1, int nclients, double seconds
     printf("apdu clients=%d rate=%.0f p50_us=%.1f p99_us=%.1f failed=%d d_csw=%.2f d_cpu_us=%.1f "
            "c_csw=%.2f c_cpu_us=%.1f\n",
            nclients, (double)total / el, (double)pct(all, total, 50) / 1e3,
-           (double)pct(all, total, 99) / 1e3, failed, (double)(c1.d_csw - c0.d_csw) * per,
+           (double)pct(all, total, 99) / 1e3, failed, (double)c1.d_csw * per,
            (double)(c1.d_cpu_us - c0.d_cpu_us) * per, (double)(c1.c_csw - c0.c_csw) * per,
            (double)(c1.c_cpu_us - c0.c_cpu_us) * per);
     if (slices)
         printf("apdu_slices clients=%d rates=%s\n", nclients, slices);
     free(slices);
+    cost_free(&c0);
+    cost_free(&c1);
     fflush(stdout);
     free(all);
     pthread_barrier_destroy(&ready);

@@ -7,7 +7,6 @@ import os
 import select
 import struct
 import threading
-import time
 
 import pytest
 from smartcard.scard import (SCARD_LEAVE_CARD, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1,
@@ -445,14 +444,6 @@ def worker_tids(pid):
     return out
 
 
-def wait_until(cond, timeout=10.0):
-    """Look at cond every 20 ms until it holds, at most timeout seconds; its last value."""
-    deadline = time.monotonic() + timeout
-    while not (ok := cond()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return ok
-
-
 RESERVE = 'kept in reserve'  # scrmd's debug line: the last worker has been idle 1 s
 
 
@@ -469,9 +460,9 @@ def test_a_burst_after_a_pause_runs_on_a_new_worker(max_threads):
         _cmd, _seq, status, _body = env.wire_recv(s)
         assert status == 0
         # the pool shrinks back to its reserve
-        assert wait_until(lambda: len(worker_tids(pid)) == 1), worker_tids(pid)
+        env.wait_for(lambda: len(worker_tids(pid)) == 1, 10, 'the pool to shrink to one worker')
         reserve = worker_tids(pid)
-        assert wait_until(lambda: d.log_text().count(RESERVE) >= 1)  # idle long enough
+        env.wait_for(lambda: d.log_text().count(RESERVE) >= 1, 10, 'the reserve')  # idle 1 s
         send_transmit(s, card, 2)
         _cmd, _seq, status, _body = env.wire_recv(s)
         assert status == 0
@@ -485,7 +476,8 @@ def test_a_burst_after_a_pause_runs_on_a_new_worker(max_threads):
         # a burst after a pause: clients of three readers send at once; every one is answered
         burst = [session_with_card(d.sock, r) for r in (R_T1, R_T0, R_SPARE) * 3]
         seen = d.log_text().count(RESERVE)
-        assert wait_until(lambda: d.log_text().count(RESERVE) > seen)  # the last one, idle again
+        # the last one, idle again
+        env.wait_for(lambda: d.log_text().count(RESERVE) > seen, 10, 'the reserve again')
         for i, (b, c) in enumerate(burst):
             send_transmit(b, c, 10 + i)
         for i, (b, _c) in enumerate(burst):

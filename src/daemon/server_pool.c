@@ -218,10 +218,18 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Start one worker; p->lock held. False if it could not be created. */
+/* May another worker start (max_threads, 0: no cap)? p->lock held. */
+static bool under_cap(const struct srv_pool *p) SCRM_REQUIRES(p->lock)
+{
+    return !p->max || p->threads < p->max;
+}
+
+/* Start one worker; p->lock held. False at the cap or if it could not be created. */
 static bool start_thread(struct srv_pool *p) SCRM_REQUIRES(p->lock)
 {
     scrm_mutex_assert_held(&p->lock);
+    if (!under_cap(p))
+        return false;
     pthread_t t;
     struct srv_worker *w = calloc(1, sizeof *w);
     int rc = ENOMEM;
@@ -292,7 +300,7 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
     job->next = NULL;
     scrm_mutex_lock(&p->lock);
     w = LIST_FIRST(&p->idle);
-    if (w && w->reserve && (!p->max || p->threads < p->max)) {
+    if (w && w->reserve && under_cap(p)) {
         /* Only the reserve is idle (the others have left): a new thread takes the job, placed by
          * the kernel on the least loaded CPU as any new thread is, where the reserve would wake
          * on the CPU it last ran on, whatever now runs there (a burst of clients would then
@@ -310,7 +318,7 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
             p->head = job;
         p->tail = job;
         p->queued++;
-        if ((p->max && p->threads >= p->max) || !start_thread(p)) {
+        if (!start_thread(p)) {
             /* No new thread: an idle one (the reserve) takes the oldest queued job; if none is
              * idle, the job waits for a running one. */
             w = LIST_FIRST(&p->idle);

@@ -54,7 +54,8 @@ struct rm;
  * lingering on it (cut short when jobs queue with no thread free for them: srv_pool_starve_fd),
  * and a lingering client waits at most this long for its worker's current request before the
  * loop thread takes it back (server_linger.c). Long enough for a client that shares the CPU with
- * others to get its turn: 200 us lost most lingers with 2 clients on 2 cores (docs/ifd-figures.md). */
+ * others to get its turn: 200 us lost most lingers with 2 clients on 2 cores
+ * (docs/ifd-figures.md). */
 #define SRV_LINGER_US      2000u
 /* At most this many sessions linger on one worker (server_session.c): it looks at all of them
  * between two requests (one ppoll), so the cost stays flat however many clients share a reader;

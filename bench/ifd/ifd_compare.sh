@@ -20,7 +20,8 @@
 # another scrmd binary (an older build, for before/after figures), IFD_COMPARE_CLIENTS=N only the
 # APDU row of N clients (1, 2 or 8), IFD_COMPARE_KEEP=DIR a directory to copy the raw figures and
 # the daemons' logs to, IFD_COMPARE_SLICES=1 each APDU row's rate per quarter second in the raw
-# figures ("apdu_slices" lines: whether a rate held through the row or moved between levels).
+# figures ("apdu_slices" lines: whether a rate held through the row or moved between levels),
+# BENCH_CONTROL=0 no control runs (below: pcscd measured twice per round on both CPUs).
 # Besides rates and latencies it prints, per APDU, the voluntary context switches (a thread blocked)
 # and CPU time of each daemon (all its threads) and of the client process (clients + card): counts
 # that do not depend on the machine's load, unlike the rates.
@@ -90,13 +91,18 @@ run() {
     sed "s/^/$4 /" "$D/out" >>"$D/$1.txt"
 }
 
+# A control run (CONTROL=1) measures pcscd a second time next to its first run in every round
+# (tagged "again"): the spread of pcscd's ratio to itself is what two identical daemons differ by
+# on this machine, the yardstick for the scrm/pcscd ratio of the same rows.
 rounds() { # pass name, number of rounds
     r=1
     while [ "$r" -le "$2" ]; do
         for n in $ROWS; do
             if [ $((r % 2)) = 1 ]; then
                 run scrm "$n" 0 "$1"; run pcscd "$n" 0 "$1"
+                [ "$CONTROL" = 0 ] || run pcscd "$n" 0 again
             else
+                [ "$CONTROL" = 0 ] || run pcscd "$n" 0 again
                 run pcscd "$n" 0 "$1"; run scrm "$n" 0 "$1"
             fi
         done
@@ -105,7 +111,9 @@ rounds() { # pass name, number of rounds
 }
 
 PIN=
+CONTROL=${BENCH_CONTROL:-1}
 rounds all "$ROUNDS"
+CONTROL=0
 if [ "$ONE_ROUNDS" -gt 0 ]; then
     taskset -a -p -c 0 $S >/dev/null
     taskset -a -p -c 0 $P >/dev/null
@@ -175,6 +183,10 @@ def apdu_table(pas, title):
         def m(rows, key):
             return med(float(x[key]) for x in rows)
         row(f'APDU/s, {n} client(s)', m(a, 'rate'), m(b, 'rate'), True, ratios)
+        c = p.get(('again', 'apdu', n)) if pas == 'all' else None
+        if c:  # pcscd against itself, in the same rounds: the machine's own spread
+            control = [float(x['rate']) / float(y['rate']) for x, y in zip(c, b) if float(y['rate'])]
+            row(f'  control: pcscd again, {n}', m(c, 'rate'), m(b, 'rate'), True, control)
         row(f'APDU p50 us, {n} client(s)', m(a, 'p50_us'), m(b, 'p50_us'), False)
         row(f'APDU p99 us, {n} client(s)', m(a, 'p99_us'), m(b, 'p99_us'), False)
         if all('d_csw' in x for x in a + b):
@@ -196,7 +208,8 @@ if ('ev', 'insert', '') in s and ('ev', 'insert', '') in p:
           f'pcscd {p[("ev", "insert", "")][0]["trials"]})')
 print('ratio > 1: scrm better; an APDU/s ratio is the median of the per-round ratios (each round '
       'measures both daemons back to back); "scrm ahead": rounds in which scrm had at least '
-      'pcscd\'s rate')
+      'pcscd\'s rate; a control row is pcscd\'s second run of the round against its first (in its '
+      '"scrm" column): what the same daemon differs by from run to run here')
 PY
 if [ -n "${IFD_COMPARE_KEEP:-}" ]; then
     cp "$D/scrm.txt" "$D/pcscd.txt" "$D/scrmd.log" "$D/pcscd.log" "$IFD_COMPARE_KEEP"/

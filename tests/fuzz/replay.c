@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* Optional: a target that keeps threads for the life of the process (fuzz_server's daemon)
+ * stops and joins them here, after the last input, so that a sanitizer finds none left. */
+void scrm_fuzz_replay_done(void) __attribute__((weak));
 
 #define REPLAY_MAX_INPUT (1u << 20)
 
@@ -63,6 +66,8 @@ int main(int argc, char **argv)
         else
             rc |= S_ISDIR(st.st_mode) ? run_dir(argv[i]) : run_file(argv[i]);
     }
+    if (scrm_fuzz_replay_done)
+        scrm_fuzz_replay_done();
     printf("1..%u\n", cases);
     return rc || cases == 0 ? 1 : 0;
 }

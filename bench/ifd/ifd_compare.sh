@@ -91,18 +91,18 @@ run() {
     sed "s/^/$4 /" "$D/out" >>"$D/$1.txt"
 }
 
-# A control run (CONTROL=1) measures pcscd a second time next to its first run in every round
-# (tagged "again"): the spread of pcscd's ratio to itself is what two identical daemons differ by
-# on this machine, the yardstick for the scrm/pcscd ratio of the same rows.
-rounds() { # pass name, number of rounds
+# With control 1, pcscd is measured a second time next to its first run in every round (tagged
+# "again"): the spread of pcscd's ratio to itself is what two identical daemons differ by on this
+# machine, the yardstick for the scrm/pcscd ratio of the same rows.
+rounds() { # pass name, number of rounds, control (0 or 1)
     r=1
     while [ "$r" -le "$2" ]; do
         for n in $ROWS; do
             if [ $((r % 2)) = 1 ]; then
                 run scrm "$n" 0 "$1"; run pcscd "$n" 0 "$1"
-                [ "$CONTROL" = 0 ] || run pcscd "$n" 0 again
+                [ "$3" = 0 ] || run pcscd "$n" 0 again
             else
-                [ "$CONTROL" = 0 ] || run pcscd "$n" 0 again
+                [ "$3" = 0 ] || run pcscd "$n" 0 again
                 run pcscd "$n" 0 "$1"; run scrm "$n" 0 "$1"
             fi
         done
@@ -111,14 +111,12 @@ rounds() { # pass name, number of rounds
 }
 
 PIN=
-CONTROL=${BENCH_CONTROL:-1}
-rounds all "$ROUNDS"
-CONTROL=0
+rounds all "$ROUNDS" "${BENCH_CONTROL:-1}"
 if [ "$ONE_ROUNDS" -gt 0 ]; then
     taskset -a -p -c 0 $S >/dev/null
     taskset -a -p -c 0 $P >/dev/null
     PIN="taskset -c 0"
-    rounds one "$ONE_ROUNDS"
+    rounds one "$ONE_ROUNDS" 0
     PIN=
     taskset -a -p -c "0-$((NCPU - 1))" $S >/dev/null
     taskset -a -p -c "0-$((NCPU - 1))" $P >/dev/null
@@ -169,6 +167,11 @@ def row(name, a, b, better_high, per_round=None):
     print(f'| {name:34} | {a:10.2f} | {b:10.2f} | {r:9.2f}x | {extra:26} |')
 
 
+def rate_ratios(a, b):
+    """Round by round, the rate of a's run against b's."""
+    return [float(x['rate']) / float(y['rate']) for x, y in zip(a, b) if float(y['rate'])]
+
+
 def apdu_table(pas, title):
     if not any(k[0] == pas for k in s):
         return
@@ -178,15 +181,14 @@ def apdu_table(pas, title):
         if k not in s or k not in p:
             continue  # IFD_COMPARE_CLIENTS chose another row
         a, b = s[k], p[k]
-        ratios = [float(x['rate']) / float(y['rate']) for x, y in zip(a, b) if float(y['rate'])]
 
         def m(rows, key):
             return med(float(x[key]) for x in rows)
-        row(f'APDU/s, {n} client(s)', m(a, 'rate'), m(b, 'rate'), True, ratios)
+        row(f'APDU/s, {n} client(s)', m(a, 'rate'), m(b, 'rate'), True, rate_ratios(a, b))
         c = p.get(('again', 'apdu', n)) if pas == 'all' else None
         if c:  # pcscd against itself, in the same rounds: the machine's own spread
-            control = [float(x['rate']) / float(y['rate']) for x, y in zip(c, b) if float(y['rate'])]
-            row(f'  control: pcscd again, {n}', m(c, 'rate'), m(b, 'rate'), True, control)
+            row(f'  control: pcscd again, {n}', m(c, 'rate'), m(b, 'rate'), True,
+                rate_ratios(c, b))
         row(f'APDU p50 us, {n} client(s)', m(a, 'p50_us'), m(b, 'p50_us'), False)
         row(f'APDU p99 us, {n} client(s)', m(a, 'p99_us'), m(b, 'p99_us'), False)
         if all('d_csw' in x for x in a + b):

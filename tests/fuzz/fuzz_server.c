@@ -53,13 +53,16 @@ static const char *const readers[] = {"SimVendor SimReader 0", "SimVendor SimRea
                                       "SimVendor SimReader 2"};
 static char sock_path[108];
 
+static int stop_fd = -1; /* the server runs until it is written (scrm_fuzz_replay_done) */
+static pthread_t server_thread;
+
 static void *server_main(void *arg)
 {
     static struct scrmd_config cfg;
     struct rm_config rc;
     struct smc_ctx *ctx = smc_ctx_new();
     struct rm *rm;
-    int stop_fd = *(int *)arg;
+    (void)arg;
 
     scrm_assert(ctx && scrm_drivers_register(ctx) == STATUS_SUCCESS);
     rm_config_init(&rc);
@@ -82,9 +85,6 @@ static void *server_main(void *arg)
     return NULL;
 }
 
-static int stop_fd = -1;
-static pthread_t server_thread;
-
 static void start_server(void)
 {
     char dir[] = "/tmp/scrm-fuzz-XXXXXX";
@@ -99,7 +99,7 @@ static void start_server(void)
     scrm_assert(mkdtemp(dir) != NULL);
     snprintf(sock_path, sizeof sock_path, "%s/scrm.sock", dir);
     stop_fd = eventfd(0, EFD_CLOEXEC);
-    scrm_assert(stop_fd >= 0 && pthread_create(&server_thread, NULL, server_main, &stop_fd) == 0);
+    scrm_assert(stop_fd >= 0 && pthread_create(&server_thread, NULL, server_main, NULL) == 0);
     for (;;) { /* until the socket answers (start-up only) */
         struct pollfd none = {.fd = -1};
         struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -480,9 +480,9 @@ static bool loop_ref(void)
         ok = loop.ep >= 0 && loop.wake >= 0 &&
              ep_set(EPOLL_CTL_ADD, loop.wake, &loop.wake_watch, EPOLLIN) == 0 &&
              pthread_create(&loop.thread, NULL, event_thread, NULL) == 0;
-        if (ok) /* named here, before any caller looks: for top -H, gdb and the tests */
+        if (ok) { /* named here, before any caller looks: for top -H, gdb and the tests */
             (void)pthread_setname_np(loop.thread, "scrm-vpcd");
-        if (!ok) {
+        } else {
             log_error(drv, "vpcd: cannot start the event thread: %s", strerror(errno));
             if (loop.ep >= 0)
                 close(loop.ep);

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,16 +629,15 @@ static void test_reverse(void **state)
     teardown(state);
 }
 
-/* The vpcd event threads of this process (named scrm-vpcd). Counting only those, not every
- * thread, leaves out a sanitizer's own threads; and since a joined thread leaves /proc/self/task
- * a moment after pthread_join returns (later still when the host stalls the machine), a count
- * that must fall is waited for, up to 5 s. */
-static int event_threads(void)
+/* The ids of this process's vpcd event threads (named scrm-vpcd; a sanitizer's own threads are
+ * left out), up to max; their number. */
+#define MAX_EV 16
+static int event_threads(long *tids)
 {
     DIR *d = opendir("/proc/self/task");
     assert_non_null(d);
     int n = 0;
-    for (struct dirent *e; (e = readdir(d));) {
+    for (struct dirent *e; (e = readdir(d)) && n < MAX_EV;) {
         char path[300], comm[32] = "";
         if (e->d_name[0] == '.')
             continue;
@@ -646,21 +646,46 @@ static int event_threads(void)
         if (!f)
             continue; /* it has just left */
         if (fgets(comm, sizeof comm, f) && strcmp(comm, "scrm-vpcd\n") == 0)
-            n++;
+            tids[n++] = strtol(e->d_name, NULL, 10);
         fclose(f);
     }
     closedir(d);
     return n;
 }
 
-static int event_threads_fall_to(int want)
+/* The event threads now that were not in old[0..nold): its number, the last one in *tid. An
+ * earlier test's thread, joined but not yet out of /proc/self/task, is in old and not counted. */
+static int new_event_threads(const long *old, int nold, long *tid)
 {
-    int n = event_threads();
-    for (int i = 0; i < 5000 && n > want; i++) {
-        usleep(1000);
-        n = event_threads();
+    long now[MAX_EV];
+    int n = event_threads(now), fresh = 0;
+    for (int i = 0; i < n; i++) {
+        bool seen = false;
+        for (int j = 0; j < nold; j++)
+            seen |= now[i] == old[j];
+        if (!seen) {
+            fresh++;
+            *tid = now[i];
+        }
     }
-    return n;
+    return fresh;
+}
+
+/* Whether thread tid is still listed, after waiting up to 5 s for it to go: a joined thread
+ * leaves /proc/self/task a moment after pthread_join returns, and nothing signals that moment. */
+static bool still_listed(long tid)
+{
+    for (int i = 0; i < 5000; i++) {
+        long now[MAX_EV];
+        int n = event_threads(now);
+        bool listed = false;
+        for (int j = 0; j < n; j++)
+            listed |= now[j] == tid;
+        if (!listed)
+            return false;
+        usleep(1000);
+    }
+    return true;
 }
 
 /* All vpcd readers of a process share one event thread: started by the first, ended (joined)
@@ -668,19 +693,22 @@ static int event_threads_fall_to(int want)
 static void test_one_event_thread(void **state)
 {
     (void)state;
-    assert_int_equal(event_threads_fall_to(0), 0); /* the earlier tests' threads are gone */
+    long before[MAX_EV], ev = 0, again = 0;
+    int nbefore = event_threads(before);
     struct smc_ctx *ctx = smc_ctx_new();
     assert_int_equal(smc_register_driver(ctx, &smc_vpcd_driver), STATUS_SUCCESS);
     assert_int_equal(smc_add_device(ctx, "vpcd:0"), STATUS_SUCCESS);
-    assert_int_equal(event_threads(), 1);
+    assert_int_equal(new_event_threads(before, nbefore, &ev), 1);
     assert_int_equal(smc_add_device(ctx, "vpcd:127.0.0.1:0"), STATUS_SUCCESS);
     assert_int_equal(smc_add_device(ctx, "vpcd:localhost:0"), STATUS_SUCCESS);
-    assert_int_equal(event_threads(), 1);
+    assert_int_equal(new_event_threads(before, nbefore, &again), 1);
+    assert_int_equal(again, ev);
     assert_int_equal(smc_remove_device(ctx, "vpcd:0"), STATUS_SUCCESS);
     assert_int_equal(smc_remove_device(ctx, "vpcd:127.0.0.1:0"), STATUS_SUCCESS);
-    assert_int_equal(event_threads(), 1);
+    assert_int_equal(new_event_threads(before, nbefore, &again), 1);
+    assert_int_equal(again, ev);
     assert_int_equal(smc_remove_device(ctx, "vpcd:localhost:0"), STATUS_SUCCESS);
-    assert_int_equal(event_threads_fall_to(0), 0);
+    assert_false(still_listed(ev));
     smc_ctx_free(ctx);
 }
 

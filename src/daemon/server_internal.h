@@ -103,6 +103,9 @@ SCRM_MUST_CHECK int srv_pool_init(struct srv_pool *p, unsigned max_threads);
 /* Queue a job; starts a thread if none is free and the cap allows (if that fails, the job waits
  * for a running thread). */
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
+/* srv_pool_submit for a request the loop thread read from a client: it runs on a new thread
+ * while the cap allows, not on an idle one (server_pool.c, "New threads for clients"). */
+void srv_pool_submit_new(struct srv_pool *p, struct srv_job *job);
 /* srv_pool_submit, except on a worker of p between jobs' code: the job runs on this thread as
  * soon as its current job returns (one deferred job per thread; a second one is submitted). For
  * the request a worker wakes by freeing its reader (or takes from a lingering session): it runs

@@ -1,8 +1,9 @@
 /*
  * The server's worker pool: a FIFO of jobs served by threads started on demand, at most
- * `max_threads` (scrmd.conf; 0 = no cap). A job goes straight to the most recently idle thread;
- * one that finds none starts a thread while under the cap, otherwise it waits in the FIFO for the
- * next free thread. A thread idle for
+ * `max_threads` (scrmd.conf; 0 = no cap). A job goes straight to the most recently idle thread
+ * (a client's request: to a new thread, see "New threads for clients" below); one that finds
+ * none starts a thread while under the cap, otherwise it waits in the FIFO for the next free
+ * thread. A thread idle for
  * SRV_POOL_IDLE_MS leaves, except the last one, so the pool shrinks back after a burst and a job
  * always has a thread to run it even when no new thread can be created (failure to create one
  * is logged and only means less parallelism). That last one is a reserve: a job that finds only
@@ -22,6 +23,23 @@
  * sessions: `chain_end`, called when a job and what it deferred are done, may defer another);
  * while a job waits with no thread free for it, `starve_fd` is readable and lingering workers
  * give up at once, so a linger never delays another client beyond the thread it holds.
+ *
+ * New threads for clients. A request the loop thread read from a client (srv_pool_submit_new:
+ * the first of a stream, or one after a pause) runs on a thread started for it while the cap
+ * allows, not on an idle one, and a thread whose chain of jobs has ended leaves at once when
+ * another is idle already, so the pool holds the running threads and one idle thread (plus the
+ * ones within SRV_POOL_IDLE_MS of their last job when several chains end together). Why: Linux
+ * moves a woken thread next to the thread that woke it only while one of the two has woken few
+ * different threads lately (kernel/sched/fair.c, wake_wide()); a worker that has served a few
+ * requests has alternated between many clients and readers, so its wake-ups no longer move
+ * anything, and a client's thread and the reader's I/O thread (a virtual card's process, a
+ * driver's thread) stay wherever they happen to be for the whole stream, on two CPUs often
+ * crossed over the worker's. A new thread has woken nobody: it starts on the least loaded CPU
+ * and its first wake-ups bring the client and the reader's thread next to it, so each stream's
+ * chain settles on one CPU, as it does under pcscd, which starts a thread per client. It costs a
+ * thread start per request the loop thread reads (tens of microseconds; a client in a stream
+ * pays it once, since the worker lingering on it takes the rest); docs/ifd-figures.md has both
+ * sides of that trade.
  *
  * Threads are detached from bookkeeping by themselves: a leaving thread records its id on the
  * `dead` list, which the next submit (or the final destroy) joins outside the lock.
@@ -210,6 +228,8 @@ static void *worker_main(void *arg)
         scrm_mutex_lock(&p->lock);
         p->running--;
         scrm_cond_broadcast(&p->drained);
+        if (!p->head && !p->stop && !LIST_EMPTY(&p->idle))
+            break; /* another thread is idle already: one is enough (New threads) */
     }
     thread_leaving(p);
     scrm_mutex_unlock(&p->lock);
@@ -292,7 +312,7 @@ static void reap(struct srv_pool *p)
     free(dead);
 }
 
-void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
+static void submit(struct srv_pool *p, struct srv_job *job, bool new_thread)
 {
     struct srv_worker *w;
     bool dead;
@@ -300,7 +320,9 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
     job->next = NULL;
     scrm_mutex_lock(&p->lock);
     w = LIST_FIRST(&p->idle);
-    if (w && w->reserve && under_cap(p)) {
+    if (w && new_thread && !w->reserve && under_cap(p)) {
+        w = NULL; /* a client's request: a new thread takes it; w stays idle */
+    } else if (w && w->reserve && under_cap(p)) {
         /* Only the reserve is idle (the others have left): a new thread takes the job, placed by
          * the kernel on the least loaded CPU as any new thread is, where the reserve would wake
          * on the CPU it last ran on, whatever now runs there (a burst of clients would then
@@ -319,8 +341,8 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
         p->tail = job;
         p->queued++;
         if (!start_thread(p)) {
-            /* No new thread: an idle one (the reserve) takes the oldest queued job; if none is
-             * idle, the job waits for a running one. */
+            /* No new thread: an idle one (the reserve, or the one passed over) takes the
+             * oldest queued job; if none is idle, the job waits for a running one. */
             w = LIST_FIRST(&p->idle);
             if (w)
                 hand(p, w, fifo_pop(p));
@@ -335,6 +357,16 @@ void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
         sem_post(&w->wake);
     if (dead)
         reap(p);
+}
+
+void srv_pool_submit(struct srv_pool *p, struct srv_job *job)
+{
+    submit(p, job, false);
+}
+
+void srv_pool_submit_new(struct srv_pool *p, struct srv_job *job)
+{
+    submit(p, job, true);
 }
 
 void srv_pool_defer(struct srv_pool *p, struct srv_job *job)

@@ -995,7 +995,7 @@ void session_submit(struct session *s, uint8_t *msg, size_t len)
     scrm_mutex_unlock(&s->lock);
     s->job.fn = request_job;
     if (!park_early(s))
-        srv_pool_submit(&s->srv->pool, &s->job);
+        srv_pool_submit_new(&s->srv->pool, &s->job);
 }
 
 /* Read what the socket has, message by message (loop thread): at most one complete message, and

@@ -103,8 +103,9 @@ SCRM_MUST_CHECK int srv_pool_init(struct srv_pool *p, unsigned max_threads);
 /* Queue a job; starts a thread if none is free and the cap allows (if that fails, the job waits
  * for a running thread). */
 void srv_pool_submit(struct srv_pool *p, struct srv_job *job);
-/* srv_pool_submit for a request the loop thread read from a client: it runs on a new thread
- * while the cap allows, not on an idle one (server_pool.c, "New threads for clients"). */
+/* srv_pool_submit for a client's request that opens a card or carries its APDUs, read by the
+ * loop thread: it runs on a new thread while the cap allows, not on an idle one (server_pool.c,
+ * "New threads for card streams"). */
 void srv_pool_submit_new(struct srv_pool *p, struct srv_job *job);
 /* srv_pool_submit, except on a worker of p between jobs' code: the job runs on this thread as
  * soon as its current job returns (one deferred job per thread; a second one is submitted). For
@@ -416,6 +417,8 @@ SCRM_MUST_CHECK enum srv_take pcl_take_ready(struct session *s);
 /* The session handle of the card a request is for, if it is one that may wait for its reader
  * before it runs (TRANSMIT); false for any other request. */
 SCRM_MUST_CHECK bool pcl_request_card(const uint8_t *msg, size_t len, uint64_t *handle);
+/* A request that opens a card or carries its APDUs (CONNECT, RECONNECT, TRANSMIT, CONTROL). */
+SCRM_MUST_CHECK bool pcl_stream_request(const uint8_t *msg, size_t len);
 /* A request is parked: the session reads no input until it is answered (any thread). */
 SCRM_MUST_CHECK bool pcl_session_parked(const struct session *s);
 /* Take the parked request back into s->job_msg to run it again; false if none (the thread

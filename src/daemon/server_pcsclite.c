@@ -366,6 +366,16 @@ bool pcl_request_card(const uint8_t *msg, size_t len, uint64_t *handle)
     return true;
 }
 
+bool pcl_stream_request(const uint8_t *msg, size_t len)
+{
+    struct pcl_hdr h;
+    if (len < sizeof h)
+        return false;
+    memcpy(&h, msg, sizeof h);
+    return h.command == PCL_CMD_CONNECT || h.command == PCL_CMD_RECONNECT ||
+           h.command == PCL_CMD_TRANSMIT || h.command == PCL_CMD_CONTROL;
+}
+
 static void send_struct(struct session *s, const void *p, size_t n)
 {
     session_send(s, p, n);

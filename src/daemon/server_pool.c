@@ -1,7 +1,7 @@
 /*
  * The server's worker pool: a FIFO of jobs served by threads started on demand, at most
  * `max_threads` (scrmd.conf; 0 = no cap). A job goes straight to the most recently idle thread
- * (a client's request: to a new thread, see "New threads for clients" below); one that finds
+ * (a client's card request: to a new thread, see "New threads for card streams"); one that finds
  * none starts a thread while under the cap, otherwise it waits in the FIFO for the next free
  * thread. A thread idle for
  * SRV_POOL_IDLE_MS leaves, except the last one, so the pool shrinks back after a burst and a job
@@ -24,22 +24,22 @@
  * while a job waits with no thread free for it, `starve_fd` is readable and lingering workers
  * give up at once, so a linger never delays another client beyond the thread it holds.
  *
- * New threads for clients. A request the loop thread read from a client (srv_pool_submit_new:
- * the first of a stream, or one after a pause) runs on a thread started for it while the cap
- * allows, not on an idle one, and a thread whose chain of jobs has ended leaves at once when
- * another is idle already, so the pool holds the running threads and one idle thread (plus the
- * ones within SRV_POOL_IDLE_MS of their last job when several chains end together). Why: Linux
+ * New threads for card streams. A client's request that opens a card or carries its APDUs
+ * (CONNECT, RECONNECT, TRANSMIT, CONTROL), read by the loop thread (the first of a stream, or one
+ * after a pause: the worker lingering on a client takes the rest), runs on a thread started for
+ * it while the cap allows (srv_pool_submit_new), not on an idle one; such a thread leaves at the
+ * end of its chain of jobs when another is idle already, so they do not pile up. Why: Linux
  * moves a woken thread next to the thread that woke it only while one of the two has woken few
  * different threads lately (kernel/sched/fair.c, wake_wide()); a worker that has served a few
  * requests has alternated between many clients and readers, so its wake-ups no longer move
  * anything, and a client's thread and the reader's I/O thread (a virtual card's process, a
  * driver's thread) stay wherever they happen to be for the whole stream, on two CPUs often
  * crossed over the worker's. A new thread has woken nobody: it starts on the least loaded CPU
- * and its first wake-ups bring the client and the reader's thread next to it, so each stream's
- * chain settles on one CPU, as it does under pcscd, which starts a thread per client. It costs a
- * thread start per request the loop thread reads (tens of microseconds; a client in a stream
- * pays it once, since the worker lingering on it takes the rest); docs/ifd-figures.md has both
- * sides of that trade.
+ * and its first wake-ups bring the client and the reader's thread next to it (at CONNECT, when
+ * the card is powered, and at the stream's first APDU), so each stream's chain settles on one
+ * CPU, as it does under pcscd, which starts a thread per client. It costs a thread start per
+ * such request (tens of microseconds); the other requests (status, transactions, lists, waits)
+ * keep going to the most recently idle thread. docs/ifd-figures.md has both sides of the trade.
  *
  * Threads are detached from bookkeeping by themselves: a leaving thread records its id on the
  * `dead` list, which the next submit (or the final destroy) joins outside the lock.
@@ -67,7 +67,8 @@ struct srv_worker {
                                       * not be an acquire for every checker: TSan) */
     LIST_ENTRY(srv_worker) link;   /* the idle list */
     bool listed;                   /* on the idle list */
-    bool reserve; /* the last thread, idle SRV_POOL_IDLE_MS and more (cleared by a job) */
+    bool reserve;    /* the last thread, idle SRV_POOL_IDLE_MS and more (cleared by a job) */
+    bool for_stream; /* started for a card stream (srv_pool_submit_new) */
 };
 
 /* Signal or clear starve_fd to match the queue; p->lock held. */
@@ -228,8 +229,8 @@ static void *worker_main(void *arg)
         scrm_mutex_lock(&p->lock);
         p->running--;
         scrm_cond_broadcast(&p->drained);
-        if (!p->head && !p->stop && !LIST_EMPTY(&p->idle))
-            break; /* another thread is idle already: one is enough (New threads) */
+        if (w->for_stream && !p->head && !p->stop && !LIST_EMPTY(&p->idle))
+            break; /* another thread is idle already (New threads for card streams) */
     }
     thread_leaving(p);
     scrm_mutex_unlock(&p->lock);
@@ -245,7 +246,7 @@ static bool under_cap(const struct srv_pool *p) SCRM_REQUIRES(p->lock)
 }
 
 /* Start one worker; p->lock held. False at the cap or if it could not be created. */
-static bool start_thread(struct srv_pool *p) SCRM_REQUIRES(p->lock)
+static bool start_thread(struct srv_pool *p, bool for_stream) SCRM_REQUIRES(p->lock)
 {
     scrm_mutex_assert_held(&p->lock);
     if (!under_cap(p))
@@ -255,6 +256,7 @@ static bool start_thread(struct srv_pool *p) SCRM_REQUIRES(p->lock)
     int rc = ENOMEM;
     if (w && sem_init(&w->wake, 0, 0) == 0) {
         w->pool = p;
+        w->for_stream = for_stream;
         rc = pthread_create(&t, NULL, worker_main, w);
         if (rc != 0)
             sem_destroy(&w->wake);
@@ -290,7 +292,7 @@ int srv_pool_init(struct srv_pool *p, unsigned max_threads)
         return -1;
     }
     scrm_mutex_lock(&p->lock);
-    rc = start_thread(p) ? 0 : -1; /* the one that always stays */
+    rc = start_thread(p, false) ? 0 : -1; /* the one that always stays */
     scrm_mutex_unlock(&p->lock);
     return rc;
 }
@@ -340,7 +342,7 @@ static void submit(struct srv_pool *p, struct srv_job *job, bool new_thread)
             p->head = job;
         p->tail = job;
         p->queued++;
-        if (!start_thread(p)) {
+        if (!start_thread(p, new_thread)) {
             /* No new thread: an idle one (the reserve, or the one passed over) takes the
              * oldest queued job; if none is idle, the job waits for a running one. */
             w = LIST_FIRST(&p->idle);

@@ -610,6 +610,22 @@ static bool request_card(const struct session *s, uint64_t *handle)
     return true;
 }
 
+/* A request that opens a card or carries its APDUs (CONNECT, RECONNECT, TRANSMIT, CONTROL): the
+ * start of a stream of requests to a card, which runs on a new thread when the loop thread
+ * read it (server_pool.c, "New threads for card streams"). */
+static bool stream_request(const struct session *s)
+{
+    struct ipc_hdr h;
+
+    if (s->front == SRV_FRONT_PCSCLITE)
+        return pcl_stream_request(s->job_msg, s->job_len);
+    if (s->job_len < sizeof h)
+        return false;
+    memcpy(&h, s->job_msg, sizeof h);
+    return h.cmd == IPC_CMD_CONNECT || h.cmd == IPC_CMD_RECONNECT || h.cmd == IPC_CMD_TRANSMIT ||
+           h.cmd == IPC_CMD_CONTROL;
+}
+
 /* This worker runs a request that touches one reader and then only replies (a TRANSMIT): a
  * request it wakes by freeing that reader may run next on this thread (srv_pool_defer). Not for
  * a request that may go on to wait for another reader (a RELEASE closing several cards), which
@@ -994,8 +1010,12 @@ void session_submit(struct session *s, uint8_t *msg, size_t len)
     session_rearm(s);
     scrm_mutex_unlock(&s->lock);
     s->job.fn = request_job;
-    if (!park_early(s))
+    if (park_early(s))
+        return;
+    if (stream_request(s))
         srv_pool_submit_new(&s->srv->pool, &s->job);
+    else
+        srv_pool_submit(&s->srv->pool, &s->job);
 }
 
 /* Read what the socket has, message by message (loop thread): at most one complete message, and

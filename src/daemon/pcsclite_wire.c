@@ -24,6 +24,12 @@ enum pcl_run pcl_cmd_run(uint32_t cmd)
     return cmd < PCL_CMD_LIMIT ? cmd_table[cmd].run : PCL_RUN_NONE;
 }
 
+bool pcl_cmd_pooled(uint32_t cmd)
+{
+    enum pcl_run run = pcl_cmd_run(cmd);
+    return run == PCL_RUN_POOL || run == PCL_RUN_STREAM;
+}
+
 const char *pcl_cmd_name(uint32_t cmd)
 {
     return pcl_cmd_run(cmd) != PCL_RUN_NONE ? cmd_table[cmd].name : "?";

@@ -165,13 +165,13 @@ _Static_assert(offsetof(struct pcl_getset, length) == 272, "cbAttrLen offset");
 #define PCL_COMMAND_LIST(X)                                        \
     X(ESTABLISH_CONTEXT, 0x01, sizeof(struct pcl_establish), LOOP) \
     X(RELEASE_CONTEXT, 0x02, sizeof(struct pcl_release), POOL)     \
-    X(CONNECT, 0x04, sizeof(struct pcl_connect), POOL)             \
-    X(RECONNECT, 0x05, sizeof(struct pcl_reconnect), POOL)         \
+    X(CONNECT, 0x04, sizeof(struct pcl_connect), STREAM)           \
+    X(RECONNECT, 0x05, sizeof(struct pcl_reconnect), STREAM)       \
     X(DISCONNECT, 0x06, sizeof(struct pcl_card_disp), POOL)        \
     X(BEGIN_TRANSACTION, 0x07, sizeof(struct pcl_card), POOL)      \
     X(END_TRANSACTION, 0x08, sizeof(struct pcl_card_disp), POOL)   \
-    X(TRANSMIT, 0x09, sizeof(struct pcl_transmit), POOL)           \
-    X(CONTROL, 0x0A, sizeof(struct pcl_control), POOL)             \
+    X(TRANSMIT, 0x09, sizeof(struct pcl_transmit), STREAM)         \
+    X(CONTROL, 0x0A, sizeof(struct pcl_control), STREAM)           \
     X(STATUS, 0x0B, sizeof(struct pcl_card), POOL)                 \
     X(CANCEL, 0x0D, sizeof(struct pcl_cancel), LOOP)               \
     X(GET_ATTRIB, 0x0F, sizeof(struct pcl_getset), POOL)           \
@@ -191,10 +191,14 @@ enum pcl_cmd {
         PCL_CMD_LIMIT = 0x18
 };
 
-enum pcl_run { PCL_RUN_NONE, PCL_RUN_LOOP, PCL_RUN_POOL, PCL_RUN_READ };
+/* STREAM: a pool request that opens a card or carries its APDUs, which starts on a new thread
+ * when the loop thread read it (server_pool.c, "New threads for card streams"). */
+enum pcl_run { PCL_RUN_NONE, PCL_RUN_LOOP, PCL_RUN_POOL, PCL_RUN_STREAM, PCL_RUN_READ };
 
 /* How a command runs; PCL_RUN_NONE for a code the daemon does not serve. */
 enum pcl_run pcl_cmd_run(uint32_t cmd);
+/* Runs on the worker pool (POOL or STREAM). */
+bool pcl_cmd_pooled(uint32_t cmd);
 /* "TRANSMIT", or "?" */
 const char *pcl_cmd_name(uint32_t cmd);
 

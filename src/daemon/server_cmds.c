@@ -439,19 +439,21 @@ static void cmd_WAIT_TX(struct session *s, const struct ipc_hdr *h, const uint8_
  */
 
 /* Where each command runs: the loop thread for what is quick and bounded by the message; the
- * status-change commands on the pool, since a wait costs O(its entries). */
+ * status-change commands on the pool, since a wait costs O(its entries); the requests that open
+ * a card or carry its APDUs on the pool as a stream's start (a new thread when the loop thread
+ * read them: server_pool.c). */
 #define SRV_RUN_HELLO             SRV_LOOP
 #define SRV_RUN_LIST_READERS      SRV_LOOP
 #define SRV_RUN_GET_STATUS_CHANGE SRV_POOL
 #define SRV_RUN_STOP_WAIT         SRV_POOL
-#define SRV_RUN_CONNECT           SRV_POOL
-#define SRV_RUN_RECONNECT         SRV_POOL
+#define SRV_RUN_CONNECT           SRV_STREAM
+#define SRV_RUN_RECONNECT         SRV_STREAM
 #define SRV_RUN_DISCONNECT        SRV_POOL
 #define SRV_RUN_BEGIN_TRANSACTION SRV_POOL
 #define SRV_RUN_END_TRANSACTION   SRV_POOL
 #define SRV_RUN_STATUS            SRV_POOL
-#define SRV_RUN_TRANSMIT          SRV_POOL
-#define SRV_RUN_CONTROL           SRV_POOL
+#define SRV_RUN_TRANSMIT          SRV_STREAM
+#define SRV_RUN_CONTROL           SRV_STREAM
 #define SRV_RUN_GET_ATTRIB        SRV_POOL
 #define SRV_RUN_SET_ATTRIB        SRV_POOL
 #define SRV_RUN_WAIT_TX           SRV_POOL

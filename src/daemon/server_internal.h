@@ -417,7 +417,7 @@ SCRM_MUST_CHECK enum srv_take pcl_take_ready(struct session *s);
 /* The session handle of the card a request is for, if it is one that may wait for its reader
  * before it runs (TRANSMIT); false for any other request. */
 SCRM_MUST_CHECK bool pcl_request_card(const uint8_t *msg, size_t len, uint64_t *handle);
-/* A request that opens a card or carries its APDUs (CONNECT, RECONNECT, TRANSMIT, CONTROL). */
+/* A request of run class PCL_RUN_STREAM (it opens a card or carries its APDUs). */
 SCRM_MUST_CHECK bool pcl_stream_request(const uint8_t *msg, size_t len);
 /* A request is parked: the session reads no input until it is answered (any thread). */
 SCRM_MUST_CHECK bool pcl_session_parked(const struct session *s);
@@ -428,7 +428,9 @@ SCRM_MUST_CHECK bool pcl_unpark_job(struct session *s);
 void pcl_session_end(struct session *s);
 
 /* server_cmds.c: one handler per command, generated dispatch. */
-enum srv_run { SRV_LOOP, SRV_POOL };
+/* STREAM: a pool request that opens a card or carries its APDUs, which starts on a new thread
+ * when the loop thread read it (server_pool.c, "New threads for card streams"). */
+enum srv_run { SRV_LOOP, SRV_POOL, SRV_STREAM };
 /* How a command runs, or -1 for a code the protocol does not have. */
 SCRM_MUST_CHECK int srv_cmd_run(uint16_t cmd);
 /* Execute a request (validated by ipc_check_request) on the calling thread. */

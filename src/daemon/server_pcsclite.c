@@ -372,8 +372,7 @@ bool pcl_stream_request(const uint8_t *msg, size_t len)
     if (len < sizeof h)
         return false;
     memcpy(&h, msg, sizeof h);
-    return h.command == PCL_CMD_CONNECT || h.command == PCL_CMD_RECONNECT ||
-           h.command == PCL_CMD_TRANSMIT || h.command == PCL_CMD_CONTROL;
+    return pcl_cmd_run(h.command) == PCL_RUN_STREAM;
 }
 
 static void send_struct(struct session *s, const void *p, size_t n)
@@ -688,7 +687,7 @@ enum srv_take pcl_take_ready(struct session *s)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return SRV_TAKE_NONE;
         if (n != (ssize_t)sizeof h ||
-            (pcl_cmd_run(h.command) != PCL_RUN_POOL &&
+            (!pcl_cmd_pooled(h.command) &&
              (pcl_cmd_run(h.command) != PCL_RUN_READ || s->pcl->minor >= 6)))
             return SRV_TAKE_OTHER; /* not a whole header yet, or the loop thread's command (a
                                     * 4:6 table fetch stays with the loop thread, which orders
@@ -742,7 +741,7 @@ static void dispatch(struct session *s, const uint8_t *msg, size_t len)
     struct pcl_hdr h;
     memcpy(&h, msg, sizeof h);
     s->hello_done = true; /* no HELLO here: the first message ends the connect deadline */
-    if (pcl_cmd_run(h.command) != PCL_RUN_POOL) { /* LOOP and READ */
+    if (!pcl_cmd_pooled(h.command)) { /* LOOP and READ */
         log_trace(ipc, "client %llu: pcsc-lite %s", (unsigned long long)s->id,
                   pcl_cmd_name(h.command));
         exec_loop(s, h.command, msg + sizeof h);

@@ -526,7 +526,7 @@ static enum srv_take take_request(struct session *s)
     if (n < (ssize_t)sizeof h)
         return SRV_TAKE_OTHER;
     memcpy(&h, peek, sizeof h);
-    if (h.size < sizeof h || h.size > IPC_MSG_MAX || srv_cmd_run(h.cmd) != SRV_POOL)
+    if (h.size < sizeof h || h.size > IPC_MSG_MAX || srv_cmd_run(h.cmd) < SRV_POOL)
         return SRV_TAKE_OTHER;
     msg = malloc(h.size);
     if (!msg)
@@ -610,9 +610,9 @@ static bool request_card(const struct session *s, uint64_t *handle)
     return true;
 }
 
-/* A request that opens a card or carries its APDUs (CONNECT, RECONNECT, TRANSMIT, CONTROL): the
- * start of a stream of requests to a card, which runs on a new thread when the loop thread
- * read it (server_pool.c, "New threads for card streams"). */
+/* A request of run class STREAM in its protocol's command table (it opens a card or carries its
+ * APDUs): the start of a stream of requests to a card, which runs on a new thread when the loop
+ * thread read it (server_pool.c, "New threads for card streams"). */
 static bool stream_request(const struct session *s)
 {
     struct ipc_hdr h;
@@ -622,8 +622,7 @@ static bool stream_request(const struct session *s)
     if (s->job_len < sizeof h)
         return false;
     memcpy(&h, s->job_msg, sizeof h);
-    return h.cmd == IPC_CMD_CONNECT || h.cmd == IPC_CMD_RECONNECT || h.cmd == IPC_CMD_TRANSMIT ||
-           h.cmd == IPC_CMD_CONTROL;
+    return srv_cmd_run(h.cmd) == SRV_STREAM;
 }
 
 /* This worker runs a request that touches one reader and then only replies (a TRANSMIT): a

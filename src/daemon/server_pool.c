@@ -322,14 +322,13 @@ static void submit(struct srv_pool *p, struct srv_job *job, bool new_thread)
     job->next = NULL;
     scrm_mutex_lock(&p->lock);
     w = LIST_FIRST(&p->idle);
-    if (w && new_thread && !w->reserve && under_cap(p)) {
-        w = NULL; /* a client's request: a new thread takes it; w stays idle */
-    } else if (w && w->reserve && under_cap(p)) {
-        /* Only the reserve is idle (the others have left): a new thread takes the job, placed by
-         * the kernel on the least loaded CPU as any new thread is, where the reserve would wake
-         * on the CPU it last ran on, whatever now runs there (a burst of clients would then
-         * start out crowded on one CPU). The reserve stays idle, for when no thread can be
-         * started (below); with another thread it is no longer the last one. */
+    if (w && (new_thread || w->reserve) && under_cap(p)) {
+        /* A stream's start (New threads for card streams), or only the reserve is idle (the
+         * others have left): a new thread takes the job, placed by the kernel on the least
+         * loaded CPU as any new thread is, where w would wake on the CPU it last ran on,
+         * whatever now runs there (a burst of clients would then start out crowded on one
+         * CPU). w stays idle, for when no thread can be started (below); with another thread
+         * the reserve is no longer the last one. */
         w->reserve = false;
         w = NULL;
     }

@@ -14,47 +14,25 @@
 # AB_SECONDS per row (default 1), AB_ROUNDS (default 30).
 set -eu
 B=$(cd "${1:-build/release}" && pwd)
-if [ "$(id -u)" != 0 ]; then
-    echo "ab: needs root (private namespaces); skipped"
-    exit 0
-fi
-if [ -z "${AB_NS:-}" ]; then
-    exec env AB_NS=1 unshare -m -n --propagation private "$0" "$B"
-fi
-VPCD=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
-PCSCD=$(command -v pcscd || echo /usr/sbin/pcscd)
-[ -f "$VPCD" ] && [ -x "$PCSCD" ] || { echo "ab: needs pcscd and vsmartcard-vpcd"; exit 0; }
-ip link set lo up
-D=$(mktemp -d)
-mkdir -p /run/pcscd "$D/conf"
-mount -t tmpfs tmpfs /run/pcscd
+. "$(dirname "$0")/lib.sh"
+ifd_bench_setup ab "$0" "$B"
 CLIENT=$B/bench/ifd/ifd_compare
 R0="Virtual PCD 00 00"
 R1="Virtual PCD 00 01"
 
-for side in a:35963 b:35983; do
-    cat >"$D/${side%%:*}.conf" <<CONF
-socket = $D/${side%%:*}.sock
-discover = false
-reader = ifd:vpcd:lib=$VPCD,device=/dev/null:${side#*:},name=Virtual%20PCD
-CONF
-done
+ifd_scrmd_conf "$D/a.conf" "$D/a.sock" 35963
+ifd_scrmd_conf "$D/b.conf" "$D/b.sock" 35983
 env ${AB_ENV_A:-} "${AB_A:-$B/src/daemon/scrmd}" -f --config "$D/a.conf" >"$D/a.log" 2>&1 &
 A=$!
 env ${AB_ENV_B:-} "${AB_B:-$B/src/daemon/scrmd}" -f --config "$D/b.conf" >"$D/b.log" 2>&1 &
 BB=$!
-printf 'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:35973\nLIBPATH %s\n' "$VPCD" >"$D/conf/vpcd"
+ifd_pcscd_conf 35973
 "$PCSCD" -f -c "$D/conf" >"$D/p.log" 2>&1 &
 P=$!
 trap 'kill $A $BB $P 2>/dev/null || true' EXIT
-for f in "$D/a.sock" "$D/b.sock" /run/pcscd/pcscd.comm; do
-    i=0
-    while [ ! -S "$f" ]; do
-        i=$((i + 1))
-        [ $i -lt 400 ] || { echo "ab: no socket $f"; cat "$D"/*.log; exit 1; }
-        sleep 0.05
-    done
-done
+ifd_wait_socket ab "$D/a.sock" $A
+ifd_wait_socket ab "$D/b.sock" $BB
+ifd_wait_socket ab /run/pcscd/pcscd.comm $P
 
 rate() { # side: one row, its APDU/s
     case $1 in

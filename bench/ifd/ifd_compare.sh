@@ -27,20 +27,8 @@
 # that do not depend on the machine's load, unlike the rates.
 set -eu
 B=$(cd "${1:-build/release}" && pwd)
-if [ "$(id -u)" != 0 ]; then
-    echo "ifd_compare: needs root (private namespaces); skipped"
-    exit 0
-fi
-if [ -z "${IFD_COMPARE_NS:-}" ]; then
-    exec env IFD_COMPARE_NS=1 unshare -m -n --propagation private "$0" "$B"
-fi
-VPCD=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
-PCSCD=$(command -v pcscd || echo /usr/sbin/pcscd)
-[ -f "$VPCD" ] && [ -x "$PCSCD" ] || { echo "ifd_compare: needs pcscd and vsmartcard-vpcd"; exit 0; }
-ip link set lo up
-D=$(mktemp -d)
-mkdir -p /run/pcscd "$D/conf"
-mount -t tmpfs tmpfs /run/pcscd
+. "$(dirname "$0")/lib.sh"
+ifd_bench_setup ifd_compare "$0" "$B"
 SPORT=35963 # scrm's vpcd slots: this port and the next
 PPORT=35973 # pcscd's
 SEC=${BENCH_SECONDS:-2}
@@ -53,28 +41,15 @@ R0="Virtual PCD 00 00"
 R1="Virtual PCD 00 01"
 NCPU=$(nproc)
 
-wait_socket() { # path, pid: bounded wait for a daemon's socket
-    i=0
-    while [ ! -S "$1" ]; do
-        kill -0 "$2" 2>/dev/null || { echo "ifd_compare: daemon died"; cat "$D"/*.log; exit 1; }
-        i=$((i + 1)); [ $i -lt 400 ] || { echo "ifd_compare: no socket $1"; exit 1; }
-        sleep 0.05
-    done
-}
-
-cat >"$D/scrmd.conf" <<CONF
-socket = $D/scrm.sock
-discover = false
-reader = ifd:vpcd:lib=$VPCD,device=/dev/null:$SPORT,name=Virtual%20PCD${IFD_OPTS:-}
-CONF
+ifd_scrmd_conf "$D/scrmd.conf" "$D/scrm.sock" $SPORT "${IFD_OPTS:-}"
 "${IFD_COMPARE_SCRMD:-$B/src/daemon/scrmd}" -f --config "$D/scrmd.conf" >"$D/scrmd.log" 2>&1 &
 S=$!
-printf 'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:%d\nLIBPATH %s\n' $PPORT "$VPCD" >"$D/conf/vpcd"
+ifd_pcscd_conf $PPORT
 "$PCSCD" -f -c "$D/conf" >"$D/pcscd.log" 2>&1 &
 P=$!
 trap 'kill $S $P 2>/dev/null || true' EXIT
-wait_socket "$D/scrm.sock" $S
-wait_socket /run/pcscd/pcscd.comm $P
+ifd_wait_socket ifd_compare "$D/scrm.sock" $S
+ifd_wait_socket ifd_compare /run/pcscd/pcscd.comm $P
 
 # side, clients (0: none), trials, tag: one run of the client binary against one daemon, its lines
 # tagged and appended to that daemon's file
